@@ -1,0 +1,38 @@
+# Sutra Grid Events. Quick start: `make run`, `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
+DATA_DIR ?= ./data
+
+.PHONY: deps build release test run bench fuzz clean
+
+# Installs the system libraries the build links against, when missing (needs root or sudo).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+run: release
+	@echo "grid-eventd is not built yet; the storage engine and segdump are: .build/release/segdump $(DATA_DIR)"
+
+bench: release
+	.build/release/store-stress bench --records 1000000
+
+fuzz: deps
+	@echo "fuzz targets arrive with the decoders (see Fuzz/README.md)"
+
+clean:
+	rm -rf .build

@@ -1,0 +1,515 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The storage engine: an append-only, log-structured store of memory-mapped segment files in one data
+/// directory, with in-memory indexes rebuilt on open.
+///
+/// Thread-safe: appends and reads may come from any thread. Appends are serialized for writing; under
+/// `Durability.batch` their fdatasyncs are shared (group commit).
+public final class EventStore: @unchecked Sendable {
+    /// The data directory.
+    public let directory: String
+    public let options: StoreOptions
+    /// What opening the store found.
+    public private(set) var recovery = RecoveryReport()
+
+    let sys: SystemCalls
+    let lock = ConditionLock()
+    let commit = GroupCommit()
+    let index = StoreIndex()
+    var segments: [Segment] = []
+    var segmentById: [UInt64: Segment] = [:]
+    var nextSequence: UInt64 = 1
+    var lastWritten: UInt64 = 0
+    var failure: StoreError?
+    var isClosed = false
+    private var lockFd: Int32 = -1
+
+    private init(directory: String, options: StoreOptions, sys: SystemCalls) {
+        self.directory = directory
+        self.options = options
+        self.sys = sys
+    }
+
+    deinit { close() }
+
+    // MARK: Opening
+
+    /// Opens (creating if missing) the data directory at `directory`: takes its lock, recovers every segment
+    /// (truncating a torn tail, skipping and reporting damaged frames), rebuilds the indexes and prepares an
+    /// active segment.
+    ///
+    /// - Throws: `StoreError` `.locked` when another process holds the directory (the message names its pid),
+    ///   `.invalidArgument` for bad options, `.io`/`.noSpace` when the file system refuses.
+    /// - Complexity: reads every segment once.
+    public static func open(at directory: String, options: StoreOptions = StoreOptions()) throws(StoreError)
+        -> EventStore
+    {
+        guard options.segmentCapacity >= StoreOptions.minSegmentCapacity,
+            options.segmentCapacity <= StoreOptions.maxSegmentCapacity
+        else {
+            throw StoreError.invalid(
+                "segment capacity \(options.segmentCapacity) is outside \(StoreOptions.minSegmentCapacity)...\(StoreOptions.maxSegmentCapacity) bytes"
+            )
+        }
+        let sys = SystemCalls(faults: options.faults)
+        let started = StoreOptions.nowMicros()
+        if options.readOnly {
+            guard sys.isDirectory(directory) == true else {
+                throw StoreError(.io, "data directory does not exist", path: directory, errno: ENOENT)
+            }
+        } else {
+            try makeDirectories(directory, sys)
+        }
+        var lockFd: Int32 = -1
+        if !options.readOnly {
+            lockFd = try acquireLock(directory, sys)
+        }
+        let store = EventStore(directory: directory, options: options, sys: sys)
+        store.lockFd = lockFd
+        var report = RecoveryReport()
+        do throws(StoreError) {
+            try store.recover(into: &report)
+        } catch {
+            store.close()
+            throw error
+        }
+        report.elapsedSeconds = Double(StoreOptions.nowMicros() - started) / 1e6
+        store.recovery = report
+        store.commit.markDurable(store.lastWritten)
+        options.onNotice?(report.summary)
+        return store
+    }
+
+    private static func makeDirectories(_ path: String, _ sys: SystemCalls) throws(StoreError) {
+        if sys.isDirectory(path) == true { return }
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part
+            if sys.isDirectory(prefix) != true { try sys.makeDirectory(prefix) }
+            prefix += "/"
+        }
+        guard sys.isDirectory(path) == true else {
+            throw StoreError(.io, "data directory path exists and is not a directory", path: path)
+        }
+    }
+
+    private static func acquireLock(_ directory: String, _ sys: SystemCalls) throws(StoreError) -> Int32 {
+        let path = directory + "/LOCK"
+        let fd = try sys.open(path, flags: O_RDWR | O_CREAT, mode: 0o644)
+        guard try sys.tryLockExclusive(fd, path: path) else {
+            let buffer = (try? sys.pread(fd, count: 32, at: 0, path: path)) ?? []
+            sys.close(fd)
+            let holder = String(decoding: buffer, as: UTF8.self).trimmingWhitespace
+            let who = holder.isEmpty ? "another process" : "pid \(holder)"
+            throw StoreError(
+                .locked,
+                "data directory \(directory) is locked by \(who); stop that process or use another data directory",
+                path: path)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        try sys.truncate(fd, length: 0, path: path)
+        try sys.pwriteAll(fd, pid, at: 0, path: path)
+        return fd
+    }
+
+    private func recover(into report: inout RecoveryReport) throws(StoreError) {
+        var ids: [UInt64] = []
+        for name in try sys.listDirectory(directory) {
+            if name.hasSuffix(".sgs.tmp"), !options.readOnly {
+                try sys.unlink(directory + "/" + name)  // a segment whose creation did not finish
+            } else if let id = Format.segmentId(fromFileName: name) {
+                ids.append(id)
+            }
+        }
+        ids.sort()
+        var maxSequence: UInt64 = 0
+        var lastUsable = true
+        for (i, id) in ids.enumerated() {
+            let isLast = i == ids.count - 1
+            let path = directory + "/" + Format.segmentFileName(id)
+            let writable = isLast && !options.readOnly
+            let fd = try sys.open(path, flags: writable ? O_RDWR : O_RDONLY)
+            var size = Int(try sys.fileSize(fd, path: path))
+            let headerBytes = try sys.pread(fd, count: Format.segmentHeaderSize, at: 0, path: path)
+            let header = headerBytes.withUnsafeBytes { Format.parseSegmentHeader($0) }
+            guard case .success(let h) = header, h.id == id else {
+                let reason: String
+                switch header {
+                case .failure(let r): reason = "unreadable header: \(r)"
+                case .success(let h): reason = "header names segment \(h.id), file name says \(id)"
+                }
+                report.unreadableSegments.append(Damage(segment: id, offset: 0, length: UInt64(size), reason: reason))
+                sys.close(fd)
+                if isLast { lastUsable = false }
+                continue
+            }
+            if writable, size < Int(h.capacity) {
+                try sys.preallocate(fd, length: h.capacity, path: path)
+                size = Int(h.capacity)
+            }
+            let base: UnsafeRawPointer
+            do throws(StoreError) {
+                base = try sys.mapReadOnly(fd, length: size, path: path)
+            } catch {
+                sys.close(fd)
+                throw error
+            }
+            let segment = Segment(
+                id: id, path: path, fd: fd, base: base, mappedLength: size, created: h.created, capacity: h.capacity,
+                end: Format.segmentHeaderSize, sealed: true)
+            let scan = scanAndIndex(segment)
+            if let torn = scan.tornTail {
+                if writable, !scan.sealed {
+                    // Cut the torn tail: drop everything after the last good frame, then reserve the space again.
+                    // The mapping stays valid: the file is back at full length before anything reads past `end`.
+                    try sys.truncate(fd, length: UInt64(scan.end), path: path)
+                    try sys.preallocate(fd, length: h.capacity, path: path)
+                    try sys.fdatasync(fd, path: path)
+                    report.truncated.append(torn)
+                } else {
+                    report.skipped.append(torn)
+                }
+            }
+            report.skipped.append(contentsOf: scan.damage)
+            segment.end = scan.end
+            segment.sealed = scan.sealed || !isLast || options.readOnly
+            for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
+            report.frames += scan.frames.count
+            segments.append(segment)
+            segmentById[id] = segment
+            if isLast { lastUsable = !scan.sealed }
+        }
+        report.segments = segments.count
+        report.concepts = index.conceptCount
+        report.adjacency = index.adjacencyCount
+        report.duplicates = index.duplicateCount
+        nextSequence = maxSequence + 1
+        lastWritten = maxSequence
+        if !options.readOnly, segments.isEmpty || !lastUsable || segments.last!.sealed {
+            let nextId = max(ids.last ?? 0, segments.last?.id ?? 0) + 1
+            try createSegment(id: nextId)
+        }
+    }
+
+    private func scanAndIndex(_ segment: Segment) -> SegmentScanResult {
+        let buf = segment.bytes
+        return SegmentScanner.scan(buf, segment: segment.id) { info, payload in
+            segment.noteFrame(offset: Int(info.offset), info: info)
+            index.indexFrame(
+                segment: segment.id, payloadOffset: Int(info.offset) + Format.frameHeaderSize, payload: payload,
+                lookup: conceptView)
+        }
+    }
+
+    // MARK: Segments
+
+    var active: Segment? {
+        guard let last = segments.last, !last.sealed else { return nil }
+        return last
+    }
+
+    /// Creates a segment: preallocate a temporary file, write and sync its header, rename it into place,
+    /// sync the directory. A crash at any point leaves either no segment or a complete empty one.
+    private func createSegment(id: UInt64) throws(StoreError) {
+        let capacity = UInt64(options.segmentCapacity)
+        let path = directory + "/" + Format.segmentFileName(id)
+        let tmp = path + ".tmp"
+        let fd = try sys.open(tmp, flags: O_RDWR | O_CREAT | O_TRUNC)
+        var mapped: UnsafeRawPointer?
+        do throws(StoreError) {
+            try sys.preallocate(fd, length: capacity, path: tmp)
+            let header = Format.segmentHeader(id: id, created: options.clock(), capacity: capacity)
+            try sys.pwriteAll(fd, header, at: 0, path: tmp)
+            try sys.fdatasync(fd, path: tmp)
+            try sys.rename(tmp, path)
+            try sys.syncDirectory(directory)
+            mapped = try sys.mapReadOnly(fd, length: Int(capacity), path: path)
+        } catch {
+            sys.close(fd)
+            try? sys.unlink(tmp)
+            if error.code == .syncFailed { failure = error }
+            throw error
+        }
+        let segment = Segment(
+            id: id, path: path, fd: fd, base: mapped!, mappedLength: Int(capacity), created: options.clock(),
+            capacity: capacity, end: Format.segmentHeaderSize, sealed: false)
+        segments.append(segment)
+        segmentById[id] = segment
+    }
+
+    /// Writes the seal frame (a summary of the segment), syncs, and marks the segment immutable.
+    private func seal(_ segment: Segment) throws(StoreError) {
+        var w = ByteWriter(capacity: Format.frameHeaderSize + Format.sealPayloadSize)
+        w.zeros(Format.frameHeaderSize)
+        w.u64(UInt64(segment.frames.count))
+        w.u64(UInt64(segment.recordCount))
+        w.i64(segment.hasTimeRange ? segment.minTimestamp : 0)
+        w.i64(segment.hasTimeRange ? segment.maxTimestamp : 0)
+        let sequence = nextSequence
+        finishFrame(&w.bytes, sequence: sequence, recordCount: 0, kind: Format.frameKindSeal)
+        try writeFrame(w.bytes, to: segment)
+        nextSequence += 1
+        do throws(StoreError) {
+            try sys.fdatasync(segment.fd, path: segment.path)
+        } catch {
+            failure = error
+            throw error
+        }
+        segment.end += w.bytes.count
+        segment.sealed = true
+        lastWritten = sequence
+        commit.markDurable(sequence)
+    }
+
+    /// Fills in a frame header (magic, length, sequence, count, kind, checksum) for `frame`, whose first 32 bytes
+    /// are reserved for it and whose payload follows.
+    private func finishFrame(_ frame: inout [UInt8], sequence: UInt64, recordCount: Int, kind: UInt16, payloadHash: UInt64? = nil) {
+        let payloadLength = frame.count - Format.frameHeaderSize
+        frame.withUnsafeMutableBytes { b in
+            b.storeBytes(of: Format.frameMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
+            b.storeBytes(of: UInt32(payloadLength).littleEndian, toByteOffset: 4, as: UInt32.self)
+            b.storeBytes(of: sequence.littleEndian, toByteOffset: 8, as: UInt64.self)
+            b.storeBytes(of: UInt32(recordCount).littleEndian, toByteOffset: 16, as: UInt32.self)
+            b.storeBytes(of: kind.littleEndian, toByteOffset: 20, as: UInt16.self)
+            b.storeBytes(of: UInt16(0), toByteOffset: 22, as: UInt16.self)
+            let ph = payloadHash ?? Hash.bytes(UnsafeRawBufferPointer(rebasing: b[Format.frameHeaderSize...]))
+            let sum = Format.frameChecksum(header24: UnsafeRawBufferPointer(rebasing: b[0..<24]), payloadHash: ph)
+            b.storeBytes(of: sum.littleEndian, toByteOffset: 24, as: UInt64.self)
+        }
+        let padded = Format.aligned(frame.count)
+        if padded > frame.count { frame.append(contentsOf: repeatElement(0, count: padded - frame.count)) }
+    }
+
+    /// Writes frame bytes at the segment's end. On failure, tries to zero what may have been written so no
+    /// partial frame lingers; if even that fails the store fails closed.
+    private func writeFrame(_ bytes: [UInt8], to segment: Segment) throws(StoreError) {
+        do throws(StoreError) {
+            try sys.pwriteAll(segment.fd, bytes, at: UInt64(segment.end), path: segment.path)
+        } catch {
+            let zeros = [UInt8](repeating: 0, count: bytes.count)
+            do throws(StoreError) {
+                try sys.pwriteAll(segment.fd, zeros, at: UInt64(segment.end), path: segment.path)
+            } catch let zeroError {
+                failure = StoreError(
+                    .failedClosed,
+                    "a failed write could not be cleaned up (\(zeroError.message)); reopen the store to recover",
+                    path: segment.path, offset: UInt64(segment.end))
+            }
+            throw error
+        }
+    }
+
+    // MARK: Appending
+
+    /// An encoded batch waiting for its sequence number.
+    struct EncodedBatch {
+        var bytes: [UInt8]
+        var recordCount: Int
+        var payloadHash: UInt64
+    }
+
+    /// Validates and encodes a batch outside the lock.
+    func encode(_ records: [Record]) throws(StoreError) -> EncodedBatch {
+        guard !records.isEmpty else { throw StoreError.invalid("empty batch: a batch needs at least one record") }
+        guard records.count <= Limits.maxRecordsPerBatch else {
+            throw StoreError.invalid("batch of \(records.count) records exceeds the limit of \(Limits.maxRecordsPerBatch)")
+        }
+        var size = Format.frameHeaderSize
+        for record in records {
+            switch record {
+            case .concept(let c):
+                try Limits.validate(id: c.id, what: "event id")
+                guard c.entities.count <= Limits.maxEntities else {
+                    throw StoreError.invalid("event \(c.id) mentions \(c.entities.count) entities; the limit is \(Limits.maxEntities)")
+                }
+                for e in c.entities { try Limits.validate(id: e, what: "entity id") }
+                guard c.payload.count <= Limits.maxPayload else {
+                    throw StoreError.invalid(
+                        "event \(c.id) has a payload of \(c.payload.count) bytes; the limit is \(Limits.maxPayload)")
+                }
+                guard c.idHash == Hash.id(c.id) else {
+                    throw StoreError.invalid("event \(c.id) carries an id hash that does not match its id")
+                }
+                size += Format.conceptSize(c)
+            case .adjacency:
+                size += Format.adjacencySize
+            }
+        }
+        let maxFrame = options.segmentCapacity - Format.segmentHeaderSize - Self.sealReserve
+        guard Format.aligned(size) <= maxFrame else {
+            throw StoreError(
+                .batchTooLarge,
+                "batch encodes to \(size) bytes; a segment of \(options.segmentCapacity) bytes holds at most \(maxFrame) per batch; split the batch"
+            )
+        }
+        var w = ByteWriter(capacity: Format.aligned(size))
+        w.zeros(Format.frameHeaderSize)
+        for record in records {
+            switch record {
+            case .concept(let c): Format.encode(c, into: &w)
+            case .adjacency(let a): Format.encode(a, into: &w)
+            }
+        }
+        let payloadHash = w.bytes.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[Format.frameHeaderSize...])) }
+        return EncodedBatch(bytes: w.bytes, recordCount: records.count, payloadHash: payloadHash)
+    }
+
+    static let sealReserve = Format.frameHeaderSize + Format.sealPayloadSize
+
+    /// Appends one batch atomically as one frame and returns once it is durable under `options.durability`.
+    ///
+    /// - Throws: `.invalidArgument` (empty batch, invalid id, oversized record), `.batchTooLarge`, `.noSpace`
+    ///   (nothing of the batch is acknowledged; retry after freeing space), `.syncFailed`/`.failedClosed`
+    ///   (the store acknowledges nothing more until reopened), `.notWritable`, `.closed`.
+    /// - Complexity: one write; under `.always` one fdatasync; under `.batch` a share of one.
+    @discardableResult
+    public func append(_ records: [Record]) throws(StoreError) -> AppendReceipt {
+        try append(batches: [records])[0]
+    }
+
+    /// Appends several batches, each its own atomic frame, with one shared durability wait. Receipts are in
+    /// order. If it throws, none of the batches may be considered acknowledged (some may still be stored; ids
+    /// make a resend safe).
+    public func append(batches: [[Record]]) throws(StoreError) -> [AppendReceipt] {
+        guard !options.readOnly else { throw StoreError(.notWritable, "store was opened read-only", path: directory) }
+        guard !batches.isEmpty else { throw StoreError.invalid("no batches to append") }
+        var encoded: [EncodedBatch] = []
+        encoded.reserveCapacity(batches.count)
+        for b in batches { encoded.append(try encode(b)) }
+        let receipts = try lock.withLock { () throws(StoreError) -> [AppendReceipt] in
+            try checkWritable()
+            var receipts: [AppendReceipt] = []
+            for var batch in encoded {
+                let segment = try segmentWithRoom(for: batch.bytes.count)
+                let sequence = nextSequence
+                finishFrame(
+                    &batch.bytes, sequence: sequence, recordCount: batch.recordCount, kind: Format.frameKindBatch,
+                    payloadHash: batch.payloadHash)
+                let offset = segment.end
+                try writeFrame(batch.bytes, to: segment)
+                nextSequence += 1
+                lastWritten = sequence
+                segment.end += batch.bytes.count
+                indexWrittenFrame(segment, offset: offset)
+                if options.durability == .always {
+                    do throws(StoreError) {
+                        try sys.fdatasync(segment.fd, path: segment.path)
+                    } catch {
+                        failure = error
+                        throw error
+                    }
+                    commit.markDurable(sequence)
+                }
+                receipts.append(
+                    AppendReceipt(
+                        sequence: sequence, segment: segment.id, offset: UInt64(offset),
+                        recordCount: batch.recordCount, isSynced: options.durability != .none))
+            }
+            return receipts
+        }
+        if options.durability == .batch, let last = receipts.last {
+            try commit.waitDurable(last.sequence) { () throws(StoreError) -> UInt64 in
+                try syncActive()
+            }
+        }
+        return receipts
+    }
+
+    /// Syncs the active segment; returns the highest sequence the sync covers. Sealed segments were synced
+    /// when sealed.
+    private func syncActive() throws(StoreError) -> UInt64 {
+        let (target, segment) = lock.withLock { (lastWritten, active) }
+        if let segment {
+            do throws(StoreError) {
+                try sys.fdatasync(segment.fd, path: segment.path)
+            } catch {
+                lock.withLock { failure = error }
+                throw error
+            }
+        }
+        return target
+    }
+
+    private func checkWritable() throws(StoreError) {
+        if isClosed { throw StoreError(.closed, "store is closed", path: directory) }
+        if let failure {
+            throw StoreError(
+                .failedClosed,
+                "store failed closed after an earlier error (\(failure.message)); nothing more is acknowledged until it is reopened",
+                path: failure.path ?? directory, errno: failure.errno)
+        }
+    }
+
+    private func segmentWithRoom(for size: Int) throws(StoreError) -> Segment {
+        if let segment = active {
+            if segment.end + size + Self.sealReserve <= Int(segment.capacity) { return segment }
+            try seal(segment)
+        }
+        try createSegment(id: (segments.last?.id ?? 0) + 1)
+        return segments.last!
+    }
+
+    private func indexWrittenFrame(_ segment: Segment, offset: Int) {
+        let buf = segment.bytes
+        // The frame was built by this process; the scan's checks are skipped, only its summary is computed.
+        let header = buf.slice(offset, Format.frameHeaderSize)
+        let payloadLength = Int(header.u32(4))
+        let payload = buf.slice(offset + Format.frameHeaderSize, payloadLength)
+        var info = FrameInfo(
+            offset: UInt64(offset), sequence: header.u64(8), kind: .batch, recordCount: Int(header.u32(16)),
+            payloadLength: payloadLength, size: Format.aligned(Format.frameHeaderSize + payloadLength), concepts: 0,
+            adjacency: 0, minTimestamp: .max, maxTimestamp: .min)
+        var it = RecordIterator(payload)
+        while let r = it.next() {
+            let ts = payload.i64(r.offset + 24)
+            info.minTimestamp = min(info.minTimestamp, ts)
+            info.maxTimestamp = max(info.maxTimestamp, ts)
+            if r.kind == Format.recordKindConcept { info.concepts += 1 } else { info.adjacency += 1 }
+        }
+        segment.noteFrame(offset: offset, info: info)
+        index.indexFrame(
+            segment: segment.id, payloadOffset: offset + Format.frameHeaderSize, payload: payload, lookup: conceptView)
+    }
+
+    /// The concept record at `loc`, bounds-checked against its segment.
+    func conceptView(_ loc: Location) -> ConceptView? {
+        guard let segment = segmentById[loc.segment] else { return nil }
+        let offset = loc.offset
+        guard offset + Format.recordHeaderSize <= segment.end else { return nil }
+        let buf = segment.bytes
+        let length = Int(buf.u32(offset + 4))
+        guard buf.u8(offset) == Format.recordKindConcept, offset + length <= segment.end else { return nil }
+        return ConceptView(bytes: buf.slice(offset, length))
+    }
+
+    // MARK: Closing
+
+    /// Syncs (unless the store failed) and releases every file, mapping and the directory lock. Idempotent.
+    public func close() {
+        lock.withLock {
+            if isClosed { return }
+            isClosed = true
+            if !options.readOnly, failure == nil, let segment = active {
+                try? sys.fdatasync(segment.fd, path: segment.path)
+            }
+            for s in segments { s.close(sys) }
+            segments = []
+            segmentById = [:]
+            if lockFd >= 0 {
+                sys.close(lockFd)
+                lockFd = -1
+            }
+        }
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a store is opened.
+public struct StoreOptions: Sendable {
+    /// When an append returns: see `Durability`. Default `.batch` (group commit).
+    public var durability: Durability = .batch
+    /// Size of each segment file, preallocated when created. Default 64 MiB; 64 KiB to 1 GiB.
+    public var segmentCapacity: Int = 64 << 20
+    /// Open without the lock, without recovery writes, refusing appends (for inspection of a live store).
+    public var readOnly = false
+    /// Receives one-line notices (recovery summary, truncation, skipped damage). Executables route it to a log.
+    public var onNotice: (@Sendable (String) -> Void)?
+    /// The clock, in microseconds since the epoch (segment creation times).
+    public var clock: @Sendable () -> Int64 = { StoreOptions.nowMicros() }
+    /// Faults to inject into system calls (tests only).
+    @_spi(Testing) public var faults: FaultInjector?
+
+    public init(durability: Durability = .batch, segmentCapacity: Int = 64 << 20, readOnly: Bool = false) {
+        self.durability = durability
+        self.segmentCapacity = segmentCapacity
+        self.readOnly = readOnly
+    }
+
+    public static func nowMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    static let minSegmentCapacity = 64 << 10
+    static let maxSegmentCapacity = 1 << 30
+}
+
+/// What opening a store found and did.
+public struct RecoveryReport: Sendable {
+    public var segments = 0
+    public var frames = 0
+    public var concepts = 0
+    public var adjacency = 0
+    /// Concept records found twice (a batch resent after a lost ack); the first copy is served.
+    public var duplicates = 0
+    /// Torn tails cut off the last segment.
+    public var truncated: [Damage] = []
+    /// Damaged regions reported and skipped; the frames around them are served.
+    public var skipped: [Damage] = []
+    /// Segments whose header could not be read; none of their data is served.
+    public var unreadableSegments: [Damage] = []
+    public var elapsedSeconds = 0.0
+
+    /// One line for the log.
+    public var summary: String {
+        var s = "recovered \(segments) segment(s), \(frames) frame(s), \(concepts) event(s), \(adjacency) adjacency entries"
+        s += " in \(String(format3(elapsedSeconds)))s"
+        if duplicates > 0 { s += "; \(duplicates) duplicate event(s) ignored" }
+        for t in truncated { s += "; truncated torn tail at \(t.description)" }
+        if !skipped.isEmpty { s += "; skipped \(skipped.count) damaged region(s): " + skipped.map(\.description).joined(separator: "; ") }
+        if !unreadableSegments.isEmpty {
+            s += "; unreadable segment(s): " + unreadableSegments.map(\.description).joined(separator: "; ")
+        }
+        return s
+    }
+}
+
+func format3(_ x: Double) -> String {
+    let scaled = (x * 1000).rounded()
+    let whole = Int(scaled) / 1000
+    let frac = Int(scaled) % 1000
+    let f = String(frac)
+    return "\(whole)." + String(repeating: "0", count: 3 - f.count) + f
+}

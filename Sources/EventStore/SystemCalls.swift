@@ -1,0 +1,293 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// The one layer through which the store makes file-system calls. Each call is wrapped once: errno is read
+/// immediately, EINTR is retried, and failures become `StoreError`s carrying the path and what was being done.
+///
+/// Tests make calls fail through a `FaultInjector` (ENOSPC from a write, EIO from fdatasync, short writes)
+/// without needing a broken disk.
+struct SystemCalls: Sendable {
+    let faults: FaultInjector?
+
+    static let live = SystemCalls(faults: nil)
+
+    private func inject(_ call: FaultInjector.Call, _ what: String, path: String) throws(StoreError) {
+        guard let faults, let err = faults.fault(for: call) else { return }
+        throw SystemCalls.error(err, what, path: path)
+    }
+
+    static func error(_ err: Int32, _ what: String, path: String, offset: UInt64? = nil) -> StoreError {
+        switch err {
+        case ENOSPC, EDQUOT:
+            return StoreError(
+                .noSpace, "\(what) failed: no space left on device; free space and retry", path: path, offset: offset,
+                errno: err)
+        default:
+            return StoreError(.io, "\(what) failed", path: path, offset: offset, errno: err)
+        }
+    }
+
+    func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(StoreError) -> Int32 {
+        try inject(.open, "open", path: path)
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return fd }
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            throw SystemCalls.error(err, "open", path: path)
+        }
+    }
+
+    func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Writes all of `bytes` at `offset`, looping over short writes.
+    func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(StoreError) {
+        var done = 0
+        while done < bytes.count {
+            var count = bytes.count - done
+            if let faults {
+                if let err = faults.fault(for: .write) {
+                    throw SystemCalls.error(err, "write", path: path, offset: offset + UInt64(done))
+                }
+                if faults.shortWrites, count > 1 { count = count / 2 }
+            }
+            let n = Glibc.pwrite(fd, bytes.baseAddress! + done, count, off_t(offset) + off_t(done))
+            if n < 0 {
+                let err = Glibc.errno
+                if err == EINTR { continue }
+                throw SystemCalls.error(err, "write", path: path, offset: offset + UInt64(done))
+            }
+            if n == 0 {
+                throw StoreError(.io, "write made no progress", path: path, offset: offset + UInt64(done))
+            }
+            done += n
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    func pwriteAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64, path: String) throws(StoreError) {
+        var failure: StoreError?
+        bytes.withUnsafeBytes { b in
+            do throws(StoreError) { try pwriteAll(fd, b, at: offset, path: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file).
+    func pread(_ fd: Int32, count: Int, at offset: UInt64, path: String) throws(StoreError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var failure: StoreError?
+        var n = 0
+        buffer.withUnsafeMutableBytes { b in
+            do throws(StoreError) { n = try pread(fd, into: b, at: offset, path: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        buffer.removeLast(count - n)
+        return buffer
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns how many were read (short only at end of file).
+    func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String)
+        throws(StoreError) -> Int
+    {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                let err = Glibc.errno
+                if err == EINTR { continue }
+                throw SystemCalls.error(err, "read", path: path, offset: offset + UInt64(done))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    func fdatasync(_ fd: Int32, path: String) throws(StoreError) {
+        if let faults, let err = faults.fault(for: .fdatasync) {
+            throw StoreError(.syncFailed, "fdatasync failed", path: path, errno: err)
+        }
+        while Glibc.fdatasync(fd) != 0 {
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            throw StoreError(.syncFailed, "fdatasync failed", path: path, errno: err)
+        }
+    }
+
+    func fsync(_ fd: Int32, path: String) throws(StoreError) {
+        if let faults, let err = faults.fault(for: .fdatasync) {
+            throw StoreError(.syncFailed, "fsync failed", path: path, errno: err)
+        }
+        while Glibc.fsync(fd) != 0 {
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            throw StoreError(.syncFailed, "fsync failed", path: path, errno: err)
+        }
+    }
+
+    /// Reserves disk blocks for `[0, length)` so later writes inside cannot fail for lack of space.
+    func preallocate(_ fd: Int32, length: UInt64, path: String) throws(StoreError) {
+        try inject(.preallocate, "preallocate \(length) bytes", path: path)
+        while true {
+            let err = posix_fallocate(fd, 0, off_t(length))
+            if err == 0 { return }
+            if err == EINTR { continue }
+            throw SystemCalls.error(err, "preallocate \(length) bytes", path: path)
+        }
+    }
+
+    func truncate(_ fd: Int32, length: UInt64, path: String) throws(StoreError) {
+        try inject(.truncate, "truncate", path: path)
+        while Glibc.ftruncate(fd, off_t(length)) != 0 {
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            throw SystemCalls.error(err, "truncate to \(length) bytes", path: path)
+        }
+    }
+
+    func fileSize(_ fd: Int32, path: String) throws(StoreError) -> UInt64 {
+        var st = stat()
+        if Glibc.fstat(fd, &st) != 0 {
+            throw SystemCalls.error(Glibc.errno, "stat", path: path)
+        }
+        return UInt64(st.st_size)
+    }
+
+    func mapReadOnly(_ fd: Int32, length: Int, path: String) throws(StoreError) -> UnsafeRawPointer {
+        try inject(.mmap, "mmap", path: path)
+        let p = Glibc.mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else {
+            throw SystemCalls.error(Glibc.errno, "mmap \(length) bytes", path: path)
+        }
+        return UnsafeRawPointer(p)
+    }
+
+    func unmap(_ pointer: UnsafeRawPointer, length: Int) {
+        _ = Glibc.munmap(UnsafeMutableRawPointer(mutating: pointer), length)
+    }
+
+    /// Takes an exclusive, non-blocking lock on `fd`; returns false when another open file holds it.
+    func tryLockExclusive(_ fd: Int32, path: String) throws(StoreError) -> Bool {
+        while sgev_flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            if err == EWOULDBLOCK { return false }
+            throw SystemCalls.error(err, "lock", path: path)
+        }
+        return true
+    }
+
+    func makeDirectory(_ path: String) throws(StoreError) {
+        try inject(.open, "create directory", path: path)
+        if Glibc.mkdir(path, 0o755) != 0 {
+            let err = Glibc.errno
+            if err == EEXIST { return }
+            throw SystemCalls.error(err, "create directory", path: path)
+        }
+    }
+
+    func rename(_ from: String, _ to: String) throws(StoreError) {
+        try inject(.rename, "rename to \(to)", path: from)
+        if Glibc.rename(from, to) != 0 {
+            throw SystemCalls.error(Glibc.errno, "rename to \(to)", path: from)
+        }
+    }
+
+    func unlink(_ path: String) throws(StoreError) {
+        if Glibc.unlink(path) != 0 {
+            let err = Glibc.errno
+            if err == ENOENT { return }
+            throw SystemCalls.error(err, "unlink", path: path)
+        }
+    }
+
+    /// Flushes a directory's entries (after a create or rename inside it).
+    func syncDirectory(_ path: String) throws(StoreError) {
+        let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path: path)
+    }
+
+    /// True for a directory, false for something else, nil when nothing is there.
+    func isDirectory(_ path: String) -> Bool? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return Glibc.errno == ENOENT ? nil : false }
+        defer { Glibc.close(fd) }
+        var st = stat()
+        if Glibc.fstat(fd, &st) != 0 { return nil }
+        return (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    func listDirectory(_ path: String) throws(StoreError) -> [String] {
+        guard let dir = Glibc.opendir(path) else {
+            throw SystemCalls.error(Glibc.errno, "list directory", path: path)
+        }
+        defer { Glibc.closedir(dir) }
+        var names: [String] = []
+        while let entry = Glibc.readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+/// Makes chosen system calls fail, for tests of failure paths. Thread-safe.
+@_spi(Testing) public final class FaultInjector: Sendable {
+    public enum Call: Hashable, Sendable { case open, write, fdatasync, preallocate, truncate, mmap, rename }
+
+    private struct Rule {
+        var errno: Int32
+        var skip: Int
+        var remaining: Int
+    }
+
+    private struct State {
+        var rules: [Call: Rule] = [:]
+        var shortWrites = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Makes `call` fail with `errno` after `after` successful calls, `times` times (`Int.max` for always).
+    public func fail(_ call: Call, errno: Int32, after: Int = 0, times: Int = 1) {
+        state.withLock { $0.rules[call] = Rule(errno: errno, skip: after, remaining: times) }
+    }
+
+    /// Removes every injected failure.
+    public func clear() {
+        state.withLock { $0 = State() }
+    }
+
+    /// When set, every write transfers at most half of what was asked, exercising the short-write loop.
+    public var shortWrites: Bool {
+        get { state.withLock { $0.shortWrites } }
+        set { state.withLock { $0.shortWrites = newValue } }
+    }
+
+    func fault(for call: Call) -> Int32? {
+        state.withLock { state in
+            guard var rule = state.rules[call], rule.remaining > 0 else { return nil }
+            if rule.skip > 0 {
+                rule.skip -= 1
+                state.rules[call] = rule
+                return nil
+            }
+            rule.remaining -= 1
+            state.rules[call] = rule
+            return rule.errno
+        }
+    }
+}
+
+/// flock(2); declared directly because the Glibc overlay's `flock` name also denotes `struct flock`.
+@_silgen_name("flock") private func sgev_flock(_ fd: Int32, _ operation: Int32) -> Int32

@@ -1,0 +1,188 @@
+import ArgumentParser
+import EventStore
+import Foundation
+
+@main
+struct SegDump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segdump",
+        abstract: "Inspect and verify the segment files of a grid-eventd data directory.",
+        discussion: """
+            Reads read-only and takes no lock, so it is safe on a directory a running daemon holds (a frame being
+            written at that instant shows as an incomplete tail).
+
+              segdump DIR               one line per segment and totals
+              segdump FILE --records    every frame and record with its adjacency entries
+              segdump DIR --verify      check every checksum; exit 1 naming each bad frame's segment and offset
+              segdump DIR --json        the same as JSON
+            """)
+
+    @Argument(help: "A data directory or one segment file (seg-NNNNNNNNNN.sgs).")
+    var path: String
+
+    @Flag(help: "Check every checksum; exit with status 1 if any frame or header is bad.")
+    var verify = false
+
+    @Flag(help: "Print every frame and record (events and adjacency entries).")
+    var records = false
+
+    @Flag(help: "Machine-readable JSON output.")
+    var json = false
+
+    mutating func run() throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw ValidationError("no such file or directory: \(path)")
+        }
+        let files = isDir.boolValue ? try SegmentInspector.segmentFiles(in: path) : [path]
+        var reports: [SegmentReport] = []
+        var names: [UInt64: String] = [:]
+        var recordLines: [String] = []
+        var recordJSON: [[String: Any]] = []
+        let asJSON = json
+        for file in files {
+            var lastFrame: UInt64 = .max
+            let report = try SegmentInspector.inspect(path: file, onRecord: records ? { frame, record in
+                if frame.offset != lastFrame {
+                    lastFrame = frame.offset
+                    if !asJSON {
+                        recordLines.append(
+                            "frame @\(frame.offset) seq \(frame.sequence): \(frame.recordCount) records (\(frame.concepts) events, \(frame.adjacency) adjacency), \(frame.size) bytes"
+                        )
+                    }
+                }
+                switch record {
+                case .concept(let c):
+                    names[c.idHash] = c.id
+                    for e in c.entities { names[Hash.id(e)] = e }
+                    if asJSON {
+                        recordJSON.append([
+                            "frame": frame.offset, "kind": "event", "id": c.id, "type": c.typeCode,
+                            "timestamp": TimeFormat.rfc3339(micros: c.timestamp), "entities": c.entities,
+                            "payload_bytes": c.payload.count,
+                        ])
+                    } else {
+                        recordLines.append(
+                            "  event  \(c.id)  type \(c.typeCode)  \(TimeFormat.rfc3339(micros: c.timestamp))  entities [\(c.entities.joined(separator: ", "))]  payload \(c.payload.count) bytes"
+                        )
+                    }
+                case .adjacency(let a):
+                    let source = names[a.source] ?? SegDump.hex(a.source)
+                    let target = names[a.target] ?? SegDump.hex(a.target)
+                    if asJSON {
+                        recordJSON.append([
+                            "frame": frame.offset, "kind": "adjacency", "source": source, "target": target,
+                            "edge_type": a.edgeType, "timestamp": TimeFormat.rfc3339(micros: a.timestamp),
+                        ])
+                    } else {
+                        recordLines.append(
+                            "  adj    \(source) -> \(target)  edge \(a.edgeType)  \(TimeFormat.rfc3339(micros: a.timestamp))")
+                    }
+                }
+            } : nil)
+            reports.append(report)
+        }
+
+        let problems = verifyProblems(reports)
+        if json {
+            var object: [String: Any] = [
+                "segments": reports.map(jsonObject),
+                "totals": [
+                    "segments": reports.count, "frames": reports.reduce(0) { $0 + $1.batchFrames },
+                    "records": reports.reduce(0) { $0 + $1.records }, "events": reports.reduce(0) { $0 + $1.concepts },
+                    "adjacency": reports.reduce(0) { $0 + $1.adjacency },
+                    "data_bytes": reports.reduce(0) { $0 + $1.dataBytes },
+                ],
+            ]
+            if records { object["records"] = recordJSON }
+            if verify { object["verify"] = ["ok": problems.isEmpty, "problems": problems] }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            printTable(reports)
+            for line in recordLines { print(line) }
+            if verify {
+                if problems.isEmpty {
+                    print("verify: OK, every checksum matched (\(reports.reduce(0) { $0 + $1.records }) records)")
+                } else {
+                    for p in problems { print("verify: BAD \(p)") }
+                }
+            }
+        }
+        if verify && !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return "#" + String(repeating: "0", count: 16 - s.count) + s
+    }
+
+    /// Every bad header, bad frame and (except at the end of the last segment) torn tail.
+    func verifyProblems(_ reports: [SegmentReport]) -> [String] {
+        var problems: [String] = []
+        for (i, r) in reports.enumerated() {
+            if let h = r.headerProblem { problems.append("segment \(r.id) (\(r.path)) offset 0: \(h)") }
+            for d in r.damage { problems.append("segment \(r.id) (\(r.path)) offset \(d.offset): \(d.reason), \(d.length) bytes") }
+            if let t = r.tornTail, i != reports.count - 1 || !isDirectoryInput {
+                problems.append("segment \(r.id) (\(r.path)) offset \(t.offset): \(t.reason) (torn tail), \(t.length) bytes")
+            }
+        }
+        return problems
+    }
+
+    var isDirectoryInput: Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    func status(_ r: SegmentReport) -> String {
+        if let h = r.headerProblem { return "BAD HEADER: \(h)" }
+        var parts: [String] = [r.damage.isEmpty ? "ok" : "BAD: \(r.damage.count) damaged region(s)"]
+        parts.append(r.sealed ? "sealed" : "active")
+        if let t = r.tornTail { parts.append("incomplete tail at \(t.offset)") }
+        return parts.joined(separator: ", ")
+    }
+
+    func jsonObject(_ r: SegmentReport) -> [String: Any] {
+        var o: [String: Any] = [
+            "id": r.id, "path": r.path, "file_bytes": r.fileBytes, "data_bytes": r.dataBytes, "frames": r.batchFrames,
+            "records": r.records, "events": r.concepts, "adjacency": r.adjacency, "sealed": r.sealed,
+            "capacity": r.capacity, "created": TimeFormat.rfc3339(micros: r.created),
+            "damage": r.damage.map { ["offset": $0.offset, "length": $0.length, "reason": $0.reason] },
+            "status": status(r),
+        ]
+        if let h = r.headerProblem { o["header_problem"] = h }
+        if let t = r.tornTail { o["torn_tail"] = ["offset": t.offset, "length": t.length, "reason": t.reason] }
+        if let m = r.minTimestamp { o["min_time"] = TimeFormat.rfc3339(micros: m) }
+        if let m = r.maxTimestamp { o["max_time"] = TimeFormat.rfc3339(micros: m) }
+        return o
+    }
+
+    func printTable(_ reports: [SegmentReport]) {
+        var rows: [[String]] = [["segment", "data_bytes", "frames", "records", "events", "adjacency", "first_time", "last_time", "status"]]
+        for r in reports {
+            rows.append([
+                String(r.id), String(r.dataBytes), String(r.batchFrames), String(r.records), String(r.concepts),
+                String(r.adjacency), r.minTimestamp.map { TimeFormat.rfc3339(micros: $0) } ?? "-",
+                r.maxTimestamp.map { TimeFormat.rfc3339(micros: $0) } ?? "-", status(r),
+            ])
+        }
+        rows.append([
+            "total", String(reports.reduce(0) { $0 + $1.dataBytes }), String(reports.reduce(0) { $0 + $1.batchFrames }),
+            String(reports.reduce(0) { $0 + $1.records }), String(reports.reduce(0) { $0 + $1.concepts }),
+            String(reports.reduce(0) { $0 + $1.adjacency }),
+            reports.compactMap(\.minTimestamp).min().map { TimeFormat.rfc3339(micros: $0) } ?? "-",
+            reports.compactMap(\.maxTimestamp).max().map { TimeFormat.rfc3339(micros: $0) } ?? "-",
+            "\(reports.count) segment(s)",
+        ])
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        for row in rows {
+            var line = ""
+            for (c, cell) in row.enumerated() {
+                let pad = String(repeating: " ", count: widths[c] - cell.count)
+                line += (c == 0 || c >= 6 ? cell + pad : pad + cell) + (c == row.count - 1 ? "" : "  ")
+            }
+            print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
+        }
+    }
+}
