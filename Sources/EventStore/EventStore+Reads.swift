@@ -82,13 +82,11 @@ extension EventStore {
             guard let list = index.edges[Hash.id(entity)] else { return [] }
             var out: [StoredEvent] = []
             var seen = Set<UInt64>()
-            var i = list.items.count - 1
-            while i >= 0, out.count < limit {
-                let e = list.items[i]
-                i -= 1
-                guard e.outgoing, let loc = index.ids[e.other], let event = materialize(loc) else { continue }
-                if let before, !(event.position < before) { continue }
+            list.forEachDescending(before: list.count) { e in
+                guard e.outgoing, let loc = index.ids[e.other], let event = materialize(loc) else { return true }
+                if let before, !(event.position < before) { return true }
                 if seen.insert(e.other).inserted { out.append(event) }
+                return out.count < limit
             }
             return out.sorted { $1.position < $0.position }
         }
@@ -116,25 +114,23 @@ extension EventStore {
             if newestFirst {
                 r = r.lowerBound..<min(r.upperBound, c)
             } else {
-                let start = (c < list.items.count && list.items[c] == cursor) ? c + 1 : c
+                let start = (c < list.count && list[c] == cursor) ? c + 1 : c
                 r = max(r.lowerBound, start)..<r.upperBound
             }
             if r.isEmpty { return [] }
         }
         var out: [StoredEvent] = []
         out.reserveCapacity(min(limit, r.count))
+        var remaining = r.count
+        let visit = { (p: EventPosition) -> Bool in
+            if let e = self.materialize(Location(raw: p.location)) { out.append(e) }
+            remaining -= 1
+            return remaining > 0 && out.count < limit
+        }
         if newestFirst {
-            var i = r.upperBound - 1
-            while i >= r.lowerBound, out.count < limit {
-                if let e = materialize(Location(raw: list.items[i].location)) { out.append(e) }
-                i -= 1
-            }
+            list.forEachDescending(before: r.upperBound, visit)
         } else {
-            var i = r.lowerBound
-            while i < r.upperBound, out.count < limit {
-                if let e = materialize(Location(raw: list.items[i].location)) { out.append(e) }
-                i += 1
-            }
+            list.forEachAscending(from: r.lowerBound, visit)
         }
         return out
     }
@@ -146,7 +142,7 @@ extension EventStore {
 
     /// The type codes present in the store with their event counts.
     public func typeCounts() -> [UInt16: Int] {
-        lock.withLock { index.byType.mapValues { $0.items.count } }
+        lock.withLock { index.byType.mapValues { $0.count } }
     }
 
     /// Events whose id starts with `prefix` (a trailing `*` is allowed: `event-spawn_*`), newest first.
@@ -166,14 +162,12 @@ extension EventStore {
                     continue
                 }
                 var taken = 0
-                var i = stem.list.items.count - 1
-                while i >= 0, taken < limit {
-                    let loc = Location(raw: stem.list.items[i].location)
-                    i -= 1
-                    guard let e = materialize(loc) else { continue }
-                    if !exact, !e.id.hasPrefix(prefix) { continue }
+                stem.list.forEachDescending(before: stem.list.count) { p in
+                    guard let e = materialize(Location(raw: p.location)) else { return true }
+                    if !exact, !e.id.hasPrefix(prefix) { return true }
                     out.append(e)
                     taken += 1
+                    return taken < limit
                 }
             }
             out.sort { $1.position < $0.position }
@@ -260,11 +254,9 @@ extension EventStore {
                 }
             }
             if let list = index.edges[node] {
-                var i = list.items.count - 1
-                while i >= 0, out.count < limit * 2 {
-                    let e = list.items[i]
+                list.forEachDescending(before: list.count) { e in
                     out.append(Neighbor(node: e.other, eventId: nil, edgeType: e.edgeType, timestamp: e.timestamp, outgoing: e.outgoing))
-                    i -= 1
+                    return out.count < limit * 2
                 }
             }
             out.sort { $0.timestamp != $1.timestamp ? $0.timestamp > $1.timestamp : $0.node < $1.node }

@@ -158,7 +158,8 @@ public final class EventStore: @unchecked Sendable {
             }
             let segment = Segment(
                 id: id, path: path, fd: fd, base: base, mappedLength: size, created: h.created, capacity: h.capacity,
-                end: Format.segmentHeaderSize, sealed: true)
+                end: size, sealed: true)
+            segmentById[id] = segment  // visible to the index's full-id comparisons during the scan
             let scan = scanAndIndex(segment)
             if let torn = scan.tornTail {
                 if writable, !scan.sealed {

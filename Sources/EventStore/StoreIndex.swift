@@ -26,33 +26,11 @@ public struct EventPosition: Sendable, Hashable, Comparable, CustomStringConvert
     public var description: String { "\(timestamp):\(location)" }
 }
 
-/// A list of event positions kept sorted by (timestamp, location). Appends in time order are O(1); an
-/// out-of-order arrival is moved back into place (insertion from the end, cheap when nearly sorted).
-final class TimedList {
-    var items: ContiguousArray<EventPosition> = []
+/// Event positions in time order.
+typealias TimedList = SortedList<EventPosition>
 
-    func insert(_ p: EventPosition) {
-        items.append(p)
-        var i = items.count - 1
-        while i > 0, p < items[i - 1] {
-            items[i] = items[i - 1]
-            i -= 1
-        }
-        items[i] = p
-    }
-
-    /// Index of the first item not less than `p`. O(log n).
-    func lowerBound(_ p: EventPosition) -> Int {
-        var lo = 0
-        var hi = items.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if items[mid] < p { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
-    /// The index range of items with timestamps in `range`.
+extension SortedList where Element == EventPosition {
+    /// The global index range of positions with timestamps in `range`. O(log n).
     func indices(in range: Range<Int64>) -> Range<Int> {
         let lo = lowerBound(EventPosition(timestamp: range.lowerBound, location: 0))
         let hi = lowerBound(EventPosition(timestamp: range.upperBound, location: 0))
@@ -60,28 +38,22 @@ final class TimedList {
     }
 }
 
-/// An edge as seen from one node.
-struct EdgeItem {
+/// An edge as seen from one node; ordered by timestamp.
+struct EdgeItem: Comparable {
     var timestamp: Int64
     var other: UInt64
     var edgeType: UInt16
     var outgoing: Bool
-}
 
-/// The adjacency list of one node (entity or time bucket), sorted by timestamp.
-final class EdgeList {
-    var items: ContiguousArray<EdgeItem> = []
-
-    func insert(_ e: EdgeItem) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0, e.timestamp < items[i - 1].timestamp {
-            items[i] = items[i - 1]
-            i -= 1
-        }
-        items[i] = e
+    static func < (a: EdgeItem, b: EdgeItem) -> Bool {
+        if a.timestamp != b.timestamp { return a.timestamp < b.timestamp }
+        if a.other != b.other { return a.other < b.other }
+        return a.edgeType < b.edgeType
     }
 }
+
+/// The adjacency list of one node (entity or time bucket), in time order.
+typealias EdgeList = SortedList<EdgeItem>
 
 final class StemList {
     let stem: String
@@ -139,7 +111,13 @@ final class StoreIndex {
             frameEvents.insert(h)
             conceptCount += 1
             let position = EventPosition(timestamp: view.timestamp, location: loc.raw)
-            byType[view.typeCode, default: TimedList()].insert(position)
+            if let list = byType[view.typeCode] {
+                list.insert(position)
+            } else {
+                let list = TimedList()
+                list.insert(position)
+                byType[view.typeCode] = list
+            }
             let idBytes = view.idBytes
             let stemLength = StoreIndex.stemLength(idBytes)
             let stemHash = Hash.bytes(idBytes.slice(0, stemLength))
