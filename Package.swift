@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "GridEvents", targets: ["GridEvents"]),
         .executable(name: "segdump", targets: ["segdump"]),
         .executable(name: "store-stress", targets: ["store-stress"]),
     ],
@@ -16,6 +17,7 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
+        .target(name: "GridEvents", dependencies: ["EventStore"]),
         .executableTarget(
             name: "segdump",
             dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -27,5 +29,6 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
+        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore"]),
     ]
 )

@@ -1,0 +1,120 @@
+/// Appends little-endian integers, LEB128 varints and length-prefixed strings to a byte array.
+public struct BinaryWriter: Sendable {
+    public var bytes: [UInt8]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
+    @inline(__always) public mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    @inline(__always) public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    @inline(__always) public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    @inline(__always) public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+
+    public mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// Zigzag-encoded signed varint.
+    public mutating func svarint(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+
+    public mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { b in
+            varint(UInt64(b.count))
+            bytes.append(contentsOf: b)
+        }
+    }
+
+    public mutating func raw(_ b: some Collection<UInt8>) { bytes.append(contentsOf: b) }
+}
+
+/// Reads what `BinaryWriter` wrote, with bounds checks on every read; never traps on bad input.
+public struct BinaryReader {
+    public let bytes: ArraySlice<UInt8>
+    public private(set) var position: Int
+
+    public init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        self.position = bytes.startIndex
+    }
+
+    public var remaining: Int { bytes.endIndex - position }
+    public var isAtEnd: Bool { position >= bytes.endIndex }
+
+    private mutating func need(_ n: Int) throws(EventError) {
+        guard n >= 0, remaining >= n else { throw EventError("truncated: needed \(n) bytes at offset \(position - bytes.startIndex), \(remaining) left") }
+    }
+
+    public mutating func u8() throws(EventError) -> UInt8 {
+        try need(1)
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    public mutating func u16() throws(EventError) -> UInt16 {
+        try need(2)
+        defer { position += 2 }
+        return UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
+    }
+
+    public mutating func u32() throws(EventError) -> UInt32 {
+        try need(4)
+        var v: UInt32 = 0
+        for i in 0..<4 { v |= UInt32(bytes[position + i]) << (8 * i) }
+        position += 4
+        return v
+    }
+
+    public mutating func u64() throws(EventError) -> UInt64 {
+        try need(8)
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[position + i]) << (8 * i) }
+        position += 8
+        return v
+    }
+
+    public mutating func i64() throws(EventError) -> Int64 { Int64(bitPattern: try u64()) }
+
+    public mutating func varint() throws(EventError) -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try u8()
+            if shift == 63, b > 1 { throw EventError("varint overflows 64 bits") }
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+            if shift > 63 { throw EventError("varint longer than 10 bytes") }
+        }
+    }
+
+    public mutating func svarint() throws(EventError) -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    /// A length-prefixed UTF-8 string of at most `limit` bytes.
+    public mutating func string(limit: Int) throws(EventError) -> String {
+        let n = try varint()
+        guard n <= UInt64(limit) else { throw EventError("string of \(n) bytes exceeds the limit of \(limit)") }
+        try need(Int(n))
+        let slice = bytes[position..<(position + Int(n))]
+        position += Int(n)
+        guard let s = String(validating: slice, as: UTF8.self) else { throw EventError("string is not valid UTF-8") }
+        return s
+    }
+
+    public mutating func bytes(_ n: Int) throws(EventError) -> ArraySlice<UInt8> {
+        try need(n)
+        defer { position += n }
+        return bytes[position..<(position + n)]
+    }
+}

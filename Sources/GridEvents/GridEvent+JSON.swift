@@ -1,0 +1,112 @@
+/// JSON forms of an event.
+///
+/// Flat (what `grid-cli emit` reads and the examples show):
+/// `{"event_type": "spawn_failed", "id": "event-spawn_failed-...", "timestamp": "2026-11-29T02:10:00.123456Z",
+///   "node_id": "node-7", "agent_id": "agent-001", "error": "disk full"}`; a custom event adds `"entities": [...]`.
+///
+/// API (what the HTTP API answers): `{"id": ..., "event_type": ..., "timestamp": ..., "entities": [...],
+/// "fields": {...}}`.
+extension GridEvent {
+    /// The flat JSON form, keys in catalogue order.
+    public var flatJSON: String {
+        var w = JSONWriter()
+        w.raw("{\"event_type\":")
+        w.string(typeName)
+        w.raw(",\"id\":")
+        w.string(id)
+        w.raw(",\"timestamp\":")
+        w.string(TimeText.format(timestamp))
+        if case .custom(_, _, let entities) = kind {
+            w.raw(",\"entities\":")
+            w.stringArray(entities)
+        }
+        for (name, value) in kind.namedFields {
+            w.raw(",")
+            w.string(name)
+            w.raw(":")
+            w.value(value)
+        }
+        w.raw("}")
+        return w.text
+    }
+
+    /// The API JSON form (DESIGN's HTTP contract).
+    public func apiJSON(into w: inout JSONWriter) {
+        w.raw("{\"id\":")
+        w.string(id)
+        w.raw(",\"event_type\":")
+        w.string(typeName)
+        w.raw(",\"timestamp\":")
+        w.string(TimeText.format(timestamp))
+        w.raw(",\"entities\":")
+        w.stringArray(entities)
+        w.raw(",\"fields\":{")
+        for (i, (name, value)) in kind.namedFields.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(name)
+            w.raw(":")
+            w.value(value)
+        }
+        w.raw("}}")
+    }
+
+    public var apiJSON: String {
+        var w = JSONWriter()
+        apiJSON(into: &w)
+        return w.text
+    }
+
+    /// An event described by flat JSON; `id` and `timestamp` may be absent (the emitter assigns them).
+    public struct Draft: Sendable, Equatable {
+        public var id: String?
+        public var timestamp: Int64?
+        public var kind: GridEventKind
+    }
+
+    /// Parses the flat form, or the API form (with `fields`), checking every field against the catalogue.
+    public static func parseJSON(_ value: JSONValue) throws(EventError) -> Draft {
+        guard case .object(let o) = value else { throw EventError("an event is a JSON object") }
+        guard let typeName = o["event_type"]?.stringValue else { throw EventError("missing \"event_type\" (a string)") }
+        var id: String?
+        if let v = o["id"] {
+            guard let s = v.stringValue else { throw EventError("\"id\" must be a string") }
+            id = s
+        }
+        var timestamp: Int64?
+        if let v = o["timestamp"] {
+            guard let s = v.stringValue, let t = TimeText.parse(s) else {
+                throw EventError("\"timestamp\" must be RFC 3339, like 2026-11-29T02:10:00.123456Z")
+            }
+            timestamp = t
+        }
+        var fieldsObject: [String: JSONValue] = [:]
+        if case .object(let nested)? = o["fields"] {
+            fieldsObject = nested
+        } else {
+            for (k, v) in o where !["event_type", "id", "timestamp", "entities"].contains(k) { fieldsObject[k] = v }
+        }
+        var fields: [String: FieldValue] = [:]
+        for (k, v) in fieldsObject {
+            guard let f = v.fieldValue else { throw EventError("field \"\(k)\" must be a string, number, boolean or null") }
+            fields[k] = f
+        }
+        let kind: GridEventKind
+        if let type = EventType(name: typeName) {
+            kind = try GridEventKind(type: type, fields: fields)
+        } else {
+            try GridEvent.validateCustomName(typeName)
+            var entities: [String] = []
+            if let e = o["entities"] {
+                guard case .array(let a) = e else { throw EventError("\"entities\" must be an array of ids") }
+                for x in a {
+                    guard let s = x.stringValue else { throw EventError("\"entities\" must be an array of ids") }
+                    try GridEvent.validateId(s, what: "entity id")
+                    entities.append(s)
+                }
+            }
+            kind = .custom(name: typeName, fields: fields, entities: entities)
+        }
+        if let id { try GridEvent.validateId(id, what: "event id") }
+        return Draft(id: id, timestamp: timestamp, kind: kind)
+    }
+}
