@@ -7,21 +7,65 @@ let package = Package(
     products: [
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "GridEvents", targets: ["GridEvents"]),
+        .library(name: "EventWire", targets: ["EventWire"]),
+        .library(name: "EventEmitter", targets: ["EventEmitter"]),
+        .executable(name: "grid-eventd", targets: ["grid-eventd"]),
+        .executable(name: "grid-cli", targets: ["grid-cli"]),
         .executable(name: "segdump", targets: ["segdump"]),
         .executable(name: "store-stress", targets: ["store-stress"]),
+        .executable(name: "emit-load", targets: ["emit-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
         .target(name: "GridEvents", dependencies: ["EventStore"]),
+        .target(name: "EventWire", dependencies: ["GridEvents", "EventStore"]),
+        .target(
+            name: "EventEmitter",
+            dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "EventDaemon",
+            dependencies: [
+                "EventStore", "GridEvents", "EventWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "grid-eventd",
+            dependencies: [
+                "EventDaemon", "EventStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "grid-cli",
+            dependencies: [
+                "EventEmitter", "GridEvents",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "segdump",
             dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/segdump"
+        ),
+        .executableTarget(
+            name: "emit-load",
+            dependencies: ["EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "store-stress",
@@ -29,6 +73,7 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
-        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore"]),
+        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
+        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore"]),
     ]
 )

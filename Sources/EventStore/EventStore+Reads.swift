@@ -69,6 +69,11 @@ extension EventStore {
 
     private func clamp(_ limit: Int) -> Int { max(0, min(limit, Self.maxReadLimit)) }
 
+    /// Whether an event with this id is stored. O(1), reads no payload.
+    public func contains(id: String) -> Bool {
+        lock.withLock { locate(id) != nil }
+    }
+
     /// The event with this id, or nil. O(1): a hash lookup and a full-id compare.
     public func event(id: String) -> StoredEvent? {
         lock.withLock { locate(id).flatMap(materialize) }

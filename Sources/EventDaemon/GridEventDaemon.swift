@@ -1,0 +1,138 @@
+import EventStore
+import EventWire
+import GridEvents
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// grid-eventd: owns the data directory, accepts producers on a Unix socket, writes their batches with group
+/// commit, acks what is durable, and records its own metrics. Run it as a `Service`; on graceful shutdown
+/// (SIGTERM/SIGINT) it stops accepting, drains every received batch, syncs, acks, closes and returns.
+public final class GridEventDaemon: Service, @unchecked Sendable {
+    public let config: DaemonConfig
+    public let logger: Logger
+    public private(set) var store: EventStore?
+    private var writer: BatchWriter?
+    private var group: MultiThreadedEventLoopGroup?
+    private var serverChannel: Channel?
+    private var metricsTask: RepeatedTask?
+    private var connections: ConnectionRegistry
+    private let daemonTag: String
+    private var metricsSequence: UInt64 = 0
+    private let stateLock = ConditionLock()
+    private var stopped = false
+
+    public init(config: DaemonConfig, logger: Logger = Logger(label: "grid-eventd")) {
+        self.config = config
+        self.logger = logger
+        self.connections = ConnectionRegistry(limit: config.maxConnections)
+        var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
+        tag = String(repeating: "0", count: 12 - tag.count) + tag
+        self.daemonTag = tag
+    }
+
+    /// Opens the store, binds the socket and starts serving. Throws with a message an operator can act on.
+    public func start() throws {
+        var options = StoreOptions(durability: config.durability, segmentCapacity: config.segmentCapacity)
+        let logger = self.logger
+        options.onNotice = { logger.info("\($0)") }
+        let store = try EventStore.open(at: config.dataDirectory, options: options)
+        self.store = store
+        let writer = BatchWriter(store: store, logger: logger)
+        writer.start()
+        self.writer = writer
+        let path = config.resolvedSocketPath
+        do {
+            try SocketPath.prepare(path)
+        } catch {
+            writer.stop()
+            store.close()
+            throw error
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
+        self.group = group
+        let config = self.config
+        let connections = self.connections
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        WireHandler(writer: writer, config: config, connections: connections, logger: logger))
+                }
+            }
+        do {
+            let oldMask = umask(0o117)  // the socket file is created 0660
+            defer { umask(oldMask) }
+            serverChannel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            writer.stop()
+            store.close()
+            throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
+        }
+        chmod(path, 0o660)
+        logger.info("grid-eventd listening on \(path), data in \(config.dataDirectory), sync \(config.durability.rawValue)")
+        let interval = TimeAmount.milliseconds(Int64(config.metricsIntervalSeconds * 1000))
+        metricsTask = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.recordMetrics()
+        }
+    }
+
+    /// Records a `storage_metrics` event about the daemon itself into its own store.
+    public func recordMetrics() {
+        guard let store, let writer else { return }
+        let stats = store.stats
+        let seq = stateLock.withLock { () -> UInt64 in
+            metricsSequence += 1
+            return metricsSequence
+        }
+        let kind = GridEventKind.storageMetrics(
+            events: stats.events, bytesOnDisk: stats.dataBytes, ingestRate: writer.metrics.takeRate(),
+            ackP99Micros: writer.metrics.ackP99Micros, residentBytes: residentBytes())
+        writer.appendOwn(GridEvent(
+            id: GridEvent.makeId(typeName: kind.typeName, producerTag: daemonTag, sequence: seq),
+            timestamp: StoreOptions.nowMicros(), kind: kind))
+    }
+
+    /// Ingest counters for /api/stats.
+    public var ingestedEvents: Int { writer?.metrics.ingestedEvents ?? 0 }
+    public var ackP99Micros: Int { writer?.metrics.ackP99Micros ?? 0 }
+    public var connectionCount: Int { connections.count }
+
+    public func run() async throws {
+        try start()
+        try? await gracefulShutdown()
+        shutdown()
+    }
+
+    /// Stops accepting, finishes and acks every batch already received, syncs, closes everything. Idempotent.
+    public func shutdown() {
+        let already = stateLock.withLock { () -> Bool in
+            defer { stopped = true }
+            return stopped
+        }
+        if already { return }
+        logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
+        metricsTask?.cancel()
+        try? serverChannel?.close().wait()
+        for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }
+        // Everything received is written and acked before the connections close.
+        let deadline = monotonicNanos() + 30_000_000_000
+        while let writer, writer.pending > 0, monotonicNanos() < deadline { usleep(1000) }
+        for channel in connections.all {
+            try? channel.eventLoop.submit { }.wait()  // let queued acks reach the socket
+            try? channel.close().wait()
+        }
+        writer?.stop()
+        store?.close()
+        try? group?.syncShutdownGracefully()
+        unlink(config.resolvedSocketPath)
+        logger.info("grid-eventd stopped")
+    }
+}

@@ -1,0 +1,204 @@
+import EventStore
+import EventWire
+import GridEvents
+import Logging
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One producer connection: checks the peer's credentials, decodes frames with hard limits, hands batches to
+/// the writer and acks each batch once it is durable. Any protocol error gets an error frame, then the
+/// connection is closed; other connections and the store are untouched.
+final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let writer: BatchWriter
+    private let config: DaemonConfig
+    private let logger: Logger
+    private let connections: ConnectionRegistry
+    private var decoder: WireDecoder
+    private var producer: String?
+    private var inFlight = 0
+    private var closing = false
+    private var helloTimer: Scheduled<Void>?
+
+    init(writer: BatchWriter, config: DaemonConfig, connections: ConnectionRegistry, logger: Logger) {
+        self.writer = writer
+        self.config = config
+        self.connections = connections
+        self.logger = logger
+        self.decoder = WireDecoder(maxFrame: config.maxFrame)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        guard connections.add(channel) else {
+            fail(context, WireError(.tooManyConnections, "the daemon serves at most \(config.maxConnections) connections; retry later"))
+            return
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        if let provider = channel as? SocketOptionProvider {
+            // On the event loop this future is already complete, so the check runs before any read.
+            let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            credentials.whenComplete { result in
+                let (handler, context) = loopBound.value
+                let reason: String?
+                switch result {
+                case .success(let cred): reason = handler.refusal(for: cred)
+                case .failure(let error): reason = "could not read peer credentials: \(error)"
+                }
+                if let reason {
+                    handler.logger.warning("refused connection: \(reason)")
+                    handler.fail(context, WireError(.permissionDenied, reason))
+                }
+            }
+        }
+        helloTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(config.helloTimeoutSeconds * 1000))) {
+            let (handler, context) = loopBound.value
+            if handler.producer == nil {
+                handler.fail(context, WireError(.timeout, "no hello within \(handler.config.helloTimeoutSeconds) s"))
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        helloTimer?.cancel()
+        connections.remove(context.channel)
+        context.fireChannelInactive()
+    }
+
+    /// Nil when the peer may connect, else why not (SO_PEERCRED against the allowed uids and gids).
+    private func refusal(for cred: PeerCredentials) -> String? {
+        let me = getuid()
+        if cred.uid == me || cred.uid == 0 || config.allowedUids.contains(cred.uid) || config.allowedGids.contains(cred.gid) {
+            return nil
+        }
+        return "peer uid \(cred.uid) gid \(cred.gid) (pid \(cred.pid)) is not allowed; the daemon accepts uid \(me), root and --allow-uid/--allow-gid"
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var buffer = unwrapInboundIn(data)
+        buffer.withUnsafeReadableBytes { decoder.append($0) }
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        do throws(WireError) {
+            while !closing, let frame = try decoder.next() {
+                try handle(frame, context)
+            }
+        } catch {
+            logger.info("closing connection of \(producer ?? "unknown producer"): \(error)")
+            fail(context, error)
+        }
+    }
+
+    private func handle(_ frame: WireFrame, _ context: ChannelHandlerContext) throws(WireError) {
+        switch frame {
+        case .hello(let producerId, _):
+            producer = producerId
+            helloTimer?.cancel()
+            send(.welcome(server: "grid-eventd 1", maxFrame: UInt32(config.maxFrame)), context)
+        case .batch(let producerId, let first, let events):
+            guard producer != nil else { throw WireError(.helloRequired, "send hello before batches") }
+            guard !events.isEmpty else {
+                send(.ack(producerId: producerId, durableThrough: first == 0 ? 0 : first - 1), context)
+                return
+            }
+            inFlight += 1
+            if inFlight >= config.maxInFlightPerConnection {
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+            }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            writer.submit(BatchWriter.Job(
+                producer: producerId, firstSequence: first, events: events, receivedAt: monotonicNanos(),
+                completion: { result in
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        handler.completed(producerId, result, context)
+                    }
+                }))
+        case .ping(let nonce):
+            send(.pong(nonce: nonce), context)
+        case .pong:
+            break
+        case .welcome, .ack, .error:
+            throw WireError(.malformed, "unexpected frame type \(frame.typeCode) from a producer")
+        }
+    }
+
+    private func completed(_ producerId: String, _ result: Result<UInt64, StoreError>, _ context: ChannelHandlerContext) {
+        inFlight -= 1
+        if inFlight < config.maxInFlightPerConnection {
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+        }
+        guard context.channel.isActive else { return }
+        switch result {
+        case .success(let through):
+            send(.ack(producerId: producerId, durableThrough: through), context)
+        case .failure(let error):
+            let code: WireErrorCode = error.code == .invalidArgument || error.code == .batchTooLarge ? .invalidEvent : .storeUnavailable
+            send(.error(code: code, message: error.description, supportedVersions: []), context)
+        }
+    }
+
+    private func send(_ frame: WireFrame, _ context: ChannelHandlerContext) {
+        let bytes = WireCodec.encode(frame)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Sends the error frame, then closes.
+    private func fail(_ context: ChannelHandlerContext, _ error: WireError) {
+        guard !closing else { return }
+        closing = true
+        let bytes = WireCodec.encode(error.frame)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+}
+
+/// The open producer connections, bounded; closed together at shutdown.
+final class ConnectionRegistry: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var channels: [ObjectIdentifier: Channel] = [:]
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func add(_ channel: Channel) -> Bool {
+        lock.withLock {
+            guard channels.count < limit else { return false }
+            channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func remove(_ channel: Channel) {
+        _ = lock.withLock { channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    var count: Int { lock.withLock { channels.count } }
+
+    var all: [Channel] { lock.withLock { Array(channels.values) } }
+}
+
+/// `struct ucred` (pid, uid, gid) as SO_PEERCRED returns it; declared here because Glibc's overlay hides it
+/// behind _GNU_SOURCE. Same layout: three 32-bit fields.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}

@@ -1,0 +1,110 @@
+import EventWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking Unix-socket connection to grid-eventd, used only by the emitter's worker thread.
+final class DaemonConnection {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        /// The daemon refused what was sent as invalid: resending will not help.
+        var rejected = false
+    }
+
+    private let fd: Int32
+    private var decoder = WireDecoder(maxFrame: 1 << 20)
+
+    /// Connects and says hello; throws with a one-line reason.
+    init(path: String, producerId: String, client: String, timeoutSeconds: Double) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        var tv = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < 108 else {
+            close(fd)
+            throw Failure(description: "socket path \(path) is too long")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "cannot connect to \(path): \(reason)")
+        }
+        do {
+            try send(WireCodec.encode(.hello(producerId: producerId, client: client)))
+            switch try receive() {
+            case .welcome: break
+            case .error(_, let message, _): throw Failure(description: "daemon refused the connection: \(message)")
+            default: throw Failure(description: "unexpected answer to hello")
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = Glibc.send(fd, b.baseAddress! + done, b.count - done, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Failure(description: "send: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+        }
+    }
+
+    /// The next frame from the daemon (blocks up to the timeout).
+    func receive() throws -> WireFrame {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            do {
+                if let frame = try decoder.next() { return frame }
+            } catch {
+                throw Failure(description: "bad frame from daemon: \(error)")
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = errno == EAGAIN ? "timed out waiting for the daemon" : String(cString: strerror(errno))
+                throw Failure(description: reason)
+            }
+            if n == 0 { throw Failure(description: "daemon closed the connection") }
+            decoder.append(chunk[0..<n])
+        }
+    }
+
+    /// Sends a batch and waits for the ack covering it.
+    func sendBatch(_ frame: [UInt8], producer: String, through: UInt64) throws {
+        try send(frame)
+        while true {
+            switch try receive() {
+            case .ack(let p, let durable) where p == producer && durable >= through:
+                return
+            case .ack, .pong:
+                continue
+            case .ping(let nonce):
+                try send(WireCodec.encode(.pong(nonce: nonce)))
+            case .error(let code, let message, _):
+                throw Failure(description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge)
+            default:
+                throw Failure(description: "unexpected frame from daemon")
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How an emitter batches, spools and retries. Every bound here is a hard limit on memory or disk.
+public struct EmitterOptions: Sendable {
+    /// Names this producer; the spool file is named after it, so a restarted process finds its spool.
+    public var producerName: String
+    /// Events held in memory (default 100,000). When full and the spool is full too, the oldest are dropped
+    /// and counted.
+    public var queueCapacity = 100_000
+    /// Queue length above which events spill to the spool even while connected (default 80% of capacity).
+    public var highWaterMark: Int?
+    /// Largest batch sent at once: events and encoded bytes.
+    public var maxBatchEvents = 4096
+    public var maxBatchBytes = 1 << 20
+    /// How long the worker waits for more events before sending a partial batch.
+    public var batchDelaySeconds = 0.002
+    /// Where the spool lives (default `$EVENT_SPOOL_DIR`, else `/tmp/grid-events-spool-<uid>`); nil disables it.
+    public var spoolDirectory: String?
+    /// Largest spool file (default 256 MiB).
+    public var spoolLimitBytes = 256 << 20
+    /// Reconnect backoff: doubles from `backoffInitial` up to `backoffMax` seconds.
+    public var backoffInitialSeconds = 0.05
+    public var backoffMaxSeconds = 2.0
+    /// How long to wait for an ack before treating the connection as dead.
+    public var ackTimeoutSeconds = 10.0
+    /// Receives the emitter's few notices (disabled, spooling, reconnected, dropped). Default: standard error.
+    public var notice: @Sendable (String) -> Void = { message in
+        let line = Array(("[grid-events] " + message + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
+    public init(producerName: String = EmitterOptions.processName()) {
+        self.producerName = producerName
+        if let dir = getenv("EVENT_SPOOL_DIR") {
+            spoolDirectory = String(cString: dir)
+        } else {
+            spoolDirectory = "/tmp/grid-events-spool-\(getuid())"
+        }
+    }
+
+    /// The running program's name.
+    public static func processName() -> String {
+        guard let exe = try? String(contentsOfFile: "/proc/self/comm", encoding: .utf8) else { return "producer" }
+        let name = exe.trimmingCharacters(in: .whitespacesAndNewlines).filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+        return name.isEmpty ? "producer" : name
+    }
+
+    var effectiveHighWaterMark: Int { highWaterMark ?? max(1, queueCapacity * 8 / 10) }
+}
+
+/// Counters an emitter keeps. All monotonic except `queued` and `spoolBytes`.
+public struct EmitterStats: Sendable, Equatable {
+    /// Events passed to `emit`.
+    public var emitted = 0
+    /// Events the daemon acknowledged as durable (including replayed spool events).
+    public var acked = 0
+    /// Events written to the spool.
+    public var spooled = 0
+    /// Events dropped because queue and spool were full (or the daemon refused them as invalid).
+    public var dropped = 0
+    /// Successful connections after the first.
+    public var reconnects = 0
+    /// Events in memory now.
+    public var queued = 0
+    /// Bytes in the spool not yet acknowledged.
+    public var spoolBytes = 0
+    public var connected = false
+}
+
+

@@ -1,0 +1,400 @@
+import EventStore
+import EventWire
+import GridEvents
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The client library every grid process links: `emit` puts an event in a bounded in-memory queue and returns
+/// (never blocks, never throws); a background thread batches events to grid-eventd over its Unix socket, waits
+/// for each batch's ack, and resends what was not acked after a reconnect.
+///
+/// Limits and what happens at each:
+/// - queue (`queueCapacity`, default 100,000 events): above `highWaterMark`, or while the daemon is unreachable,
+///   events spill to the spool; when queue and spool are both full, the oldest queued event is dropped and counted.
+/// - spool (`spoolLimitBytes`, default 256 MiB): replayed in order once the daemon is back, before newer events;
+///   it survives this process's restart.
+/// - dropped events are reported as one `events_dropped` event once the daemon is reachable.
+public final class EventEmitter: @unchecked Sendable {
+    /// Where events go, or nil when disabled.
+    public let socketPath: String?
+    public let options: EmitterOptions
+    /// 12 hex digits, random per emitter: part of every event id, so ids never collide across producers.
+    public let producerTag: String
+    /// `<producer name>-<tag>`, as sent in hello and batches.
+    public let producerId: String
+
+    private struct Pending {
+        var sequence: UInt64
+        var timestamp: Int64
+        var kind: GridEventKind
+        /// Set when the caller chose the id (re-emitting the same input stores it once).
+        var id: String?
+    }
+
+    private let lock = ConditionLock()
+    // Ring buffer of pending events.
+    private var ring: [Pending?]
+    private var head = 0
+    private var count = 0
+    private var nextSequence: UInt64 = 1
+    private var counters = EmitterStats()
+    private var droppedUnreported = 0
+    private var inFlight = 0
+    private var workerWaiting = false
+    private var closing = false
+    private var worker: pthread_t?
+    private var spool: Spool?
+    private var spoolEmpty = true
+    private var connectionNoticeGiven = false
+
+    /// An emitter sending to `storage`: a socket path or `unix:///path`. By default from `EVENT_STORAGE`;
+    /// unset or empty gives a disabled emitter that says so once and costs nothing per emit.
+    public init(storage: String? = EventEmitter.environmentStorage(), options: EmitterOptions = EmitterOptions()) {
+        self.options = options
+        var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
+        tag = String(repeating: "0", count: 12 - tag.count) + tag
+        producerTag = tag
+        producerId = options.producerName + "-" + tag
+        var path = storage?.trimmingWhitespace ?? ""
+        if path.hasPrefix("unix://") { path.removeFirst("unix://".count) }
+        if path.isEmpty {
+            socketPath = nil
+            ring = []
+            options.notice("EVENT_STORAGE is not set; events are disabled")
+            return
+        }
+        socketPath = path
+        ring = Array(repeating: nil, count: max(1, options.queueCapacity))
+        if let dir = options.spoolDirectory {
+            spool = Spool(directory: dir, name: options.producerName, limit: options.spoolLimitBytes, notice: options.notice)
+            spoolEmpty = spool?.isEmpty ?? true
+            counters.spoolBytes = spool?.pendingBytes ?? 0
+        }
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let emitter = Unmanaged<EventEmitter>.fromOpaque(arg!).takeRetainedValue()
+            emitter.run()
+            return nil
+        }, box.toOpaque())
+        worker = t
+    }
+
+    /// `EVENT_STORAGE` from the environment.
+    public static func environmentStorage() -> String? {
+        getenv("EVENT_STORAGE").map { String(cString: $0) }
+    }
+
+    public var isEnabled: Bool { socketPath != nil }
+
+    /// Queues an event; returns its sequence number (0 when disabled). Never blocks on I/O, never throws.
+    /// The event's id is `GridEvent.makeId(typeName:producerTag:sequence:)`.
+    @discardableResult
+    public func emit(_ kind: GridEventKind, at timestamp: Int64? = nil) -> UInt64 {
+        enqueue(kind, timestamp: timestamp, id: nil)
+    }
+
+    /// Queues an event with an id of the caller's choosing (it must start with `event-<type name>-`; invalid
+    /// events are dropped and counted). Returns the sequence number (0 when disabled).
+    @discardableResult
+    public func emit(_ kind: GridEventKind, id: String, at timestamp: Int64? = nil) -> UInt64 {
+        enqueue(kind, timestamp: timestamp, id: id)
+    }
+
+    private func enqueue(_ kind: GridEventKind, timestamp: Int64?, id: String?) -> UInt64 {
+        guard socketPath != nil else { return 0 }
+        let ts = timestamp ?? StoreOptions.nowMicros()
+        lock.lock()
+        if count == ring.count {
+            // Queue full (the worker could not spill): drop the oldest.
+            ring[head] = nil
+            head = (head + 1) % ring.count
+            count -= 1
+            counters.dropped += 1
+            droppedUnreported += 1
+        }
+        let seq = nextSequence
+        nextSequence += 1
+        ring[(head + count) % ring.count] = Pending(sequence: seq, timestamp: ts, kind: kind, id: id)
+        count += 1
+        counters.emitted += 1
+        let wake = workerWaiting && (count >= options.maxBatchEvents || count >= options.effectiveHighWaterMark)
+        lock.unlock()
+        if wake { lock.withLock { lock.broadcast() } }
+        return seq
+    }
+
+    /// The id of the event emitted with `sequence` and `kind`.
+    public func id(of kind: GridEventKind, sequence: UInt64) -> String {
+        GridEvent.makeId(typeName: kind.typeName, producerTag: producerTag, sequence: sequence)
+    }
+
+    /// Waits until everything emitted so far is acknowledged (or dropped), at most `timeout` seconds.
+    /// Returns true when nothing is left pending.
+    @discardableResult
+    public func flush(timeout: Double = 10) -> Bool {
+        guard socketPath != nil else { return true }
+        let deadline = monotonicNanos() + UInt64(max(0, timeout) * 1e9)
+        lock.lock()
+        defer { lock.unlock() }
+        lock.broadcast()
+        while count > 0 || inFlight > 0 || !spoolEmpty {
+            let now = monotonicNanos()
+            if now >= deadline { return false }
+            lock.wait(seconds: min(0.05, Double(deadline - now) / 1e9))
+        }
+        return true
+    }
+
+    public var stats: EmitterStats {
+        lock.withLock {
+            var s = counters
+            s.queued = count + inFlight
+            return s
+        }
+    }
+
+    /// Flushes (up to `timeout`), then stops the worker. What is not acked by then stays in the spool when
+    /// there is one.
+    public func close(timeout: Double = 5) {
+        guard socketPath != nil, worker != nil else { return }
+        flush(timeout: timeout)
+        lock.withLock {
+            closing = true
+            lock.broadcast()
+        }
+        if let worker { pthread_join(worker, nil) }
+        worker = nil
+    }
+
+    deinit { close(timeout: 0) }
+
+    // MARK: Worker
+
+    private func takeFromQueue(max: Int) -> [Pending] {
+        var out: [Pending] = []
+        out.reserveCapacity(Swift.min(max, count))
+        while count > 0, out.count < max {
+            out.append(ring[head]!)
+            ring[head] = nil
+            head = (head + 1) % ring.count
+            count -= 1
+        }
+        return out
+    }
+
+    private func events(_ pending: [Pending]) -> [GridEvent] {
+        pending.map { GridEvent(id: $0.id ?? id(of: $0.kind, sequence: $0.sequence), timestamp: $0.timestamp, kind: $0.kind) }
+    }
+
+    /// Moves queued events (after `first`, which are older) to the spool; what does not fit stays queued.
+    /// Call with the lock held; returns false when nothing could be spilled.
+    @discardableResult
+    private func spill(prepending first: [Pending] = []) -> Bool {
+        guard let spool else {
+            if !first.isEmpty { requeueFront(first) }
+            return false
+        }
+        let taken = first + takeFromQueue(max: count)
+        guard !taken.isEmpty else { return true }
+        let records = events(taken).enumerated().map { SpoolRecord(producer: producerId, sequence: taken[$0.offset].sequence, event: $0.element) }
+        let written = spool.append(records)
+        counters.spooled += written
+        counters.spoolBytes = spool.pendingBytes
+        if written > 0 { spoolEmpty = false }
+        if written < taken.count { requeueFront(Array(taken[written...])) }
+        return written > 0
+    }
+
+    /// Puts events back at the front of the queue (dropping the oldest if they no longer fit).
+    private func requeueFront(_ pending: [Pending]) {
+        for p in pending.reversed() {
+            if count == ring.count {
+                // Full: the newest are kept, so this (older) one is the one dropped.
+                counters.dropped += 1
+                droppedUnreported += 1
+                continue
+            }
+            head = (head - 1 + ring.count) % ring.count
+            ring[head] = p
+            count += 1
+        }
+    }
+
+    private func run() {
+        var connection: DaemonConnection?
+        var backoff = options.backoffInitialSeconds
+        var everConnected = false
+        var spoolingNoticeGiven = false
+        while true {
+            lock.lock()
+            if closing {
+                // Keep what is left: spool it for the next start.
+                if count > 0 { spill() }
+                lock.unlock()
+                return
+            }
+            if connection == nil {
+                lock.unlock()
+                connection = connect(everConnected: &everConnected)
+                if connection == nil {
+                    // Unreachable: keep memory bounded by spilling everything queued, then wait and retry.
+                    lock.withLock {
+                        if count > 0, spill(), !spoolingNoticeGiven {
+                            spoolingNoticeGiven = true
+                            options.notice("grid-eventd unreachable; spooling events to \(spool?.path ?? "memory")")
+                        }
+                    }
+                    sleepUnlessClosing(backoff)
+                    backoff = min(backoff * 2, options.backoffMaxSeconds)
+                    continue
+                }
+                backoff = options.backoffInitialSeconds
+                spoolingNoticeGiven = false
+                continue
+            }
+            // Connected. Report drops first, then the spool, then the queue.
+            if droppedUnreported > 0 {
+                let n = droppedUnreported
+                droppedUnreported = 0
+                lock.unlock()
+                emit(.eventsDropped(producerId: producerId, dropped: n))
+                options.notice("\(n) event(s) were dropped (queue and spool full)")
+                continue
+            }
+            if !spoolEmpty, let spool {
+                if count >= options.effectiveHighWaterMark { spill() }
+                lock.unlock()
+                let (records, end) = spool.read(maxEvents: options.maxBatchEvents, maxBytes: options.maxBatchBytes)
+                if !sendSpooled(records, connection!) {
+                    connection = nil
+                    continue
+                }
+                lock.withLock {
+                    spool.commit(through: end)
+                    counters.acked += records.count
+                    counters.spoolBytes = spool.pendingBytes
+                    spoolEmpty = spool.isEmpty
+                    lock.broadcast()
+                }
+                continue
+            }
+            if count == 0 {
+                workerWaiting = true
+                lock.wait(seconds: 0.25)
+                workerWaiting = false
+                lock.unlock()
+                continue
+            }
+            if count >= options.effectiveHighWaterMark, spool != nil {
+                // The daemon is slower than the producers: keep memory bounded on disk.
+                spill()
+                lock.unlock()
+                continue
+            }
+            if count < options.maxBatchEvents, options.batchDelaySeconds > 0 {
+                // Let a batch build up for a moment.
+                workerWaiting = true
+                lock.wait(seconds: options.batchDelaySeconds)
+                workerWaiting = false
+            }
+            let batch = takeFromQueue(max: options.maxBatchEvents)
+            inFlight = batch.count
+            lock.unlock()
+            let result = send(batch, connection!)
+            lock.lock()
+            inFlight = 0
+            switch result {
+            case .acked:
+                counters.acked += batch.count
+            case .rejected(let reason):
+                counters.dropped += batch.count
+                options.notice("grid-eventd rejected a batch of \(batch.count) event(s): \(reason)")
+            case .failed(let reason):
+                // Not acked: keep order by putting the batch back in front, then spill with the rest.
+                options.notice("lost grid-eventd (\(reason)); will resend \(batch.count) unacknowledged event(s)")
+                connection = nil
+                if spool != nil { spill(prepending: batch) } else { requeueFront(batch) }
+            }
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+
+    private enum SendResult {
+        case acked
+        case rejected(String)
+        case failed(String)
+    }
+
+    private func send(_ batch: [Pending], _ connection: DaemonConnection) -> SendResult {
+        let frame = WireCodec.encode(.batch(producerId: producerId, firstSequence: batch[0].sequence, events: events(batch)))
+        do {
+            try connection.sendBatch(frame, producer: producerId, through: batch[batch.count - 1].sequence)
+            return .acked
+        } catch let failure as DaemonConnection.Failure {
+            return failure.rejected ? .rejected(failure.description) : .failed(failure.description)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// Sends spooled records, grouped into runs of one producer with consecutive sequence numbers.
+    private func sendSpooled(_ records: [SpoolRecord], _ connection: DaemonConnection) -> Bool {
+        var i = 0
+        while i < records.count {
+            var j = i + 1
+            while j < records.count, records[j].producer == records[i].producer, records[j].sequence == records[j - 1].sequence + 1 { j += 1 }
+            let run = records[i..<j]
+            let frame = WireCodec.encode(.batch(producerId: run.first!.producer, firstSequence: run.first!.sequence, events: run.map(\.event)))
+            do {
+                try connection.sendBatch(frame, producer: run.first!.producer, through: run.last!.sequence)
+            } catch let failure as DaemonConnection.Failure where failure.rejected {
+                lock.withLock { counters.dropped += run.count }
+                options.notice("grid-eventd rejected \(run.count) spooled event(s): \(failure.description)")
+            } catch {
+                options.notice("lost grid-eventd while replaying the spool (\(error)); will retry")
+                return false
+            }
+            i = j
+        }
+        return true
+    }
+
+    private func connect(everConnected: inout Bool) -> DaemonConnection? {
+        do {
+            let c = try DaemonConnection(path: socketPath!, producerId: producerId, client: options.producerName, timeoutSeconds: options.ackTimeoutSeconds)
+            lock.withLock {
+                if everConnected { counters.reconnects += 1 }
+                counters.connected = true
+            }
+            if everConnected || connectionNoticeGiven { options.notice("connected to grid-eventd at \(socketPath!)") }
+            everConnected = true
+            connectionNoticeGiven = false
+            return c
+        } catch {
+            lock.withLock { counters.connected = false }
+            if !connectionNoticeGiven {
+                connectionNoticeGiven = true
+                options.notice("grid-eventd not reachable (\(error)); events are spooled and delivered when it is")
+            }
+            return nil
+        }
+    }
+
+    private func sleepUnlessClosing(_ seconds: Double) {
+        lock.withLock {
+            if !closing { lock.wait(seconds: seconds) }
+        }
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import EventDaemon
+import EventStore
+import Logging
+import ServiceLifecycle
+
+@main
+struct GridEventd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grid-eventd",
+        abstract: "The grid events storage daemon.",
+        discussion: """
+            Owns a data directory of append-only segment files. Producers (grid-master, grid-agent, any process
+            using the emitter) connect over a Unix socket; each batch is acknowledged only once it is durable under
+            --sync. SIGTERM or SIGINT: stop accepting, drain, sync, ack, close, exit 0.
+            """)
+
+    @Option(name: .customLong("data-dir"), help: "Data directory (created if missing).")
+    var dataDir = "./data"
+
+    @Option(help: "Unix socket for producers (default: DATA_DIR/grid-eventd.sock).")
+    var socket: String?
+
+    @Option(help: "HTTP API and dashboard address, HOST:PORT.")
+    var http = "127.0.0.1:7780"
+
+    @Option(help: "Durability: batch (group commit: one fdatasync shared by all writers waiting), always (fdatasync per batch), none (OS buffers only).")
+    var sync = "batch"
+
+    @Option(name: .customLong("segment-size"), help: "Segment file size in bytes (64 KiB to 1 GiB).")
+    var segmentSize = 64 << 20
+
+    @Option(name: .customLong("allow-uid"), help: "Also accept producers running as this uid (repeatable). The daemon's own uid and root are always accepted.")
+    var allowUid: [UInt32] = []
+
+    @Option(name: .customLong("allow-gid"), help: "Also accept producers whose primary gid is this (repeatable).")
+    var allowGid: [UInt32] = []
+
+    @Option(name: .customLong("max-frame"), help: "Largest frame body accepted from a producer, bytes.")
+    var maxFrame = 4 << 20
+
+    @Option(name: .customLong("metrics-interval"), help: "Seconds between storage_metrics events the daemon records about itself.")
+    var metricsInterval = 60.0
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be batch, always or none") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard parseHostPort(http) != nil else { throw ValidationError("--http must be HOST:PORT, like 127.0.0.1:7780") }
+        guard maxFrame >= 1024, maxFrame <= 64 << 20 else { throw ValidationError("--max-frame must be 1 KiB to 64 MiB") }
+        guard metricsInterval >= 0.1 else { throw ValidationError("--metrics-interval must be at least 0.1 seconds") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "grid-eventd")
+        var config = DaemonConfig(dataDirectory: dataDir)
+        config.socketPath = socket
+        let (host, port) = parseHostPort(http)!
+        config.httpHost = host
+        config.httpPort = port
+        config.durability = Durability(rawValue: sync)!
+        config.segmentCapacity = segmentSize
+        config.allowedUids = Set(allowUid)
+        config.allowedGids = Set(allowGid)
+        config.maxFrame = maxFrame
+        config.metricsIntervalSeconds = metricsInterval
+        let daemon = GridEventDaemon(config: config, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func parseHostPort(_ s: String) -> (String, Int)? {
+    guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+    let host = String(s[..<colon])
+    return host.isEmpty ? nil : (host, port)
+}

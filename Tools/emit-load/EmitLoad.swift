@@ -1,0 +1,87 @@
+import ArgumentParser
+import EventEmitter
+import EventStore
+import Foundation
+import GridEvents
+
+/// A producer process for tests and benchmarks: emits generated grid events through the EventEmitter as fast as
+/// it can (or at a set rate), flushes, and reports what happened.
+@main
+struct EmitLoad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emit-load",
+        abstract: "Emit generated grid events through the emitter and report acks and emit() latency.")
+
+    @Option(help: "grid-eventd socket path.")
+    var storage: String
+
+    @Option(help: "Events to emit.")
+    var count = 10_000
+
+    @Option(help: "Producer name (names the spool file).")
+    var producer = "emit-load"
+
+    @Option(name: .customLong("spool-dir"), help: "Spool directory.")
+    var spoolDir: String?
+
+    @Option(help: "Write the id of every emitted event here, one per line, before flushing.")
+    var ids: String?
+
+    @Option(help: "Events per second (0: as fast as possible).")
+    var rate = 0
+
+    @Option(help: "Seconds to wait for every event to be acknowledged.")
+    var flushTimeout = 120.0
+
+    @Flag(help: "Exit right after emitting, without flushing (leaves the spool for the next start).")
+    var noFlush = false
+
+    @Option(help: "Seed for the generated events.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        var options = EmitterOptions(producerName: producer)
+        if let spoolDir { options.spoolDirectory = spoolDir }
+        let emitter = EventEmitter(storage: storage, options: options)
+        var grid = SampleGrid(seed: seed)
+        let kinds = (0..<count).map { grid.event(index: $0, count: count).kind }
+        var idList: [String] = []
+        idList.reserveCapacity(count)
+        var latencies = [UInt64](repeating: 0, count: count)
+        let start = monotonicNanos()
+        for (i, kind) in kinds.enumerated() {
+            if rate > 0 {
+                let due = start + UInt64(i) * 1_000_000_000 / UInt64(rate)
+                while monotonicNanos() < due { usleep(100) }
+            }
+            let t0 = monotonicNanos()
+            let seq = emitter.emit(kind)
+            latencies[i] = monotonicNanos() - t0
+            idList.append(emitter.id(of: kind, sequence: seq))
+        }
+        let emitted = monotonicNanos()
+        if let ids {
+            try idList.joined(separator: "\n").appending("\n").write(toFile: ids, atomically: true, encoding: .utf8)
+        }
+        if noFlush {
+            print("emitted \(count) (no flush)")
+            Foundation.exit(0)  // leave without closing: what is queued or spooled stays for the next start
+        }
+        let complete = emitter.flush(timeout: flushTimeout)
+        let done = monotonicNanos()
+        let stats = emitter.stats
+        emitter.close(timeout: 1)
+        latencies.sort()
+        func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) }
+        let result: [String: Any] = [
+            "producer": emitter.producerId, "emitted": stats.emitted, "acked": stats.acked, "spooled": stats.spooled,
+            "dropped": stats.dropped, "reconnects": stats.reconnects, "complete": complete,
+            "emit_seconds": Double(emitted - start) / 1e9, "total_seconds": Double(done - start) / 1e9,
+            "events_per_second": Double(count) / (Double(done - start) / 1e9),
+            "emit_p50_ns": pct(0.5), "emit_p99_ns": pct(0.99), "emit_p999_ns": pct(0.999),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+        if !complete { throw ExitCode(2) }
+    }
+}
