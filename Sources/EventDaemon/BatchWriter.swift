@@ -24,8 +24,6 @@ final class BatchWriter: @unchecked Sendable {
     private var stopping = false
     private var running = 0
     private var thread: pthread_t?
-    /// Highest sequence durable per producer (this daemon's lifetime; ids catch resends across restarts).
-    private var durableThrough: [String: UInt64] = [:]
     let metrics = IngestMetrics()
 
     init(store: EventStore, logger: Logger) {
@@ -85,13 +83,10 @@ final class BatchWriter: @unchecked Sendable {
         var writing: [(job: Job, through: UInt64)] = []
         for job in jobs {
             let through = job.firstSequence + UInt64(job.events.count) - 1
-            let done = durableThrough[job.producer] ?? 0
             var records: [Record] = []
             records.reserveCapacity(job.events.count * 4)
-            for (i, e) in job.events.enumerated() {
-                let seq = job.firstSequence + UInt64(i)
-                if done > 0, seq <= done { continue }
-                if store.contains(id: e.id) { continue }
+            // A resent event (after a lost ack, a reconnect or a daemon restart) carries the same id: stored once.
+            for e in job.events where !store.contains(id: e.id) {
                 records.append(contentsOf: e.records())
             }
             if records.isEmpty {
@@ -124,10 +119,7 @@ final class BatchWriter: @unchecked Sendable {
     }
 
     private func finish(_ job: Job, through: UInt64, result: Result<UInt64, StoreError>) {
-        if case .success = result {
-            if through > durableThrough[job.producer] ?? 0 { durableThrough[job.producer] = through }
-            metrics.record(events: job.events.count, receivedAt: job.receivedAt)
-        }
+        if case .success = result { metrics.record(events: job.events.count, receivedAt: job.receivedAt) }
         job.completion(result)
     }
 

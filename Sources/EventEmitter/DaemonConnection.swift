@@ -1,3 +1,4 @@
+import EventStore
 import EventWire
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +43,8 @@ final class DaemonConnection {
         }
         do {
             try send(WireCodec.encode(.hello(producerId: producerId, client: client)))
-            switch try receive() {
+            switch try receive(timeout: timeoutSeconds) {
+            case nil: throw Failure(description: "no answer to hello within \(timeoutSeconds) s")
             case .welcome: break
             case .error(_, let message, _): throw Failure(description: "daemon refused the connection: \(message)")
             default: throw Failure(description: "unexpected answer to hello")
@@ -69,33 +71,54 @@ final class DaemonConnection {
         }
     }
 
-    /// The next frame from the daemon (blocks up to the timeout).
-    func receive() throws -> WireFrame {
-        var chunk = [UInt8](repeating: 0, count: 4096)
+    /// The next frame from the daemon, waiting at most `timeout` seconds in slices of `slice`, calling `idle`
+    /// between slices (the emitter spills its queue there). Nil on timeout.
+    func receive(timeout: Double, slice: Double = 0.005, idle: () -> Void = {}) throws -> WireFrame? {
+        let deadline = monotonicNanos() + UInt64(timeout * 1e9)
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             do {
                 if let frame = try decoder.next() { return frame }
             } catch {
                 throw Failure(description: "bad frame from daemon: \(error)")
             }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let rc = poll(&pfd, 1, Int32(slice * 1000))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "poll: \(String(cString: strerror(errno)))")
+            }
+            if rc == 0 {
+                idle()
+                if monotonicNanos() >= deadline { return nil }
+                continue
+            }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
-                if errno == EINTR { continue }
-                let reason = errno == EAGAIN ? "timed out waiting for the daemon" : String(cString: strerror(errno))
-                throw Failure(description: reason)
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw Failure(description: String(cString: strerror(errno)))
             }
             if n == 0 { throw Failure(description: "daemon closed the connection") }
             decoder.append(chunk[0..<n])
         }
     }
 
-    /// Sends a batch and waits for the ack covering it.
-    func sendBatch(_ frame: [UInt8], producer: String, through: UInt64) throws {
-        try send(frame)
+    /// The next frame, blocking up to the socket timeout.
+    func receive() throws -> WireFrame {
+        guard let frame = try receive(timeout: 3600) else { throw Failure(description: "timed out waiting for the daemon") }
+        return frame
+    }
+
+    /// Waits until the daemon acks `producer` through at least `through`; returns the acked sequence.
+    /// Throws on an error frame, a closed connection or after `timeout` seconds without progress.
+    func awaitAck(producer: String, through: UInt64, timeout: Double, idle: () -> Void = {}) throws -> UInt64 {
         while true {
-            switch try receive() {
-            case .ack(let p, let durable) where p == producer && durable >= through:
-                return
+            guard let frame = try receive(timeout: timeout, idle: idle) else {
+                throw Failure(description: "no ack within \(timeout) s")
+            }
+            switch frame {
+            case .ack(let p, let durable) where p == producer:
+                if durable >= through { return durable }
             case .ack, .pong:
                 continue
             case .ping(let nonce):
@@ -104,6 +127,21 @@ final class DaemonConnection {
                 throw Failure(description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge)
             default:
                 throw Failure(description: "unexpected frame from daemon")
+            }
+        }
+    }
+
+    /// The next ack for `producer` (or nil after `timeout`), for pipelined batches.
+    func nextAck(producer: String, timeout: Double, idle: () -> Void = {}) throws -> UInt64? {
+        while true {
+            guard let frame = try receive(timeout: timeout, idle: idle) else { return nil }
+            switch frame {
+            case .ack(let p, let durable) where p == producer: return durable
+            case .ack, .pong: continue
+            case .ping(let nonce): try send(WireCodec.encode(.pong(nonce: nonce)))
+            case .error(let code, let message, _):
+                throw Failure(description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge)
+            default: throw Failure(description: "unexpected frame from daemon")
             }
         }
     }

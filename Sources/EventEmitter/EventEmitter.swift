@@ -41,6 +41,8 @@ public final class EventEmitter: @unchecked Sendable {
     private var counters = EmitterStats()
     private var droppedUnreported = 0
     private var inFlight = 0
+    /// Events taken from the queue and being written to the spool.
+    private var inTransit = 0
     private var workerWaiting = false
     private var closing = false
     private var worker: pthread_t?
@@ -139,7 +141,7 @@ public final class EventEmitter: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         lock.broadcast()
-        while count > 0 || inFlight > 0 || !spoolEmpty {
+        while count > 0 || inFlight > 0 || inTransit > 0 || !retry.isEmpty || !spoolEmpty {
             let now = monotonicNanos()
             if now >= deadline { return false }
             lock.wait(seconds: min(0.05, Double(deadline - now) / 1e9))
@@ -150,7 +152,7 @@ public final class EventEmitter: @unchecked Sendable {
     public var stats: EmitterStats {
         lock.withLock {
             var s = counters
-            s.queued = count + inFlight
+            s.queued = count + inFlight + inTransit + retry.count
             return s
         }
     }
@@ -188,18 +190,21 @@ public final class EventEmitter: @unchecked Sendable {
         pending.map { GridEvent(id: $0.id ?? id(of: $0.kind, sequence: $0.sequence), timestamp: $0.timestamp, kind: $0.kind) }
     }
 
-    /// Moves queued events (after `first`, which are older) to the spool; what does not fit stays queued.
-    /// Call with the lock held; returns false when nothing could be spilled.
+    /// Moves every queued event to the spool; what does not fit goes back to the front of the queue.
+    /// Call with the lock held: it is released while events are encoded and written, so `emit` never waits
+    /// for disk I/O. Returns false when nothing could be spilled.
     @discardableResult
-    private func spill(prepending first: [Pending] = []) -> Bool {
-        guard let spool else {
-            if !first.isEmpty { requeueFront(first) }
-            return false
-        }
-        let taken = first + takeFromQueue(max: count)
+    private func spill(max: Int = Int.max) -> Bool {
+        guard let spool else { return false }
+        let taken = takeFromQueue(max: Swift.min(max, count))
         guard !taken.isEmpty else { return true }
-        let records = events(taken).enumerated().map { SpoolRecord(producer: producerId, sequence: taken[$0.offset].sequence, event: $0.element) }
+        inTransit += taken.count
+        let producer = producerId
+        lock.unlock()
+        let records = events(taken).enumerated().map { SpoolRecord(producer: producer, sequence: taken[$0.offset].sequence, event: $0.element) }
         let written = spool.append(records)
+        lock.lock()
+        inTransit -= taken.count
         counters.spooled += written
         counters.spoolBytes = spool.pendingBytes
         if written > 0 { spoolEmpty = false }
@@ -222,6 +227,13 @@ public final class EventEmitter: @unchecked Sendable {
         }
     }
 
+    /// Batches sent on the current connection and not yet acknowledged, oldest first.
+    private var window: [[Pending]] = []
+    static let windowSize = 4
+    /// Events that were in flight when a connection was lost: older than the spool and the queue, so they are
+    /// sent first after reconnecting. At most `windowSize` batches, kept in memory.
+    private var retry: [Pending] = []
+
     private func run() {
         var connection: DaemonConnection?
         var backoff = options.backoffInitialSeconds
@@ -229,8 +241,12 @@ public final class EventEmitter: @unchecked Sendable {
         var spoolingNoticeGiven = false
         while true {
             lock.lock()
-            if closing {
-                // Keep what is left: spool it for the next start.
+            if closing, window.isEmpty {
+                // Keep what is left for the next start: retried events first, then the queue.
+                if !retry.isEmpty {
+                    requeueFront(retry)
+                    retry.removeAll()
+                }
                 if count > 0 { spill() }
                 lock.unlock()
                 return
@@ -254,94 +270,152 @@ public final class EventEmitter: @unchecked Sendable {
                 spoolingNoticeGiven = false
                 continue
             }
-            // Connected. Report drops first, then the spool, then the queue.
-            if droppedUnreported > 0 {
+            let conn = connection!
+            spillIfAboveHighWater()
+            if droppedUnreported > 0, count < options.effectiveHighWaterMark, window.isEmpty {
                 let n = droppedUnreported
                 droppedUnreported = 0
                 lock.unlock()
-                emit(.eventsDropped(producerId: producerId, dropped: n))
                 options.notice("\(n) event(s) were dropped (queue and spool full)")
+                _ = enqueue(.eventsDropped(producerId: producerId, dropped: n), timestamp: nil, id: nil)
+                continue
+            }
+            // Order: retried events (in flight when a connection was lost) < spool < queue. Spills move the
+            // newest events, the queue, so they never jump ahead of what is in flight.
+            if !retry.isEmpty {
+                if window.count < EventEmitter.windowSize {
+                    let n = min(options.maxBatchEvents, retry.count)
+                    let batch = Array(retry.prefix(n))
+                    retry.removeFirst(n)
+                    sendBatch(batch, conn, &connection)
+                } else {
+                    lock.unlock()
+                    awaitWindowAck(conn, &connection)
+                }
                 continue
             }
             if !spoolEmpty, let spool {
-                if count >= options.effectiveHighWaterMark { spill() }
-                lock.unlock()
-                let (records, end) = spool.read(maxEvents: options.maxBatchEvents, maxBytes: options.maxBatchBytes)
-                if !sendSpooled(records, connection!) {
-                    connection = nil
+                if !window.isEmpty {
+                    lock.unlock()
+                    awaitWindowAck(conn, &connection)
                     continue
                 }
+                lock.unlock()
+                let (records, end) = spool.read(maxEvents: options.maxBatchEvents, maxBytes: options.maxBatchBytes)
+                let (handled, acked) = sendSpooled(records, conn)
+                let through = handled == records.count ? end : (handled > 0 ? records[handled - 1].end : spool.readOffset)
                 lock.withLock {
-                    spool.commit(through: end)
-                    counters.acked += records.count
+                    spool.commit(through: through)
+                    counters.acked += acked
                     counters.spoolBytes = spool.pendingBytes
                     spoolEmpty = spool.isEmpty
                     lock.broadcast()
                 }
+                if handled < records.count {
+                    connection = nil
+                    lostConnection("spool replay interrupted")
+                }
                 continue
             }
-            if count == 0 {
-                workerWaiting = true
-                lock.wait(seconds: 0.25)
-                workerWaiting = false
+            if count > 0, window.count < EventEmitter.windowSize {
+                if count < options.maxBatchEvents, options.batchDelaySeconds > 0, window.isEmpty {
+                    // Let a batch build up for a moment.
+                    workerWaiting = true
+                    lock.wait(seconds: options.batchDelaySeconds)
+                    workerWaiting = false
+                }
+                sendBatch(takeFromQueue(max: options.maxBatchEvents), conn, &connection)
+                continue
+            }
+            if !window.isEmpty {
                 lock.unlock()
+                awaitWindowAck(conn, &connection)
                 continue
             }
-            if count >= options.effectiveHighWaterMark, spool != nil {
-                // The daemon is slower than the producers: keep memory bounded on disk.
-                spill()
-                lock.unlock()
-                continue
-            }
-            if count < options.maxBatchEvents, options.batchDelaySeconds > 0 {
-                // Let a batch build up for a moment.
-                workerWaiting = true
-                lock.wait(seconds: options.batchDelaySeconds)
-                workerWaiting = false
-            }
-            let batch = takeFromQueue(max: options.maxBatchEvents)
-            inFlight = batch.count
-            lock.unlock()
-            let result = send(batch, connection!)
-            lock.lock()
-            inFlight = 0
-            switch result {
-            case .acked:
-                counters.acked += batch.count
-            case .rejected(let reason):
-                counters.dropped += batch.count
-                options.notice("grid-eventd rejected a batch of \(batch.count) event(s): \(reason)")
-            case .failed(let reason):
-                // Not acked: keep order by putting the batch back in front, then spill with the rest.
-                options.notice("lost grid-eventd (\(reason)); will resend \(batch.count) unacknowledged event(s)")
-                connection = nil
-                if spool != nil { spill(prepending: batch) } else { requeueFront(batch) }
-            }
-            lock.broadcast()
+            // Idle.
+            workerWaiting = true
+            lock.wait(seconds: 0.25)
+            workerWaiting = false
             lock.unlock()
         }
     }
 
-    private enum SendResult {
-        case acked
-        case rejected(String)
-        case failed(String)
+    /// Call with the lock held: above the high-water mark, spill the queue so memory stays bounded.
+    private func spillIfAboveHighWater() {
+        guard count >= options.effectiveHighWaterMark, spool != nil else { return }
+        // In chunks, oldest first, so the queue drains while producers keep emitting.
+        while count >= options.effectiveHighWaterMark / 2, spill(max: 8192) {}
     }
 
-    private func send(_ batch: [Pending], _ connection: DaemonConnection) -> SendResult {
+    /// Call with the lock held (released on return): puts `batch` in the window and sends it.
+    private func sendBatch(_ batch: [Pending], _ conn: DaemonConnection, _ connection: inout DaemonConnection?) {
+        window.append(batch)
+        inFlight += batch.count
+        lock.unlock()
         let frame = WireCodec.encode(.batch(producerId: producerId, firstSequence: batch[0].sequence, events: events(batch)))
         do {
-            try connection.sendBatch(frame, producer: producerId, through: batch[batch.count - 1].sequence)
-            return .acked
-        } catch let failure as DaemonConnection.Failure {
-            return failure.rejected ? .rejected(failure.description) : .failed(failure.description)
+            try conn.send(frame)
         } catch {
-            return .failed("\(error)")
+            connection = nil
+            lostConnection("\(error)")
         }
     }
 
-    /// Sends spooled records, grouped into runs of one producer with consecutive sequence numbers.
-    private func sendSpooled(_ records: [SpoolRecord], _ connection: DaemonConnection) -> Bool {
+    /// Waits for the next ack of the window's batches and retires what it covers.
+    private func awaitWindowAck(_ conn: DaemonConnection, _ connection: inout DaemonConnection?) {
+        do {
+            if let acked = try conn.nextAck(producer: producerId, timeout: options.ackTimeoutSeconds, idle: { [self] in
+                lock.withLock { spillIfAboveHighWater() }
+            }) {
+                lock.withLock {
+                    while let first = window.first, first[first.count - 1].sequence <= acked {
+                        window.removeFirst()
+                        inFlight -= first.count
+                        counters.acked += first.count
+                    }
+                    lock.broadcast()
+                }
+            } else {
+                connection = nil
+                lostConnection("no ack within \(options.ackTimeoutSeconds) s")
+            }
+        } catch let failure as DaemonConnection.Failure where failure.rejected {
+            // The daemon refused the oldest batch as invalid: resending will not help.
+            lock.withLock {
+                let first = window.removeFirst()
+                inFlight -= first.count
+                counters.dropped += first.count
+                lock.broadcast()
+            }
+            options.notice("grid-eventd rejected a batch: \(failure.description)")
+            connection = nil
+            lostConnection("batch rejected")
+        } catch {
+            connection = nil
+            lostConnection("\(error)")
+        }
+    }
+
+    /// The connection is gone: every unacknowledged batch is kept, in order, to be sent first after reconnecting.
+    private func lostConnection(_ reason: String) {
+        lock.withLock {
+            let unacked = window.flatMap { $0 }
+            window.removeAll()
+            inFlight = 0
+            if !unacked.isEmpty {
+                options.notice("lost grid-eventd (\(reason)); will resend \(unacked.count) unacknowledged event(s)")
+                retry = unacked + retry
+            }
+            counters.connected = false
+            lock.broadcast()
+        }
+    }
+
+    /// Sends spooled records, grouped into runs of one producer with consecutive sequence numbers, each
+    /// acknowledged before the next. Returns how many records are done with (acked, or rejected as invalid and
+    /// dropped) and how many were acked; fewer than all when the connection failed.
+    private func sendSpooled(_ records: [SpoolRecord], _ connection: DaemonConnection) -> (handled: Int, acked: Int) {
+        var acked = 0
         var i = 0
         while i < records.count {
             var j = i + 1
@@ -349,17 +423,23 @@ public final class EventEmitter: @unchecked Sendable {
             let run = records[i..<j]
             let frame = WireCodec.encode(.batch(producerId: run.first!.producer, firstSequence: run.first!.sequence, events: run.map(\.event)))
             do {
-                try connection.sendBatch(frame, producer: run.first!.producer, through: run.last!.sequence)
+                try connection.send(frame)
+                _ = try connection.awaitAck(producer: run.first!.producer, through: run.last!.sequence, timeout: options.ackTimeoutSeconds) { [self] in
+                    lock.withLock { spillIfAboveHighWater() }  // no queue batch is in flight during replay
+                }
+                acked += run.count
             } catch let failure as DaemonConnection.Failure where failure.rejected {
+                // Invalid in the daemon's eyes: resending will not help; drop this run and reconnect.
                 lock.withLock { counters.dropped += run.count }
                 options.notice("grid-eventd rejected \(run.count) spooled event(s): \(failure.description)")
+                return (j, acked)
             } catch {
                 options.notice("lost grid-eventd while replaying the spool (\(error)); will retry")
-                return false
+                return (i, acked)
             }
             i = j
         }
-        return true
+        return (records.count, acked)
     }
 
     private func connect(everConnected: inout Bool) -> DaemonConnection? {

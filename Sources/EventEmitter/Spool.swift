@@ -9,6 +9,8 @@ struct SpoolRecord {
     var producer: String
     var sequence: UInt64
     var event: GridEvent
+    /// Spool offset just past this record (set by `read`).
+    var end: UInt64 = 0
 }
 
 /// The emitter's on-disk spool: an append-only file of checksummed records, read in order from a persisted read
@@ -144,8 +146,11 @@ final class Spool {
         var bytes = 0
         while offset < writeOffset, records.count < maxEvents, bytes < maxBytes {
             if let (record, size) = recordAt(offset) {
-                if let record { records.append(record) }
                 offset += size
+                if var record {
+                    record.end = offset
+                    records.append(record)
+                }
                 bytes += Int(size)
             } else {
                 let next = nextValid(after: offset)
