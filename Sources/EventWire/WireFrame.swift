@@ -8,8 +8,8 @@ public enum WireProtocol {
     public static let defaultMaxFrame = 4 << 20
     /// Frame header size.
     public static let headerSize = 16
-    /// The two magic bytes that start every frame: `G`, `E`.
-    public static let magic: UInt16 = 0x4547
+    /// The two magic bytes that start every frame: 0xA5 0xE7 (not ASCII, so text protocols are caught at once).
+    public static let magic: UInt16 = 0xE7A5
 }
 
 /// The frames of the grid-events socket protocol. See docs/FORMAT.md, "Socket protocol".

@@ -36,6 +36,9 @@ struct EmitLoad: ParsableCommand {
     @Flag(help: "Exit right after emitting, without flushing (leaves the spool for the next start).")
     var noFlush = false
 
+    @Flag(help: "Wait until every event is in the spool, then kill this process with SIGKILL (tests spool replay).")
+    var dieAfterSpooling = false
+
     @Option(help: "Seed for the generated events.")
     var seed: UInt64 = 1
 
@@ -62,6 +65,12 @@ struct EmitLoad: ParsableCommand {
         let emitted = monotonicNanos()
         if let ids {
             try idList.joined(separator: "\n").appending("\n").write(toFile: ids, atomically: true, encoding: .utf8)
+        }
+        if dieAfterSpooling {
+            let deadline = monotonicNanos() + 30_000_000_000
+            while emitter.stats.spooled < count, monotonicNanos() < deadline { usleep(10_000) }
+            FileHandle.standardOutput.write(Data("spooled \(emitter.stats.spooled)\n".utf8))
+            kill(getpid(), SIGKILL)
         }
         if noFlush {
             print("emitted \(count) (no flush)")
