@@ -11,10 +11,28 @@ import Glibc
 final class BatchWriter: @unchecked Sendable {
     struct Job {
         var producer: String
-        var firstSequence: UInt64
-        var events: [GridEvent]
+        /// Sequence of the batch's last event: what the ack confirms.
+        var through: UInt64
+        var eventCount: Int
+        /// The events not yet stored, validated and encoded on the connection's thread; nil when all were
+        /// already stored (a resend).
+        var prepared: EventStore.PreparedBatch?
         var receivedAt: UInt64
         var completion: @Sendable (Result<UInt64, StoreError>) -> Void
+    }
+
+    /// Turns decoded events into a job: drops those already stored (a resend after a lost ack, a reconnect or a
+    /// daemon restart carries the same ids), maps the rest to records and prepares them. Runs on the caller's
+    /// thread so the single writer only writes, indexes and syncs.
+    func makeJob(producer: String, firstSequence: UInt64, events: [GridEvent], receivedAt: UInt64,
+                 completion: @escaping @Sendable (Result<UInt64, StoreError>) -> Void) throws(StoreError) -> Job {
+        let stored = store.contains(ids: events.map(\.id))
+        var records: [Record] = []
+        records.reserveCapacity(events.count * 4)
+        for (e, isStored) in zip(events, stored) where !isStored { records.append(contentsOf: e.records()) }
+        let prepared = records.isEmpty ? nil : try store.prepare(records)
+        return Job(producer: producer, through: firstSequence + UInt64(events.count) - 1, eventCount: events.count,
+                   prepared: prepared, receivedAt: receivedAt, completion: completion)
     }
 
     private let store: EventStore
@@ -79,53 +97,29 @@ final class BatchWriter: @unchecked Sendable {
     }
 
     private func write(_ jobs: [Job]) {
-        var batches: [[Record]] = []
-        var writing: [(job: Job, through: UInt64)] = []
-        for job in jobs {
-            let through = job.firstSequence + UInt64(job.events.count) - 1
-            var records: [Record] = []
-            records.reserveCapacity(job.events.count * 4)
-            // A resent event (after a lost ack, a reconnect or a daemon restart) carries the same id: stored once.
-            for e in job.events where !store.contains(id: e.id) {
-                records.append(contentsOf: e.records())
-            }
-            if records.isEmpty {
-                finish(job, through: through, result: .success(through))
-            } else {
-                batches.append(records)
-                writing.append((job, through))
-            }
-        }
-        guard !batches.isEmpty else { return }
+        let writing = jobs.filter { $0.prepared != nil }
+        for job in jobs where job.prepared == nil { finish(job, result: .success(job.through)) }
+        guard !writing.isEmpty else { return }
         do throws(StoreError) {
-            _ = try store.append(batches: batches)
-            for (job, through) in writing { finish(job, through: through, result: .success(through)) }
+            // One call: every batch its own frame, one fdatasync for all of them (group commit).
+            _ = try store.append(prepared: writing.map { $0.prepared! })
+            for job in writing { finish(job, result: .success(job.through)) }
         } catch {
-            if error.code == .invalidArgument || error.code == .batchTooLarge, batches.count > 1 {
-                // One batch is bad: write the others on their own so only it fails.
-                for (k, (job, through)) in writing.enumerated() {
-                    do throws(StoreError) {
-                        _ = try store.append(batches[k])
-                        finish(job, through: through, result: .success(through))
-                    } catch {
-                        finish(job, through: through, result: .failure(error))
-                    }
-                }
-            } else {
-                logger.error("append failed: \(error)")
-                for (job, through) in writing { finish(job, through: through, result: .failure(error)) }
-            }
+            logger.error("append failed: \(error)")
+            for job in writing { finish(job, result: .failure(error)) }
         }
     }
 
-    private func finish(_ job: Job, through: UInt64, result: Result<UInt64, StoreError>) {
-        if case .success = result { metrics.record(events: job.events.count, receivedAt: job.receivedAt) }
+    private func finish(_ job: Job, result: Result<UInt64, StoreError>) {
+        if case .success = result { metrics.record(events: job.eventCount, receivedAt: job.receivedAt) }
         job.completion(result)
     }
 
     /// Appends one event the daemon produced itself (its metrics), through the same writer.
     func appendOwn(_ event: GridEvent) {
-        submit(Job(producer: "grid-eventd", firstSequence: 1, events: [event], receivedAt: monotonicNanos(), completion: { _ in }))
+        if let job = try? makeJob(producer: "grid-eventd", firstSequence: 1, events: [event], receivedAt: monotonicNanos(), completion: { _ in }) {
+            submit(job)
+        }
     }
 }
 

@@ -113,14 +113,18 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
-            writer.submit(BatchWriter.Job(
-                producer: producerId, firstSequence: first, events: events, receivedAt: monotonicNanos(),
-                completion: { result in
+            let job: BatchWriter.Job
+            do throws(StoreError) {
+                job = try writer.makeJob(producer: producerId, firstSequence: first, events: events, receivedAt: monotonicNanos()) { result in
                     eventLoop.execute {
                         let (handler, context) = loopBound.value
                         handler.completed(producerId, result, context)
                     }
-                }))
+                }
+            } catch {
+                throw WireError(.invalidEvent, error.description)
+            }
+            writer.submit(job)
         case .ping(let nonce):
             send(.pong(nonce: nonce), context)
         case .pong:

@@ -74,6 +74,11 @@ extension EventStore {
         lock.withLock { locate(id) != nil }
     }
 
+    /// For each id, whether it is stored; one lock for the whole list.
+    public func contains(ids: [String]) -> [Bool] {
+        lock.withLock { ids.map { locate($0) != nil } }
+    }
+
     /// The event with this id, or nil. O(1): a hash lookup and a full-id compare.
     public func event(id: String) -> StoredEvent? {
         lock.withLock { locate(id).flatMap(materialize) }

@@ -304,15 +304,24 @@ public final class EventStore: @unchecked Sendable {
 
     // MARK: Appending
 
-    /// An encoded batch waiting for its sequence number.
-    struct EncodedBatch {
+    /// A batch validated and encoded by `prepare`, waiting for its sequence number. Preparing is the CPU-heavy
+    /// part of an append and takes no lock, so many threads can prepare while one appends.
+    public struct PreparedBatch: Sendable {
         var bytes: [UInt8]
-        var recordCount: Int
+        public let recordCount: Int
         var payloadHash: UInt64
+        /// Encoded size in bytes.
+        public var size: Int { bytes.count }
+    }
+
+    /// Validates and encodes a batch without taking the store's lock.
+    /// - Throws: `.invalidArgument` (empty batch, invalid id, oversized record), `.batchTooLarge`.
+    public func prepare(_ records: [Record]) throws(StoreError) -> PreparedBatch {
+        try encode(records)
     }
 
     /// Validates and encodes a batch outside the lock.
-    func encode(_ records: [Record]) throws(StoreError) -> EncodedBatch {
+    func encode(_ records: [Record]) throws(StoreError) -> PreparedBatch {
         guard !records.isEmpty else { throw StoreError.invalid("empty batch: a batch needs at least one record") }
         guard records.count <= Limits.maxRecordsPerBatch else {
             throw StoreError.invalid("batch of \(records.count) records exceeds the limit of \(Limits.maxRecordsPerBatch)")
@@ -354,7 +363,7 @@ public final class EventStore: @unchecked Sendable {
             }
         }
         let payloadHash = w.bytes.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[Format.frameHeaderSize...])) }
-        return EncodedBatch(bytes: w.bytes, recordCount: records.count, payloadHash: payloadHash)
+        return PreparedBatch(bytes: w.bytes, recordCount: records.count, payloadHash: payloadHash)
     }
 
     static let sealReserve = Format.frameHeaderSize + Format.sealPayloadSize
@@ -374,11 +383,19 @@ public final class EventStore: @unchecked Sendable {
     /// order. If it throws, none of the batches may be considered acknowledged (some may still be stored; ids
     /// make a resend safe).
     public func append(batches: [[Record]]) throws(StoreError) -> [AppendReceipt] {
-        guard !options.readOnly else { throw StoreError(.notWritable, "store was opened read-only", path: directory) }
-        guard !batches.isEmpty else { throw StoreError.invalid("no batches to append") }
-        var encoded: [EncodedBatch] = []
+        var encoded: [PreparedBatch] = []
         encoded.reserveCapacity(batches.count)
         for b in batches { encoded.append(try encode(b)) }
+        return try append(prepared: encoded)
+    }
+
+    /// Appends batches made by `prepare`, each its own frame, with one shared durability wait.
+    public func append(prepared encoded: [PreparedBatch]) throws(StoreError) -> [AppendReceipt] {
+        guard !options.readOnly else { throw StoreError(.notWritable, "store was opened read-only", path: directory) }
+        guard !encoded.isEmpty else { throw StoreError.invalid("no batches to append") }
+        for batch in encoded where batch.bytes.count > options.segmentCapacity - Format.segmentHeaderSize - Self.sealReserve {
+            throw StoreError(.batchTooLarge, "a prepared batch of \(batch.bytes.count) bytes does not fit a segment of \(options.segmentCapacity) bytes")
+        }
         let receipts = try lock.withLock { () throws(StoreError) -> [AppendReceipt] in
             try checkWritable()
             var receipts: [AppendReceipt] = []

@@ -60,7 +60,7 @@ struct EmitLoad: ParsableCommand {
             let t0 = monotonicNanos()
             let seq = emitter.emit(kind)
             latencies[i] = monotonicNanos() - t0
-            idList.append(emitter.id(of: kind, sequence: seq))
+            if ids != nil { idList.append(emitter.id(of: kind, sequence: seq)) }
         }
         let emitted = monotonicNanos()
         if let ids {
