@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "GridEvents", targets: ["GridEvents"]),
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
+        .library(name: "EventQuery", targets: ["EventQuery"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
         .executable(name: "grid-cli", targets: ["grid-cli"]),
         .executable(name: "segdump", targets: ["segdump"]),
@@ -31,6 +32,7 @@ let package = Package(
             name: "EventEmitter",
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
         .target(
             name: "EventDaemon",
             dependencies: [
@@ -74,6 +76,7 @@ let package = Package(
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
+        .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
         .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore"]),
     ]
 )

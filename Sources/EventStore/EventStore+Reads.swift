@@ -150,6 +150,22 @@ extension EventStore {
         lock.withLock { index.byType[type]?.indices(in: range).count ?? 0 }
     }
 
+    /// Timestamps of the events of `type` in `range`, oldest first, without decoding any event (for time
+    /// histograms). At most `maxReadLimit` are returned.
+    public func timestamps(type: UInt16, in range: Range<Int64>) -> [Int64] {
+        lock.withLock {
+            guard let list = index.byType[type] else { return [] }
+            let r = list.indices(in: range)
+            var out: [Int64] = []
+            out.reserveCapacity(min(r.count, Self.maxReadLimit))
+            list.forEachAscending(from: r.lowerBound) { p in
+                out.append(p.timestamp)
+                return out.count < r.count && out.count < Self.maxReadLimit
+            }
+            return out
+        }
+    }
+
     /// The type codes present in the store with their event counts.
     public func typeCounts() -> [UInt16: Int] {
         lock.withLock { index.byType.mapValues { $0.count } }
@@ -185,12 +201,15 @@ extension EventStore {
         }
     }
 
-    /// All events with timestamps in `range`, newest first, using the time index: segments whose time span
-    /// misses the range are skipped, and inside a segment only frames whose span overlaps are read.
-    public func events(in range: Range<Int64>, limit: Int = 50, newestFirst: Bool = true) -> [StoredEvent] {
+    /// All events with timestamps in `range`, newest first (or oldest first), after the cursor `after` in that
+    /// order, using the time index: segments whose time span misses the range are skipped, and inside a segment
+    /// only frames whose span overlaps are read. Only the returned page is decoded.
+    public func events(
+        in range: Range<Int64>, limit: Int = 50, newestFirst: Bool = true, after cursor: EventPosition? = nil
+    ) -> [StoredEvent] {
         let limit = clamp(limit)
+        guard limit > 0 else { return [] }
         return lock.withLock {
-            // Frames overlapping the range, latest-ending first for newest-first reads.
             var candidates: [(segment: Segment, frame: Segment.FrameEntry)] = []
             for s in segments where s.hasTimeRange && s.minTimestamp < range.upperBound && s.maxTimestamp >= range.lowerBound {
                 for f in s.frames where f.minTimestamp < range.upperBound && f.maxTimestamp >= range.lowerBound {
@@ -202,26 +221,26 @@ extension EventStore {
             } else {
                 candidates.sort { $0.frame.minTimestamp < $1.frame.minTimestamp }
             }
-            var found: [StoredEvent] = []
+            let before: (EventPosition, EventPosition) -> Bool = newestFirst ? { $1 < $0 } : { $0 < $1 }
+            var found: [EventPosition] = []
             for (s, f) in candidates {
                 if found.count >= limit {
                     // Stop once no later frame can hold an event that beats the current page.
-                    found.sort { newestFirst ? $1.position < $0.position : $0.position < $1.position }
+                    found.sort(by: before)
                     found.removeLast(found.count - limit)
                     let edge = found[limit - 1].timestamp
                     if newestFirst ? f.maxTimestamp < edge : f.minTimestamp > edge { break }
                 }
                 forEachConcept(in: s, frameOffset: Int(f.offset)) { loc, view in
-                    let ts = view.timestamp
-                    if range.contains(ts), index.ids[view.idHash] == loc || index.collisions[view.idHash]?.contains(loc) == true,
-                        let e = materialize(loc)
-                    {
-                        found.append(e)
-                    }
+                    let p = EventPosition(timestamp: view.timestamp, location: loc.raw)
+                    guard range.contains(p.timestamp) else { return }
+                    if let cursor, !before(cursor, p) { return }
+                    guard index.ids[view.idHash] == loc || index.collisions[view.idHash]?.contains(loc) == true else { return }
+                    found.append(p)
                 }
             }
-            found.sort { newestFirst ? $1.position < $0.position : $0.position < $1.position }
-            return Array(found.prefix(limit))
+            found.sort(by: before)
+            return found.prefix(limit).compactMap { materialize(Location(raw: $0.location)) }
         }
     }
 
