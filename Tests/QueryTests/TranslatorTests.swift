@@ -1,0 +1,153 @@
+import EventStore
+import Foundation
+import GridEvents
+import Testing
+@testable import EventQuery
+
+@Suite("Plain-English questions with a fixed clock")
+struct TranslatorTests {
+    /// 2025-11-29T18:30:00Z (a Saturday; the week began Monday 2025-11-24).
+    static let now: Int64 = 1_764_441_000_000_000
+    static let midnight: Int64 = 1_764_374_400_000_000
+    static let monday: Int64 = 1_763_942_400_000_000
+    let translator = Translator(now: { TranslatorTests.now })
+    let hour: Int64 = 3_600_000_000
+
+    func interpret(_ q: String) throws -> Interpretation { try translator.interpret(q) }
+
+    @Test func spawnFailuresToday() throws {
+        let i = try interpret("show spawn failures today")
+        #expect(i.action == .list)
+        #expect(i.query.types == [.spawnFailed])
+        #expect(i.query.since == Self.midnight)
+        #expect(i.query.until == nil)
+        #expect(i.sentence == "Spawn failures today, newest first.")
+    }
+
+    @Test func spawnEventsToday() throws {
+        let i = try interpret("spawn events today")
+        #expect(i.action == .list)
+        #expect(Set(i.query.types) == [.spawnRequested, .spawnSucceeded, .spawnFailed])
+        #expect(i.query.since == Self.midnight)
+    }
+
+    @Test func countSpawnFailuresThisWeek() throws {
+        let i = try interpret("count spawn failures this week")
+        #expect(i.action == .count)
+        #expect(i.query.types == [.spawnFailed])
+        #expect(i.query.since == Self.monday)
+    }
+
+    @Test func entityTimelines() throws {
+        for q in ["what happened to agent-001", "agent-001 timeline", "What happened to agent-001?"] {
+            let i = try interpret(q)
+            #expect(i.action == .list, "\(q)")
+            #expect(i.query.entity == "agent-001")
+            #expect(i.query.types.isEmpty)
+        }
+        let crash = try interpret("what's the crash history of node-abc123")
+        #expect(crash.action == .list)
+        #expect(crash.query.entity == "node-abc123")
+        #expect(crash.query.types == [.nodeCrashed])
+    }
+
+    @Test func howManyNodesCrashedThisWeek() throws {
+        let i = try interpret("how many nodes crashed this week")
+        #expect(i.action == .countDistinct(.node))
+        #expect(i.query.types == [.nodeCrashed])
+        #expect(i.query.since == Self.monday)
+    }
+
+    @Test func whichAgentsWentOfflineInTheLastHour() throws {
+        let i = try interpret("which agents went offline in the last hour")
+        #expect(i.action == .group(.agent, top: nil))
+        #expect(i.query.types == [.agentOffline])
+        #expect(i.query.since == Self.now - hour)
+        #expect(i.sentence.contains("in the last hour"))
+    }
+
+    @Test func eventsLeadingToACrash() throws {
+        let i = try interpret("show the events leading to node-7 crash")
+        #expect(i.action == .chain)
+        #expect(i.query.entity == "node-7")
+        #expect(i.query.types == [.nodeCrashed])
+    }
+
+    @Test func topAgentsByFailures() throws {
+        let i = try interpret("top 5 agents by failures this week")
+        #expect(i.action == .group(.agent, top: 5))
+        #expect(Set(i.query.types) == [.spawnFailed, .stopFailed, .nodeCrashed])
+        #expect(i.query.since == Self.monday)
+    }
+
+    @Test func timePhrases() throws {
+        let cases: [(String, Int64, Int64?)] = [
+            ("show crashes today", Self.midnight, nil),
+            ("show crashes yesterday", Self.midnight - 24 * hour, Self.midnight),
+            ("show crashes this week", Self.monday, nil),
+            ("show crashes last week", Self.monday - 7 * 24 * hour, Self.monday),
+            ("show crashes in the last 30 minutes", Self.now - 30 * 60_000_000, nil),
+            ("show crashes last 6 hours", Self.now - 6 * hour, nil),
+            ("show crashes in the past 2 days", Self.now - 48 * hour, nil),
+            ("show crashes since 14:00", Self.midnight + 14 * hour, nil),
+            ("show crashes since 20:00", Self.midnight + 20 * hour - 24 * hour, nil),
+            ("show crashes between 09:30 and 11:00", Self.midnight + 9 * hour + 30 * 60_000_000, Self.midnight + 11 * hour),
+        ]
+        for (q, since, until) in cases {
+            let i = try interpret(q)
+            #expect(i.query.since == since, "\(q)")
+            #expect(i.query.until == until, "\(q)")
+            #expect(i.query.types == [.nodeCrashed], "\(q)")
+        }
+    }
+
+    @Test func unreadableQuestionsGetSuggestions() {
+        for q in ["", "tell me a joke", "what is the meaning of life", "count", "show crashes since teatime", String(repeating: "x", count: 600)] {
+            do {
+                let i = try translator.interpret(q)
+                Issue.record("\"\(q)\" should not be understood, got \(i.sentence)")
+            } catch {
+                #expect(!error.suggestions.isEmpty, "\(q)")
+                #expect(!error.message.isEmpty)
+            }
+        }
+        do {
+            _ = try translator.interpret("show me the crashes of the spaceship")
+        } catch {
+            Issue.record("a question with an event kind is readable: \(error.message)")
+        }
+    }
+
+    @Test func answersMatchTheFixture() throws {
+        // The fixture's day is 2025-11-29, the same as `now`.
+        let f = try Fixture()
+        let clock = Translator(now: { Fixture.dayStart + 86_400_000_000 - 1 })
+        let (_, countAnswer) = try f.engine.ask("count spawn failures today", translator: clock)
+        guard case .count(let n, let breakdown) = countAnswer else { Issue.record("expected a count"); return }
+        #expect(n == f.expected(types: [.spawnFailed]).count)
+        #expect(breakdown == [Bucket(key: "spawn_failed", count: n)])
+
+        let (_, crashed) = try f.engine.ask("how many nodes crashed today", translator: clock)
+        guard case .count(let nodes, let perNode) = crashed else { Issue.record("expected a count"); return }
+        let crashedNodes = Set(f.expected(types: [.nodeCrashed]).flatMap { $0.entities.filter { $0.hasPrefix("node-") } })
+        #expect(nodes == crashedNodes.count)
+        #expect(perNode.reduce(0) { $0 + $1.count } == f.expected(types: [.nodeCrashed]).count)
+
+        let (_, timeline) = try f.engine.ask("what happened to agent-001", translator: clock)
+        guard case .events(let page) = timeline else { Issue.record("expected events"); return }
+        #expect(page.events.map(\.id) == Array(f.expected(entity: "agent-001").prefix(100)).map(\.id) || Set(page.events.map(\.id)).count == min(100, f.expected(entity: "agent-001").count))
+
+        let (_, top) = try f.engine.ask("top 3 agents by failures today", translator: clock)
+        guard case .groups(let groups) = top else { Issue.record("expected groups"); return }
+        #expect(groups.count == 3)
+        #expect(groups.map(\.count) == groups.map(\.count).sorted(by: >))
+
+        let (_, chain) = try f.engine.ask("show the events leading to node-7 crash", translator: clock)
+        guard case .chain(let events) = chain else { Issue.record("expected a chain"); return }
+        if let newestCrash = f.expected(types: [.nodeCrashed], entity: "node-7").first {
+            #expect(events.last?.id == newestCrash.id)
+        } else {
+            #expect(events.isEmpty)
+        }
+    }
+}
