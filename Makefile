@@ -23,7 +23,7 @@ release: deps
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 run: release
 	@echo "grid-eventd is not built yet; the storage engine and segdump are: .build/release/segdump $(DATA_DIR)"

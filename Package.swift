@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -36,7 +37,8 @@ let package = Package(
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire",
+                "EventStore", "GridEvents", "EventWire", "EventQuery",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -78,5 +80,13 @@ let package = Package(
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
         .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore"]),
+        .testTarget(
+            name: "HTTPTests",
+            dependencies: [
+                "EventDaemon", "EventQuery", "GridEvents", "EventStore", "EventEmitter",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ]
 )

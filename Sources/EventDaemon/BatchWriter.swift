@@ -17,6 +17,8 @@ final class BatchWriter: @unchecked Sendable {
         /// The events not yet stored, validated and encoded on the connection's thread; nil when all were
         /// already stored (a resend).
         var prepared: EventStore.PreparedBatch?
+        /// The events being stored (for the live feed).
+        var newEvents: [GridEvent]
         var receivedAt: UInt64
         var completion: @Sendable (Result<UInt64, StoreError>) -> Void
     }
@@ -29,14 +31,21 @@ final class BatchWriter: @unchecked Sendable {
         let stored = store.contains(ids: events.map(\.id))
         var records: [Record] = []
         records.reserveCapacity(events.count * 4)
-        for (e, isStored) in zip(events, stored) where !isStored { records.append(contentsOf: e.records()) }
+        var fresh: [GridEvent] = []
+        fresh.reserveCapacity(events.count)
+        for (e, isStored) in zip(events, stored) where !isStored {
+            records.append(contentsOf: e.records())
+            fresh.append(e)
+        }
         let prepared = records.isEmpty ? nil : try store.prepare(records)
         return Job(producer: producer, through: firstSequence + UInt64(events.count) - 1, eventCount: events.count,
-                   prepared: prepared, receivedAt: receivedAt, completion: completion)
+                   prepared: prepared, newEvents: fresh, receivedAt: receivedAt, completion: completion)
     }
 
     private let store: EventStore
     private let logger: Logger
+    /// Receives every event once it is durable.
+    let feed: LiveFeed
     private let lock = ConditionLock()
     private var queue: [Job] = []
     private var stopping = false
@@ -44,9 +53,10 @@ final class BatchWriter: @unchecked Sendable {
     private var thread: pthread_t?
     let metrics = IngestMetrics()
 
-    init(store: EventStore, logger: Logger) {
+    init(store: EventStore, logger: Logger, keepaliveSeconds: Double = 15) {
         self.store = store
         self.logger = logger
+        self.feed = LiveFeed(keepaliveSeconds: keepaliveSeconds)
     }
 
     func start() {
@@ -111,7 +121,10 @@ final class BatchWriter: @unchecked Sendable {
     }
 
     private func finish(_ job: Job, result: Result<UInt64, StoreError>) {
-        if case .success = result { metrics.record(events: job.eventCount, receivedAt: job.receivedAt) }
+        if case .success = result {
+            metrics.record(events: job.eventCount, receivedAt: job.receivedAt)
+            feed.publish(job.newEvents)
+        }
         job.completion(result)
     }
 
@@ -156,6 +169,14 @@ final class IngestMetrics: @unchecked Sendable {
     }
 
     var ingestedEvents: Int { lock.withLock { totalEvents } }
+
+    /// Events per second over the current window (without resetting it).
+    var currentRate: Double {
+        lock.withLock {
+            let seconds = Double(monotonicNanos() - windowStart) / 1e9
+            return seconds > 0.5 ? Double(windowEvents) / seconds : lastRate
+        }
+    }
 
     /// p99 of receive-to-ack time, microseconds.
     var ackP99Micros: Int {

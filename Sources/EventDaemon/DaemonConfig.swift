@@ -25,6 +25,8 @@ public struct DaemonConfig: Sendable {
     public var helloTimeoutSeconds = 5.0
     /// How often the daemon records a `storage_metrics` event about itself.
     public var metricsIntervalSeconds = 60.0
+    /// Keepalive comment interval on live streams (how soon a vanished client is noticed).
+    public var streamKeepaliveSeconds = 15.0
 
     public init(dataDirectory: String = "./data") {
         self.dataDirectory = dataDirectory

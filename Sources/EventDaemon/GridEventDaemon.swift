@@ -42,7 +42,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         options.onNotice = { logger.info("\($0)") }
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
-        let writer = BatchWriter(store: store, logger: logger)
+        let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds)
         writer.start()
         self.writer = writer
         let path = config.resolvedSocketPath
@@ -106,9 +106,21 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public var connectionCount: Int { connections.count }
 
     public func run() async throws {
-        try start()
+        if store == nil { try start() }
         try? await gracefulShutdown()
         shutdown()
+    }
+
+    /// The live feed of acknowledged events (for `/api/events/stream`).
+    public var feed: LiveFeed? { writer?.feed }
+
+    /// The HTTP API's view of this daemon. Call after `start()`.
+    public func apiContext() -> APIContext? {
+        guard let store, let writer else { return nil }
+        let connections = self.connections
+        return APIContext(store: store, feed: writer.feed, ingest: {
+            (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
+        })
     }
 
     /// Stops accepting, finishes and acks every batch already received, syncs, closes everything. Idempotent.
@@ -120,6 +132,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         if already { return }
         logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
         metricsTask?.cancel()
+        writer?.feed.finishAll()
         try? serverChannel?.close().wait()
         for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }
         // Everything received is written and acked before the connections close.

@@ -1,8 +1,10 @@
 import ArgumentParser
 import EventDaemon
 import EventStore
+import Hummingbird
 import Logging
 import ServiceLifecycle
+import Foundation
 
 @main
 struct GridEventd: AsyncParsableCommand {
@@ -42,6 +44,9 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("metrics-interval"), help: "Seconds between storage_metrics events the daemon records about itself.")
     var metricsInterval = 60.0
 
+    @Option(help: "Bearer token required on every HTTP request. Required when --http binds beyond loopback. Default: $GRID_EVENTS_TOKEN.")
+    var token: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -72,12 +77,32 @@ struct GridEventd: AsyncParsableCommand {
         config.allowedGids = Set(allowGid)
         config.maxFrame = maxFrame
         config.metricsIntervalSeconds = metricsInterval
+        let token = self.token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
+        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if !loopback, token == nil || token!.count < 16 {
+            logger.critical("--http \(http) binds beyond loopback: pass --token (16 characters or more) or set GRID_EVENTS_TOKEN")
+            throw ExitCode(1)
+        }
         let daemon = GridEventDaemon(config: config, logger: logger)
+        do {
+            try daemon.start()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        let app = Application(
+            router: HTTPAPI.router(daemon.apiContext()!, token: token),
+            configuration: .init(address: .hostname(host, port: port), serverName: "grid-eventd"),
+            onServerRunning: { channel in
+                logger.info("HTTP API and dashboard on http://\(host):\(channel.localAddress?.port ?? port)/")
+            },
+            logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [daemon, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
+            daemon.shutdown()
             logger.critical("\(error)")
             throw ExitCode(1)
         }

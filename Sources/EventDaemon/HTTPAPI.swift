@@ -1,0 +1,450 @@
+import EventQuery
+import EventStore
+import GridEvents
+import Hummingbird
+import NIOCore
+
+/// What the HTTP API reads from: the store, the query engine, the live feed and the daemon's counters.
+public struct APIContext: Sendable {
+    public var store: EventStore
+    public var engine: QueryEngine
+    public var feed: LiveFeed
+    public var translator: Translator
+    /// Ingest counters: events ingested, rate per second, ack p99 µs, open producer connections.
+    public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
+    /// What retention deleted (none until compaction and retention land).
+    public var dashboardHTML: String
+
+    public init(store: EventStore, feed: LiveFeed = LiveFeed(), translator: Translator = Translator(),
+                ingest: @escaping @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int) = { (0, 0, 0, 0) },
+                dashboardHTML: String = Dashboard.html) {
+        self.store = store
+        self.engine = QueryEngine(store: store)
+        self.feed = feed
+        self.translator = translator
+        self.ingest = ingest
+        self.dashboardHTML = dashboardHTML
+    }
+}
+
+/// An API error: a status and the JSON body `{"error": {"code", "message"}}`.
+struct APIError: Error {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var extra: [(String, [String])] = []
+
+    static func bad(_ code: String, _ message: String) -> APIError { APIError(status: .badRequest, code: code, message: message) }
+
+    var response: Response {
+        var w = JSONWriter()
+        w.raw("{\"error\":{\"code\":")
+        w.string(code)
+        w.raw(",\"message\":")
+        w.string(message)
+        for (k, v) in extra {
+            w.raw(",")
+            w.string(k)
+            w.raw(":")
+            w.stringArray(v)
+        }
+        w.raw("}}")
+        return HTTPAPI.json(w.text, status: status)
+    }
+}
+
+/// Turns every error escaping a handler (including unmatched routes) into the JSON error shape.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : (error.status.code < 500 ? "bad_request" : "internal")
+            return APIError(status: error.status, code: code, message: error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)")).response
+        } catch {
+            return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` on every route (used whenever the API binds beyond loopback).
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let value = request.headers[.authorization], value == "Bearer " + token else {
+            throw APIError(status: .unauthorized, code: "unauthorized", message: "send Authorization: Bearer <token>")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The routes of DESIGN.md's HTTP contract.
+public enum HTTPAPI {
+    static let maxBody = 64 << 10
+    static let maxParameter = 1024
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// The router; mount it in an `Application`.
+    public static func router(_ api: APIContext, token: String? = nil) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: api.dashboardHTML)))
+        }
+        router.get("/api/grid/events/recent") { request, _ in
+            let limit = try intParameter(request, "limit", default: 50, range: 1...QueryEngine.maxLimit)
+            let page = try run { try api.engine.find(EventQuery(limit: limit)) }
+            return json(eventsJSON(page))
+        }
+        router.post("/api/grid/events/query") { request, _ in
+            let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(maxBody) bytes")
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: maxBody)
+            } catch {
+                throw tooLarge
+            }
+            let value: JSONValue
+            do {
+                value = try JSONValue.parse(Array(buffer: body), limit: maxBody)
+            } catch {
+                throw APIError.bad("malformed_body", "\((error as? EventError)?.message ?? "\(error)"); send {\"query\": \"show spawn failures today\"}")
+            }
+            guard let question = value["query"]?.stringValue else {
+                throw APIError.bad("malformed_body", "send {\"query\": \"...\"} with the question as a string")
+            }
+            let interpretation: Interpretation
+            do {
+                interpretation = try api.translator.interpret(question)
+            } catch let error as TranslationError {
+                var e = APIError.bad("not_understood", error.message)
+                e.extra = [("suggestions", error.suggestions)]
+                throw e
+            }
+            let answer = try run { try api.engine.answer(interpretation) }
+            return json(answerJSON(question, interpretation, answer))
+        }
+        router.get("/api/events") { request, _ in
+            let query = try structuredQuery(request)
+            let page = try run { try api.engine.find(query) }
+            return json(eventsJSON(page))
+        }
+        router.get("/api/events/stream") { request, _ in
+            let types = try typesParameter(request)
+            let entity = try parameter(request, "entity")
+            guard let stream = api.feed.subscribe() else {
+                throw APIError(status: .serviceUnavailable, code: "too_many_streams", message: "at most \(LiveFeed.maxSubscribers) live streams at once")
+            }
+            let body = ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "retry: 2000\n: grid-eventd live stream\n\n"))
+                for await item in stream {
+                    switch item {
+                    case .keepalive:
+                        try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
+                    case .event(let event):
+                        if !types.isEmpty, !types.contains(event.type) { continue }
+                        if let entity, !event.entities.contains(entity) { continue }
+                        try await writer.write(ByteBuffer(string: "event: grid_event\ndata: " + event.apiJSON + "\n\n"))
+                    }
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+        router.get("/api/events/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            guard id.utf8.count <= 256, let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
+                throw APIError(status: .notFound, code: "not_found", message: "no event with id \(id.prefix(256))")
+            }
+            let graph = try run { try api.engine.neighbors(of: id, depth: 1) }
+            var w = JSONWriter()
+            w.raw("{\"event\":")
+            event.apiJSON(into: &w)
+            w.raw(",\"adjacency\":[")
+            for (i, edge) in graph.edges.enumerated() {
+                if i > 0 { w.raw(",") }
+                let outgoing = edge.source == id
+                let other = outgoing ? edge.target : edge.source
+                w.raw("{\"node\":")
+                w.string(other)
+                w.raw(",\"kind\":")
+                w.string(graph.nodes.first { $0.id == other }?.kind.rawValue ?? "entity")
+                w.raw(",\"direction\":")
+                w.string(outgoing ? "out" : "in")
+                w.raw(",\"edge_type\":\(edge.edgeType),\"timestamp\":")
+                w.string(TimeText.format(edge.timestamp))
+                w.raw("}")
+            }
+            w.raw("]}")
+            return json(w.text)
+        }
+        router.get("/api/entities/{id}/events") { request, context in
+            let id = try context.parameters.require("id")
+            guard (try? GridEvent.validateId(id, what: "entity id")) != nil else {
+                throw APIError.bad("bad_entity", "invalid entity id")
+            }
+            var query = try structuredQuery(request)
+            query.entity = id
+            let page = try run { try api.engine.find(query) }
+            return json(eventsJSON(page))
+        }
+        router.get("/api/graph/neighbors") { request, _ in
+            guard let id = try parameter(request, "id") else { throw APIError.bad("missing_id", "pass ?id= (an entity, event or time bucket id)") }
+            let depth = try intParameter(request, "depth", default: 1, range: 1...4)
+            let limit = try intParameter(request, "limit", default: 200, range: 1...5000)
+            let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit) }
+            var w = JSONWriter()
+            w.raw("{\"id\":")
+            w.string(id)
+            w.raw(",\"depth\":\(depth),\"nodes\":[")
+            for (i, n) in graph.nodes.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":")
+                w.string(n.id)
+                w.raw(",\"kind\":")
+                w.string(n.kind.rawValue)
+                w.raw(",\"depth\":\(n.depth)}")
+            }
+            w.raw("],\"edges\":[")
+            for (i, e) in graph.edges.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"source\":")
+                w.string(e.source)
+                w.raw(",\"target\":")
+                w.string(e.target)
+                w.raw(",\"edge_type\":\(e.edgeType),\"timestamp\":")
+                w.string(TimeText.format(e.timestamp))
+                w.raw("}")
+            }
+            w.raw("],\"truncated\":\(graph.truncated)}")
+            return json(w.text)
+        }
+        router.get("/api/grid/agents") { _, _ in
+            json(agentsJSON(api.engine.agentStates(), nodes: api.engine.nodeStates()))
+        }
+        router.get("/api/stats") { _, _ in
+            let s = api.store.stats
+            let ingest = api.ingest()
+            var w = JSONWriter()
+            w.raw("{\"events\":\(s.events),\"adjacency_entries\":\(s.adjacencyEntries),\"segments\":\(s.segments),")
+            w.raw("\"sealed_segments\":\(s.sealedSegments),\"data_bytes\":\(s.dataBytes),\"file_bytes\":\(s.fileBytes),")
+            w.raw("\"duplicates_ignored\":\(s.duplicatesIgnored),\"last_sequence\":\(s.lastSequence),")
+            w.raw("\"oldest\":")
+            if let t = s.minTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
+            w.raw(",\"newest\":")
+            if let t = s.maxTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
+            w.raw(",\"ingest\":{\"events_total\":\(ingest.total),\"rate_per_second\":")
+            w.number(ingest.rate)
+            w.raw(",\"ack_p99_micros\":\(ingest.ackP99Micros),\"connections\":\(ingest.connections)},")
+            w.raw("\"live_streams\":\(api.feed.subscriberCount),\"resident_bytes\":\(residentBytes()),\"types\":{")
+            let counts = api.store.typeCounts().sorted { $0.key < $1.key }
+            for (i, (code, n)) in counts.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(EventType(rawValue: code)?.name ?? String(code))
+                w.raw(":\(n)")
+            }
+            w.raw("},\"retention\":{\"deleted_segments\":0,\"deleted_bytes\":0}}")
+            return json(w.text)
+        }
+        return router
+    }
+
+    // MARK: Parameters
+
+    static func parameter(_ request: Request, _ name: String) throws -> String? {
+        guard let v = request.uri.queryParameters.get(name), !v.isEmpty else { return nil }
+        guard v.utf8.count <= maxParameter else { throw APIError.bad("bad_parameter", "\(name) is longer than \(maxParameter) bytes") }
+        return v
+    }
+
+    static func intParameter(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let raw = try parameter(request, name) else { return value }
+        guard let v = Int(raw) else { throw APIError.bad("bad_\(name)", "\(name) must be an integer, got \"\(raw.prefix(40))\"") }
+        guard range.contains(v) else { throw APIError.bad("bad_\(name)", "\(name) must be \(range.lowerBound) to \(range.upperBound), got \(v)") }
+        return v
+    }
+
+    static func timeParameter(_ request: Request, _ name: String) throws -> Int64? {
+        guard let raw = try parameter(request, name) else { return nil }
+        guard let t = TimeText.parse(raw) else {
+            throw APIError.bad("bad_time", "\(name) must be RFC 3339 like 2026-11-29T02:10:00Z, got \"\(raw.prefix(40))\"")
+        }
+        return t
+    }
+
+    static func typesParameter(_ request: Request) throws -> [EventType] {
+        guard let raw = try parameter(request, "type") else { return [] }
+        return try raw.split(separator: ",").map { name in
+            guard let t = EventType(name: String(name)) ?? (name == "custom" ? .custom : nil) else {
+                throw APIError.bad("unknown_type", "unknown event type \"\(name.prefix(60))\"; known: \(EventType.allCases.map(\.name).joined(separator: ", "))")
+            }
+            return t
+        }
+    }
+
+    static func structuredQuery(_ request: Request) throws -> EventQuery {
+        var q = EventQuery()
+        q.types = try typesParameter(request)
+        if let entity = try parameter(request, "entity") {
+            guard (try? GridEvent.validateId(entity, what: "entity")) != nil else { throw APIError.bad("bad_entity", "invalid entity id") }
+            q.entity = entity
+        }
+        q.since = try timeParameter(request, "since")
+        q.until = try timeParameter(request, "until")
+        if let s = q.since, let u = q.until, s >= u { throw APIError.bad("bad_time", "since must be before until") }
+        q.idPrefix = try parameter(request, "prefix")
+        q.limit = try intParameter(request, "limit", default: 50, range: 1...QueryEngine.maxLimit)
+        q.cursor = try parameter(request, "cursor")
+        if let order = try parameter(request, "order") {
+            guard order == "newest" || order == "oldest" else { throw APIError.bad("bad_order", "order must be newest or oldest") }
+            q.newestFirst = order == "newest"
+        }
+        return q
+    }
+
+    /// Maps engine errors to 4xx.
+    static func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as QueryError {
+            throw APIError(status: error.code == .notFound ? .notFound : .badRequest, code: error.code.rawValue, message: error.message)
+        }
+    }
+
+    // MARK: JSON
+
+    static func eventsJSON(_ page: QueryPage) -> String {
+        var w = JSONWriter()
+        w.raw("{\"events\":[")
+        for (i, e) in page.events.enumerated() {
+            if i > 0 { w.raw(",") }
+            e.apiJSON(into: &w)
+        }
+        w.raw("],\"next_cursor\":")
+        if let c = page.nextCursor { w.string(c) } else { w.raw("null") }
+        w.raw("}")
+        return w.text
+    }
+
+    static func bucketsJSON(_ buckets: [Bucket], into w: inout JSONWriter) {
+        w.raw("[")
+        for (i, b) in buckets.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"key\":")
+            w.string(b.key)
+            w.raw(",\"count\":\(b.count)}")
+        }
+        w.raw("]")
+    }
+
+    static func answerJSON(_ question: String, _ i: Interpretation, _ answer: Answer) -> String {
+        var w = JSONWriter()
+        w.raw("{\"question\":")
+        w.string(question)
+        w.raw(",\"interpretation\":{\"action\":")
+        w.string(i.actionName)
+        switch i.action {
+        case .group(let key, let top):
+            w.raw(",\"group_by\":")
+            w.string(key.rawValue)
+            if let top { w.raw(",\"top\":\(top)") }
+        case .countDistinct(let key):
+            w.raw(",\"group_by\":")
+            w.string(key.rawValue)
+        default: break
+        }
+        w.raw(",\"query\":")
+        i.query.json(into: &w)
+        w.raw(",\"sentence\":")
+        w.string(i.sentence)
+        w.raw("},\"result\":")
+        switch answer {
+        case .events(let page):
+            w.raw("{\"kind\":\"events\",\"events\":[")
+            for (k, e) in page.events.enumerated() {
+                if k > 0 { w.raw(",") }
+                e.apiJSON(into: &w)
+            }
+            w.raw("],\"next_cursor\":")
+            if let c = page.nextCursor { w.string(c) } else { w.raw("null") }
+            w.raw("}")
+        case .count(let n, let breakdown):
+            w.raw("{\"kind\":\"count\",\"count\":\(n),\"breakdown\":")
+            bucketsJSON(breakdown, into: &w)
+            w.raw("}")
+        case .groups(let groups):
+            w.raw("{\"kind\":\"groups\",\"groups\":")
+            bucketsJSON(groups, into: &w)
+            w.raw("}")
+        case .chain(let events):
+            w.raw("{\"kind\":\"chain\",\"events\":[")
+            for (k, e) in events.enumerated() {
+                if k > 0 { w.raw(",") }
+                e.apiJSON(into: &w)
+            }
+            w.raw("]}")
+        }
+        w.raw("}")
+        return w.text
+    }
+
+    static func nodeJSON(_ n: NodeState, into w: inout JSONWriter) {
+        w.raw("{\"node_id\":")
+        w.string(n.nodeId)
+        w.raw(",\"agent_id\":")
+        w.string(n.agentId)
+        w.raw(",\"state\":")
+        w.string(n.state.rawValue)
+        w.raw(",\"pid\":" + (n.pid.map(String.init) ?? "null") + ",\"port\":" + (n.port.map(String.init) ?? "null"))
+        w.raw(",\"restart_count\":\(n.restartCount),\"last_event\":")
+        w.string(n.lastEvent)
+        w.raw(",\"last_event_at\":")
+        w.string(TimeText.format(n.lastEventAt))
+        w.raw(",\"detail\":")
+        if let d = n.detail { w.string(d) } else { w.raw("null") }
+        w.raw("}")
+    }
+
+    static func agentsJSON(_ agents: [AgentState], nodes: [NodeState]) -> String {
+        var w = JSONWriter()
+        w.raw("{\"agents\":[")
+        for (i, a) in agents.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"agent_id\":")
+            w.string(a.agentId)
+            w.raw(",\"state\":")
+            w.string(a.health.rawValue)
+            w.raw(",\"last_heartbeat\":")
+            if let t = a.lastHeartbeat { w.string(TimeText.format(t)) } else { w.raw("null") }
+            w.raw(",\"last_transition\":")
+            w.string(a.lastTransition)
+            w.raw(",\"last_transition_at\":")
+            w.string(TimeText.format(a.lastTransitionAt))
+            w.raw(",\"hostname\":")
+            if let h = a.hostname { w.string(h) } else { w.raw("null") }
+            w.raw(",\"endpoint\":")
+            if let e = a.endpoint { w.string(e) } else { w.raw("null") }
+            w.raw(",\"nodes\":[")
+            for (k, n) in a.nodes.enumerated() {
+                if k > 0 { w.raw(",") }
+                nodeJSON(n, into: &w)
+            }
+            w.raw("]}")
+        }
+        w.raw("],\"nodes\":[")
+        for (k, n) in nodes.enumerated() {
+            if k > 0 { w.raw(",") }
+            nodeJSON(n, into: &w)
+        }
+        w.raw("]}")
+        return w.text
+    }
+}
