@@ -25,8 +25,13 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
+# Starts the local store in the foreground: data in $(DATA_DIR), socket $(DATA_DIR)/grid-eventd.sock,
+# HTTP API and dashboard on http://127.0.0.1:7780/. Ctrl-C stops it cleanly.
 run: release
-	@echo "grid-eventd is not built yet; the storage engine and segdump are: .build/release/segdump $(DATA_DIR)"
+	@echo "grid-eventd: data in $(DATA_DIR), dashboard http://127.0.0.1:7780/ ; Ctrl-C to stop"
+	@echo "try: EVENT_STORAGE=$(DATA_DIR)/grid-eventd.sock .build/release/grid-cli emit --type spawn_failed --field node_id=node-7 --field agent_id=agent-001 --field error=boom"
+	@echo "     .build/release/grid-cli query \"show spawn failures today\""
+	.build/release/grid-eventd --data-dir $(DATA_DIR)
 
 bench: release
 	.build/release/store-stress bench --records 1000000

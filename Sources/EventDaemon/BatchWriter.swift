@@ -38,7 +38,8 @@ final class BatchWriter: @unchecked Sendable {
             fresh.append(e)
         }
         let prepared = records.isEmpty ? nil : try store.prepare(records)
-        return Job(producer: producer, through: firstSequence + UInt64(events.count) - 1, eventCount: events.count,
+        let through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
+        return Job(producer: producer, through: through, eventCount: events.count,
                    prepared: prepared, newEvents: fresh, receivedAt: receivedAt, completion: completion)
     }
 
@@ -106,17 +107,25 @@ final class BatchWriter: @unchecked Sendable {
         }
     }
 
+    /// Writes a group and completes its jobs in submission order, only after everything they cover is durable:
+    /// a job whose events were all stored already (a resend) is acked after the same sync, or after a barrier,
+    /// never before the data it found in the index is on disk.
     private func write(_ jobs: [Job]) {
-        let writing = jobs.filter { $0.prepared != nil }
-        for job in jobs where job.prepared == nil { finish(job, result: .success(job.through)) }
-        guard !writing.isEmpty else { return }
+        let writing = jobs.compactMap(\.prepared)
+        var failure: StoreError?
         do throws(StoreError) {
-            // One call: every batch its own frame, one fdatasync for all of them (group commit).
-            _ = try store.append(prepared: writing.map { $0.prepared! })
-            for job in writing { finish(job, result: .success(job.through)) }
+            if writing.isEmpty {
+                try store.barrier()
+            } else {
+                // Every batch its own frame, one fdatasync for all of them (group commit).
+                _ = try store.append(prepared: writing)
+            }
         } catch {
             logger.error("append failed: \(error)")
-            for job in writing { finish(job, result: .failure(error)) }
+            failure = error
+        }
+        for job in jobs {
+            finish(job, result: failure.map { .failure($0) } ?? .success(job.through))
         }
     }
 

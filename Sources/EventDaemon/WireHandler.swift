@@ -103,10 +103,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             send(.welcome(server: "grid-eventd 1", maxFrame: UInt32(config.maxFrame)), context)
         case .batch(let producerId, let first, let events):
             guard producer != nil else { throw WireError(.helloRequired, "send hello before batches") }
-            guard !events.isEmpty else {
-                send(.ack(producerId: producerId, durableThrough: first == 0 ? 0 : first - 1), context)
-                return
-            }
+            // Even an empty batch goes through the writer: every batch is answered once, in order.
             inFlight += 1
             if inFlight >= config.maxInFlightPerConnection {
                 _ = context.channel.setOption(ChannelOptions.autoRead, value: false)

@@ -152,7 +152,7 @@ public final class EventEmitter: @unchecked Sendable {
     public var stats: EmitterStats {
         lock.withLock {
             var s = counters
-            s.queued = count + inFlight + inTransit + retry.count
+            s.queued = count + inFlight + inTransit + retry.reduce(0) { $0 + $1.count }
             return s
         }
     }
@@ -174,16 +174,33 @@ public final class EventEmitter: @unchecked Sendable {
 
     // MARK: Worker
 
-    private func takeFromQueue(max: Int) -> [Pending] {
+    private func takeFromQueue(max: Int, maxBytes: Int = Int.max) -> [Pending] {
         var out: [Pending] = []
         out.reserveCapacity(Swift.min(max, count))
+        var bytes = 0
         while count > 0, out.count < max {
+            if maxBytes != Int.max {
+                // Cheap upper estimate of the encoded size, so a batch never exceeds the daemon's frame limit.
+                let size = EventEmitter.estimatedSize(ring[head]!)
+                if !out.isEmpty, bytes + size > maxBytes { break }
+                bytes += size
+            }
             out.append(ring[head]!)
             ring[head] = nil
             head = (head + 1) % ring.count
             count -= 1
         }
         return out
+    }
+
+    private static func estimatedSize(_ p: Pending) -> Int {
+        var n = 64 + (p.id?.utf8.count ?? 0)
+        for (name, value) in p.kind.namedFields {
+            n += 12 + name.utf8.count
+            if case .string(let s) = value { n += s.utf8.count }
+        }
+        for e in p.kind.entities { n += 4 + e.utf8.count }
+        return n
     }
 
     private func events(_ pending: [Pending]) -> [GridEvent] {
@@ -230,9 +247,13 @@ public final class EventEmitter: @unchecked Sendable {
     /// Batches sent on the current connection and not yet acknowledged, oldest first.
     private var window: [[Pending]] = []
     static let windowSize = 4
+    private var closingDrained = false
     /// Events that were in flight when a connection was lost: older than the spool and the queue, so they are
     /// sent first after reconnecting. At most `windowSize` batches, kept in memory.
-    private var retry: [Pending] = []
+    private var retry: [[Pending]] = []
+    /// After a rejection with several batches in flight, send one batch at a time until the retried batches are
+    /// through, so a second rejection names exactly the bad batch.
+    private var cautious = false
 
     private func run() {
         var connection: DaemonConnection?
@@ -241,10 +262,10 @@ public final class EventEmitter: @unchecked Sendable {
         var spoolingNoticeGiven = false
         while true {
             lock.lock()
-            if closing, window.isEmpty {
+            if closing, window.isEmpty, connection == nil || closingDrained || retry.isEmpty && spoolEmpty && count == 0 {
                 // Keep what is left for the next start: retried events first, then the queue.
                 if !retry.isEmpty {
-                    requeueFront(retry)
+                    requeueFront(retry.flatMap { $0 })
                     retry.removeAll()
                 }
                 if count > 0 { spill() }
@@ -256,11 +277,10 @@ public final class EventEmitter: @unchecked Sendable {
                 connection = connect(everConnected: &everConnected)
                 if connection == nil {
                     // Unreachable: keep memory bounded by spilling everything queued, then wait and retry.
-                    lock.withLock {
-                        if count > 0, spill(), !spoolingNoticeGiven {
-                            spoolingNoticeGiven = true
-                            options.notice("grid-eventd unreachable; spooling events to \(spool?.path ?? "memory")")
-                        }
+                    let spilled = lock.withLock { count > 0 && spill() }
+                    if spilled, !spoolingNoticeGiven {
+                        spoolingNoticeGiven = true
+                        options.notice("grid-eventd unreachable; spooling events to \(spool?.path ?? "memory")")
                     }
                     sleepUnlessClosing(backoff)
                     backoff = min(backoff * 2, options.backoffMaxSeconds)
@@ -282,12 +302,15 @@ public final class EventEmitter: @unchecked Sendable {
             }
             // Order: retried events (in flight when a connection was lost) < spool < queue. Spills move the
             // newest events, the queue, so they never jump ahead of what is in flight.
+            if closing {
+                // Closing: send nothing new, only collect the acks of what is in flight.
+                lock.unlock()
+                if window.isEmpty { lock.withLock { closingDrained = true } } else { awaitWindowAck(conn, &connection) }
+                continue
+            }
             if !retry.isEmpty {
-                if window.count < EventEmitter.windowSize {
-                    let n = min(options.maxBatchEvents, retry.count)
-                    let batch = Array(retry.prefix(n))
-                    retry.removeFirst(n)
-                    sendBatch(batch, conn, &connection)
+                if window.count < (cautious ? 1 : EventEmitter.windowSize) {
+                    sendBatch(retry.removeFirst(), conn, &connection)
                 } else {
                     lock.unlock()
                     awaitWindowAck(conn, &connection)
@@ -304,8 +327,8 @@ public final class EventEmitter: @unchecked Sendable {
                 let (records, end) = spool.read(maxEvents: options.maxBatchEvents, maxBytes: options.maxBatchBytes)
                 let (handled, acked) = sendSpooled(records, conn)
                 let through = handled == records.count ? end : (handled > 0 ? records[handled - 1].end : spool.readOffset)
+                spool.commit(through: through)  // file I/O: outside the lock, only this thread touches the spool
                 lock.withLock {
-                    spool.commit(through: through)
                     counters.acked += acked
                     counters.spoolBytes = spool.pendingBytes
                     spoolEmpty = spool.isEmpty
@@ -324,7 +347,7 @@ public final class EventEmitter: @unchecked Sendable {
                     lock.wait(seconds: options.batchDelaySeconds)
                     workerWaiting = false
                 }
-                sendBatch(takeFromQueue(max: options.maxBatchEvents), conn, &connection)
+                sendBatch(takeFromQueue(max: options.maxBatchEvents, maxBytes: options.maxBatchBytes), conn, &connection)
                 continue
             }
             if !window.isEmpty {
@@ -349,10 +372,28 @@ public final class EventEmitter: @unchecked Sendable {
 
     /// Call with the lock held (released on return): puts `batch` in the window and sends it.
     private func sendBatch(_ batch: [Pending], _ conn: DaemonConnection, _ connection: inout DaemonConnection?) {
-        window.append(batch)
-        inFlight += batch.count
+        // Events the daemon would refuse (a bad id or field) are dropped here, one by one, so they cannot take
+        // a whole batch down with them.
+        let all = events(batch)
+        var valid: [GridEvent] = []
+        var kept: [Pending] = []
+        for (p, e) in zip(batch, all) where (try? e.validate()) != nil {
+            valid.append(e)
+            kept.append(p)
+        }
+        if kept.count < batch.count {
+            counters.dropped += batch.count - kept.count
+        }
+        guard !kept.isEmpty else {
+            lock.unlock()
+            options.notice("dropped \(batch.count) invalid event(s)")
+            return
+        }
+        window.append(kept)
+        inFlight += kept.count
         lock.unlock()
-        let frame = WireCodec.encode(.batch(producerId: producerId, firstSequence: batch[0].sequence, events: events(batch)))
+        if kept.count < batch.count { options.notice("dropped \(batch.count - kept.count) invalid event(s)") }
+        let frame = WireCodec.encode(.batch(producerId: producerId, firstSequence: kept[0].sequence, events: valid))
         do {
             try conn.send(frame)
         } catch {
@@ -364,15 +405,17 @@ public final class EventEmitter: @unchecked Sendable {
     /// Waits for the next ack of the window's batches and retires what it covers.
     private func awaitWindowAck(_ conn: DaemonConnection, _ connection: inout DaemonConnection?) {
         do {
-            if let acked = try conn.nextAck(producer: producerId, timeout: options.ackTimeoutSeconds, idle: { [self] in
+            if try conn.nextAck(producer: producerId, timeout: options.ackTimeoutSeconds, idle: { [self] in
                 lock.withLock { spillIfAboveHighWater() }
-            }) {
+            }) != nil {
+                // The daemon answers every batch of a connection once, in order: this ack is the oldest batch's.
                 lock.withLock {
-                    while let first = window.first, first[first.count - 1].sequence <= acked {
-                        window.removeFirst()
+                    if !window.isEmpty {
+                        let first = window.removeFirst()
                         inFlight -= first.count
                         counters.acked += first.count
                     }
+                    if retry.isEmpty, window.isEmpty { cautious = false }
                     lock.broadcast()
                 }
             } else {
@@ -380,14 +423,19 @@ public final class EventEmitter: @unchecked Sendable {
                 lostConnection("no ack within \(options.ackTimeoutSeconds) s")
             }
         } catch let failure as DaemonConnection.Failure where failure.rejected {
-            // The daemon refused the oldest batch as invalid: resending will not help.
-            lock.withLock {
+            // Only with one batch in flight is it certain which batch was refused; otherwise resend one at a time.
+            let dropped = lock.withLock { () -> Int in
+                guard window.count == 1 else {
+                    cautious = true
+                    return 0
+                }
                 let first = window.removeFirst()
                 inFlight -= first.count
                 counters.dropped += first.count
                 lock.broadcast()
+                return first.count
             }
-            options.notice("grid-eventd rejected a batch: \(failure.description)")
+            if dropped > 0 { options.notice("grid-eventd rejected a batch of \(dropped) event(s): \(failure.description)") }
             connection = nil
             lostConnection("batch rejected")
         } catch {
@@ -398,17 +446,16 @@ public final class EventEmitter: @unchecked Sendable {
 
     /// The connection is gone: every unacknowledged batch is kept, in order, to be sent first after reconnecting.
     private func lostConnection(_ reason: String) {
-        lock.withLock {
-            let unacked = window.flatMap { $0 }
+        let unacked = lock.withLock { () -> Int in
+            let n = window.reduce(0) { $0 + $1.count }
+            retry = window + retry
             window.removeAll()
             inFlight = 0
-            if !unacked.isEmpty {
-                options.notice("lost grid-eventd (\(reason)); will resend \(unacked.count) unacknowledged event(s)")
-                retry = unacked + retry
-            }
             counters.connected = false
             lock.broadcast()
+            return n
         }
+        if unacked > 0 { options.notice("lost grid-eventd (\(reason)); will resend \(unacked) unacknowledged event(s)") }
     }
 
     /// Sends spooled records, grouped into runs of one producer with consecutive sequence numbers, each

@@ -435,6 +435,19 @@ public final class EventStore: @unchecked Sendable {
         return receipts
     }
 
+    /// Returns once everything appended so far is durable under the store's mode (under `.batch` this may
+    /// share or make one fdatasync). Throws when the store has failed closed, so a caller that found data in the
+    /// index never acknowledges what may not be on disk.
+    public func barrier() throws(StoreError) {
+        let target = try lock.withLock { () throws(StoreError) -> UInt64 in
+            try checkWritable()
+            return lastWritten
+        }
+        if options.durability == .batch {
+            try commit.waitDurable(target) { () throws(StoreError) -> UInt64 in try syncActive() }
+        }
+    }
+
     /// Syncs the active segment; returns the highest sequence the sync covers. Sealed segments were synced
     /// when sealed.
     private func syncActive() throws(StoreError) -> UInt64 {

@@ -1,0 +1,204 @@
+import ArgumentParser
+import Foundation
+import GridEvents
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The daemon's HTTP API: --store, else $GRID_EVENTS_URL, else the local daemon.
+struct StoreURLOption: ParsableArguments {
+    @Option(name: .customLong("store"), help: "grid-eventd HTTP API. Default: $GRID_EVENTS_URL, else http://127.0.0.1:7780.")
+    var store: String?
+
+    @Option(help: "Bearer token for the API (default: $GRID_EVENTS_TOKEN).")
+    var token: String?
+
+    var base: String {
+        (store ?? ProcessInfo.processInfo.environment["GRID_EVENTS_URL"] ?? "http://127.0.0.1:7780")
+            .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    }
+
+    /// Performs a request and returns the parsed JSON, or throws with the API's error message.
+    func request(_ path: String, method: String = "GET", body: Data? = nil) throws -> JSONValue {
+        guard let url = URL(string: base + path) else { throw ValidationError("bad --store URL \(base)") }
+        var req = URLRequest(url: url, timeoutInterval: 30)
+        req.httpMethod = method
+        req.httpBody = body
+        if body != nil { req.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+        if let t = token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"] { req.setValue("Bearer " + t, forHTTPHeaderField: "Authorization") }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Data?, URLResponse?, Error?)
+        URLSession.shared.dataTask(with: req) { d, r, e in
+            result = (d, r, e)
+            done.signal()
+        }.resume()
+        done.wait()
+        if let error = result.2 { throw CLIError("cannot reach grid-eventd at \(base): \(error.localizedDescription)") }
+        let data = result.0 ?? Data()
+        let status = (result.1 as? HTTPURLResponse)?.statusCode ?? 0
+        let value = (try? JSONValue.parse(Array(data), limit: 64 << 20)) ?? .null
+        if status >= 400 {
+            var message = value["error"]?["message"]?.stringValue ?? "HTTP \(status)"
+            if case .array(let s)? = value["error"]?["suggestions"] {
+                message += "\ntry: " + s.compactMap(\.stringValue).joined(separator: " | ")
+            }
+            throw CLIError(message)
+        }
+        return value
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+extension JSONValue {
+    var arrayValue: [JSONValue] {
+        if case .array(let a) = self { return a }
+        return []
+    }
+
+    var text: String {
+        switch self {
+        case .null: return "-"
+        case .bool(let b): return String(b)
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .string(let s): return s
+        case .array(let a): return a.map(\.text).joined(separator: ",")
+        case .object(let o): return o.keys.sorted().map { "\($0)=\(o[$0]!.text)" }.joined(separator: " ")
+        }
+    }
+}
+
+/// Prints rows as an aligned table.
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    let widths = (0..<first.count).map { c in rows.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+    for row in rows {
+        let cells = row.enumerated().map { c, cell in c == row.count - 1 ? cell : cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+func printEvents(_ events: [JSONValue]) {
+    var rows = [["TIME", "TYPE", "ENTITIES", "DETAILS", "ID"]]
+    for e in events {
+        let fields = e["fields"] ?? .null
+        var details: [String] = []
+        if case .object(let o) = fields {
+            for k in o.keys.sorted() where k != "agent_id" && k != "node_id" { details.append("\(k)=\(o[k]!.text)") }
+        }
+        rows.append([e["timestamp"]?.text ?? "-", e["event_type"]?.text ?? "-", e["entities"]?.text ?? "-",
+                     details.joined(separator: " "), e["id"]?.text ?? "-"])
+    }
+    printTable(rows)
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List events from the store with structured filters.")
+
+    @OptionGroup var api: StoreURLOption
+
+    @Option(name: .customLong("type"), help: "Event type(s), comma-separated (spawn_failed,node_crashed).")
+    var types: String?
+
+    @Option(help: "Only events that mention this entity (agent-001, node-7, cluster).")
+    var entity: String?
+
+    @Option(help: "From this time (RFC 3339, e.g. 2026-11-29T00:00:00Z).")
+    var since: String?
+
+    @Option(help: "Until this time (RFC 3339, exclusive).")
+    var until: String?
+
+    @Option(help: "Ids starting with this (event-spawn_*).")
+    var prefix: String?
+
+    @Option(help: "Events per page (1-1000).")
+    var limit = 50
+
+    @Option(help: "Continue from a previous page's cursor.")
+    var cursor: String?
+
+    @Flag(help: "Oldest first.")
+    var oldest = false
+
+    @Flag(help: "JSON output for scripts.")
+    var json = false
+
+    func run() throws {
+        var items = [URLQueryItem(name: "limit", value: String(limit))]
+        if let types { items.append(URLQueryItem(name: "type", value: types)) }
+        if let entity { items.append(URLQueryItem(name: "entity", value: entity)) }
+        if let since { items.append(URLQueryItem(name: "since", value: since)) }
+        if let until { items.append(URLQueryItem(name: "until", value: until)) }
+        if let prefix { items.append(URLQueryItem(name: "prefix", value: prefix)) }
+        if let cursor { items.append(URLQueryItem(name: "cursor", value: cursor)) }
+        if oldest { items.append(URLQueryItem(name: "order", value: "oldest")) }
+        var c = URLComponents()
+        c.queryItems = items
+        do {
+            let value = try api.request("/api/events" + (c.percentEncodedQuery.map { "?" + $0 } ?? ""))
+            if json {
+                var w = JSONWriter()
+                w.value(value)
+                print(w.text)
+                return
+            }
+            let events = value["events"]?.arrayValue ?? []
+            printEvents(events)
+            if let next = value["next_cursor"]?.stringValue { print("more: --cursor \(next)") }
+        } catch let error as CLIError {
+            warn("grid-cli events: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Query: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the store a question in plain English.",
+        discussion: "Examples: \"show spawn failures today\", \"how many nodes crashed this week\", \"what happened to agent-001\", \"top 5 agents by failures this week\".")
+
+    @OptionGroup var api: StoreURLOption
+
+    @Argument(help: "The question.")
+    var question: String
+
+    @Flag(help: "JSON output for scripts.")
+    var json = false
+
+    func run() throws {
+        var w = JSONWriter()
+        w.raw("{\"query\":")
+        w.string(question)
+        w.raw("}")
+        do {
+            let value = try api.request("/api/grid/events/query", method: "POST", body: Data(w.text.utf8))
+            if json {
+                var out = JSONWriter()
+                out.value(value)
+                print(out.text)
+                return
+            }
+            print("understood: " + (value["interpretation"]?["sentence"]?.text ?? "?"))
+            let result = value["result"] ?? .null
+            switch result["kind"]?.stringValue {
+            case "count":
+                print(result["count"]?.text ?? "0")
+                let rows = result["breakdown"]?.arrayValue.map { [$0["key"]?.text ?? "-", $0["count"]?.text ?? "0"] } ?? []
+                if !rows.isEmpty { printTable([["KEY", "COUNT"]] + rows) }
+            case "groups":
+                printTable([["KEY", "COUNT"]] + (result["groups"]?.arrayValue.map { [$0["key"]?.text ?? "-", $0["count"]?.text ?? "0"] } ?? []))
+            default:
+                let events = result["events"]?.arrayValue ?? []
+                if events.isEmpty { print("no events") } else { printEvents(events) }
+            }
+        } catch let error as CLIError {
+            warn("grid-cli query: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
