@@ -72,6 +72,11 @@ let package = Package(
             path: "Tools/emit-load"
         ),
         .executableTarget(
+            name: "query-bench",
+            dependencies: ["EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/query-bench"
+        ),
+        .executableTarget(
             name: "store-stress",
             dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/store-stress"

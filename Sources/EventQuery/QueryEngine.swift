@@ -25,7 +25,7 @@ public final class QueryEngine: Sendable {
         let cursor = try query.cursor.map { (c) throws(QueryError) in try Cursor.decode(c) }
         var out: [StoredEvent] = []
         let wanted = query.limit + 1
-        scan(query, after: cursor) { e in
+        scan(query, after: cursor, chunk: min(256, wanted)) { e in
             out.append(e)
             return out.count < wanted
         }
@@ -37,7 +37,7 @@ public final class QueryEngine: Sendable {
     }
 
     /// Calls `body` with each matching stored event in query order until it returns false.
-    func scan(_ query: EventQuery, after cursor: EventPosition?, _ body: (StoredEvent) -> Bool) {
+    func scan(_ query: EventQuery, after cursor: EventPosition?, chunk: Int = 256, _ body: (StoredEvent) -> Bool) {
         let range = query.range
         let prefix = query.prefix
         let typeCodes = Set(query.types.map(\.rawValue))
@@ -51,7 +51,6 @@ public final class QueryEngine: Sendable {
             return true
         }
         let newest = query.newestFirst
-        let chunk = 256
         if let entity = query.entity {
             // The entity's adjacency list, newest first.
             if newest {

@@ -121,11 +121,12 @@ extension EventStore {
         var r = list.indices(in: range)
         if let cursor {
             let c = list.lowerBound(cursor)
+            // A cursor outside the range leaves nothing, never an inverted range.
             if newestFirst {
-                r = r.lowerBound..<min(r.upperBound, c)
+                r = r.lowerBound..<max(r.lowerBound, min(r.upperBound, c))
             } else {
                 let start = (c < list.count && list[c] == cursor) ? c + 1 : c
-                r = max(r.lowerBound, start)..<r.upperBound
+                r = min(r.upperBound, max(r.lowerBound, start))..<r.upperBound
             }
             if r.isEmpty { return [] }
         }

@@ -83,6 +83,12 @@ struct StoreBasicsTests {
             cursor = page.last!.position
         }
         #expect(seen == expected.reversed().map { "event-t-\($0)" })
+        // A cursor outside the range gives an empty page, in both orders.
+        let early = EventPosition(timestamp: range.lowerBound - 1, location: 0)
+        let late = EventPosition(timestamp: range.upperBound + 1, location: 0)
+        #expect(store.events(type: 30, in: range, limit: 5, after: early).isEmpty)
+        #expect(store.events(type: 30, in: range, limit: 5, newestFirst: false, after: late).isEmpty)
+        #expect(store.events(type: 30, in: range, limit: 50, after: late).count == expected.count)
         #expect(store.count(type: 11) == 100 - 34)
         #expect(store.typeCounts() == [30: 34, 11: 66])
     }

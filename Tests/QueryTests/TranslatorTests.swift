@@ -151,3 +151,34 @@ struct TranslatorTests {
         }
     }
 }
+
+@Suite("Random questions never crash the translator or the engine")
+struct TranslatorRobustnessTests {
+    @Test func randomQuestions() throws {
+        let f = try Fixture(count: 1500)
+        let vocabulary = ["show", "count", "how", "many", "which", "top", "5", "0", "1000", "agents", "nodes", "by", "spawn",
+                          "failures", "crash", "crashed", "offline", "today", "yesterday", "this", "week", "last", "past",
+                          "hour", "minutes", "99999999", "since", "14:00", "25:99", "between", "and", "10:00", "09:00",
+                          "leading", "to", "before", "node-7", "agent-001", "cluster", "what", "happened", "timeline",
+                          "history", "of", "events", "the", "in", "heartbeats", "restarts", "alerts", "-", "--", ":", "node-",
+                          "agent-", "ñ", "🙂", "critical", "degraded"]
+        var rng = SeededRandom(seed: 99)
+        let translator = Translator(now: { Fixture.dayStart + 43_200_000_000 })
+        var understood = 0
+        for _ in 0..<3000 {
+            let n = 1 + Int(rng.next() % 8)
+            let words = (0..<n).map { _ in vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
+            guard let interpretation = try? translator.interpret(words.joined(separator: " ")) else { continue }
+            understood += 1
+            var q = interpretation
+            // Also page past the end with a cursor from the far future and the far past.
+            _ = try? f.engine.answer(q)
+            q.query.cursor = "c1" + String(repeating: "f", count: 32)
+            _ = try? f.engine.answer(q)
+            q.query.cursor = "c1" + String(repeating: "0", count: 32)
+            q.query.newestFirst = false
+            _ = try? f.engine.answer(q)
+        }
+        #expect(understood > 100)
+    }
+}
