@@ -2,13 +2,22 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
+# The dashboard's browser test runs headless Chromium.
+TEST_APT_PACKAGES := chromium
 DATA_DIR ?= ./data
 
-.PHONY: deps build release test run bench fuzz clean
+.PHONY: deps test-deps apt-install build release test run bench fuzz clean
 
 # Installs the system libraries the build links against, when missing (needs root or sudo).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# What the tests need besides the build: headless Chromium for the dashboard test.
+test-deps: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
@@ -21,7 +30,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 

@@ -99,6 +99,45 @@ public enum HTTPAPI {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: api.dashboardHTML)))
         }
+        router.get("/dashboard.css") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=300"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.css)))
+        }
+        router.get("/dashboard.js") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "public, max-age=300"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.javascript)))
+        }
+        router.get("/api/timeline") { request, _ in
+            // Events per type per bucket over the last `minutes` (the dashboard's chart).
+            let minutes = try intParameter(request, "minutes", default: 60, range: 1...10_080)
+            let buckets = try intParameter(request, "buckets", default: 60, range: 1...500)
+            let now = StoreOptions.nowMicros()
+            let span = Int64(minutes) * 60_000_000
+            let width = max(1, span / Int64(buckets))
+            let start = now - width * Int64(buckets)
+            var w = JSONWriter()
+            w.raw("{\"start\":")
+            w.string(TimeText.format(start))
+            w.raw(",\"bucket_seconds\":")
+            w.number(Double(width) / 1e6)
+            w.raw(",\"buckets\":\(buckets),\"series\":{")
+            var first = true
+            for code in api.store.typeCounts().keys.sorted() {
+                var counts = [Int](repeating: 0, count: buckets)
+                var any = false
+                for ts in api.store.timestamps(type: code, in: start..<(now + 1)) {
+                    let i = Int((ts - start) / width)
+                    if i >= 0, i < buckets { counts[i] += 1; any = true }
+                }
+                guard any else { continue }
+                if !first { w.raw(",") }
+                first = false
+                w.string(EventType(rawValue: code)?.name ?? String(code))
+                w.raw(":[" + counts.map(String.init).joined(separator: ",") + "]")
+            }
+            w.raw("}}")
+            return json(w.text)
+        }
         router.get("/api/grid/events/recent") { request, _ in
             let limit = try intParameter(request, "limit", default: 50, range: 1...QueryEngine.maxLimit)
             let page = try run { try api.engine.find(EventQuery(limit: limit)) }
