@@ -34,13 +34,10 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
-# Starts the local store in the foreground: data in $(DATA_DIR), socket $(DATA_DIR)/grid-eventd.sock,
-# HTTP API and dashboard on http://127.0.0.1:7780/. Ctrl-C stops it cleanly.
+# Starts the local grid in the foreground: grid-eventd (data in $(DATA_DIR), dashboard on
+# http://127.0.0.1:7780/), grid-master (127.0.0.1:7000) and one grid-agent. Ctrl-C stops everything cleanly.
 run: release
-	@echo "grid-eventd: data in $(DATA_DIR), dashboard http://127.0.0.1:7780/ ; Ctrl-C to stop"
-	@echo "try: EVENT_STORAGE=$(DATA_DIR)/grid-eventd.sock .build/release/grid-cli emit --type spawn_failed --field node_id=node-7 --field agent_id=agent-001 --field error=boom"
-	@echo "     .build/release/grid-cli query \"show spawn failures today\""
-	.build/release/grid-eventd --data-dir $(DATA_DIR)
+	DATA_DIR=$(DATA_DIR) BIN=.build/release Tools/run-grid.sh
 
 bench: release
 	.build/release/store-stress bench --records 1000000

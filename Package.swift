@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "EventQuery", targets: ["EventQuery"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
         .executable(name: "grid-cli", targets: ["grid-cli"]),
+        .executable(name: "grid-master", targets: ["grid-master"]),
+        .executable(name: "grid-agent", targets: ["grid-agent"]),
         .executable(name: "segdump", targets: ["segdump"]),
         .executable(name: "store-stress", targets: ["store-stress"]),
         .executable(name: "emit-load", targets: ["emit-load"]),
@@ -41,6 +43,44 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "GridMaster",
+            dependencies: [
+                "EventEmitter", "GridEvents", "EventStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "GridAgent",
+            dependencies: [
+                "GridMaster", "EventEmitter", "GridEvents", "EventStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "grid-master",
+            dependencies: [
+                "GridMaster", "EventEmitter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "grid-agent",
+            dependencies: [
+                "GridAgent", "EventEmitter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -84,7 +124,7 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
-        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore"]),
+        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
         .testTarget(
             name: "HTTPTests",
             dependencies: [

@@ -8,7 +8,7 @@ struct GridCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-cli",
         abstract: "Operator CLI for the grid and its event store.",
-        subcommands: [Emit.self, Events.self, Query.self])
+        subcommands: [Emit.self, Events.self, Query.self, Spawn.self, Stop.self, ListAgents.self, ListNodes.self, Status.self])
 }
 
 /// Where the store's socket is: --storage, else EVENT_STORAGE, else ./data/grid-eventd.sock.

@@ -13,9 +13,24 @@ struct StoreURLOption: ParsableArguments {
     @Option(help: "Bearer token for the API (default: $GRID_EVENTS_TOKEN).")
     var token: String?
 
-    var base: String {
-        (store ?? ProcessInfo.processInfo.environment["GRID_EVENTS_URL"] ?? "http://127.0.0.1:7780")
-            .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    var client: APIClient {
+        APIClient(base: store ?? ProcessInfo.processInfo.environment["GRID_EVENTS_URL"] ?? "http://127.0.0.1:7780",
+                  token: token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"])
+    }
+
+    func request(_ path: String, method: String = "GET", body: Data? = nil) throws -> JSONValue {
+        try client.request(path, method: method, body: body)
+    }
+}
+
+/// A blocking JSON-over-HTTP call to one of the grid's APIs.
+struct APIClient {
+    var base: String
+    var token: String?
+
+    init(base: String, token: String?) {
+        self.base = base.hasSuffix("/") ? String(base.dropLast()) : base
+        self.token = token
     }
 
     /// Performs a request and returns the parsed JSON, or throws with the API's error message.
@@ -25,7 +40,7 @@ struct StoreURLOption: ParsableArguments {
         req.httpMethod = method
         req.httpBody = body
         if body != nil { req.setValue("application/json", forHTTPHeaderField: "Content-Type") }
-        if let t = token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"] { req.setValue("Bearer " + t, forHTTPHeaderField: "Authorization") }
+        if let t = token { req.setValue("Bearer " + t, forHTTPHeaderField: "Authorization") }
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: (Data?, URLResponse?, Error?)
         URLSession.shared.dataTask(with: req) { d, r, e in
@@ -33,7 +48,7 @@ struct StoreURLOption: ParsableArguments {
             done.signal()
         }.resume()
         done.wait()
-        if let error = result.2 { throw CLIError("cannot reach grid-eventd at \(base): \(error.localizedDescription)") }
+        if let error = result.2 { throw CLIError("cannot reach \(base): \(error.localizedDescription)") }
         let data = result.0 ?? Data()
         let status = (result.1 as? HTTPURLResponse)?.statusCode ?? 0
         let value = (try? JSONValue.parse(Array(data), limit: 64 << 20)) ?? .null

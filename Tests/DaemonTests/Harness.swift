@@ -29,6 +29,8 @@ final class DaemonProcess {
     let socket: String
     let extra: [String]
     let logPath: String
+    /// HTTP address for the daemon (default: an ephemeral loopback port nobody uses).
+    var extraHTTP = "127.0.0.1:0"
     private(set) var process: Process?
 
     init(dataDir: String, socket: String, extra: [String] = []) {
@@ -42,7 +44,7 @@ final class DaemonProcess {
     func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: productPath("grid-eventd"))
-        p.arguments = ["--data-dir", dataDir, "--socket", socket, "--metrics-interval", "3600", "--http", "127.0.0.1:0"] + extra
+        p.arguments = ["--data-dir", dataDir, "--socket", socket, "--metrics-interval", "3600", "--http", extraHTTP] + extra
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let logHandle = FileHandle(forWritingAtPath: logPath)!
         logHandle.seekToEndOfFile()

@@ -1,0 +1,207 @@
+import EventEmitter
+import EventStore
+import Foundation
+import GridEvents
+import Logging
+
+/// Storage nodes as child processes: spawns them, notices a crash at once (Foundation reaps the child and calls
+/// back), records the exit code or signal, restarts with backoff within the restart policy, and stops them with
+/// SIGTERM, a grace period, then SIGKILL.
+public final class NodeSupervisor: @unchecked Sendable {
+    public struct NodeInfo: Sendable {
+        public var nodeId: String
+        public var port: Int
+        public var storagePath: String
+        public var pid: Int?
+        public var state: String
+        public var restartCount: Int
+    }
+
+    public struct SpawnError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Mutated only under the supervisor's lock.
+    final class Node: @unchecked Sendable {
+        var info: NodeInfo
+        var memoryLimitMb: Int
+        var process: Process?
+        var stopping = false
+        var restartTimes: [Date] = []
+        init(info: NodeInfo, memoryLimitMb: Int) {
+            self.info = info
+            self.memoryLimitMb = memoryLimitMb
+        }
+    }
+
+    let config: AgentConfig
+    let events: EventEmitter
+    let logger: Logger
+    private let lock = ConditionLock()
+    private var nodes: [String: Node] = [:]
+    private let restarts = DispatchQueue(label: "grid-agent.restarts")
+
+    public init(config: AgentConfig, events: EventEmitter, logger: Logger) {
+        self.config = config
+        self.events = events
+        self.logger = logger
+    }
+
+    public var list: [NodeInfo] {
+        lock.withLock { nodes.values.map(\.info).sorted { $0.nodeId < $1.nodeId } }
+    }
+
+    /// Starts a node with exactly the id, port and path asked for; returns its pid once it is up.
+    public func spawn(nodeId: String, port: Int, storagePath: String, memoryLimitMb: Int) throws -> Int {
+        guard (config.portMin...config.portMax).contains(port) else {
+            throw SpawnError(description: "port \(port) is outside this agent's range \(config.portMin)-\(config.portMax)")
+        }
+        let path = storagePath.hasPrefix("/") ? storagePath : config.dataRoot + "/" + storagePath
+        try lock.withLock { () throws -> Void in
+            if nodes[nodeId] != nil { throw SpawnError(description: "node \(nodeId) already runs here") }
+            if nodes.count >= config.maxStorageNodes { throw SpawnError(description: "this agent runs at most \(config.maxStorageNodes) nodes") }
+            if nodes.values.contains(where: { $0.info.port == port }) { throw SpawnError(description: "port \(port) is used by another node") }
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw SpawnError(description: "storage path \(storagePath) cannot be created: \((error as NSError).localizedDescription)")
+        }
+        guard FileManager.default.isWritableFile(atPath: path) else {
+            throw SpawnError(description: "storage path \(storagePath) is not writable")
+        }
+        let node = Node(info: NodeInfo(nodeId: nodeId, port: port, storagePath: path, pid: nil, state: "starting", restartCount: 0),
+                        memoryLimitMb: memoryLimitMb)
+        lock.withLock { nodes[nodeId] = node }
+        do {
+            let pid = try launch(node)
+            return pid
+        } catch {
+            _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
+            throw error
+        }
+    }
+
+    private func socketPath(_ node: Node) -> String {
+        let p = node.info.storagePath + "/node.sock"
+        return p.utf8.count < 100 ? p : "/tmp/grid-node-\(getpid())-\(node.info.port).sock"
+    }
+
+    /// Starts the node's process and waits until it listens (its socket accepts), at most 10 s.
+    private func launch(_ node: Node) throws -> Int {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: config.nodeBinary)
+        let socket = socketPath(node)
+        process.arguments = ["--data-dir", node.info.storagePath, "--socket", socket, "--http", "127.0.0.1:\(node.info.port)",
+                             "--metrics-interval", "3600"]
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "EVENT_STORAGE")
+        process.environment = env
+        let logPath = node.info.storagePath + "/node.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        if let log = FileHandle(forWritingAtPath: logPath) {
+            log.seekToEndOfFile()
+            process.standardError = log
+            process.standardOutput = log
+        }
+        process.terminationHandler = { [weak self] p in self?.exited(node.info.nodeId, p) }
+        do {
+            try process.run()
+        } catch {
+            throw SpawnError(description: "cannot start \(config.nodeBinary): \((error as NSError).localizedDescription)")
+        }
+        lock.withLock {
+            node.process = process
+            node.info.pid = Int(process.processIdentifier)
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !process.isRunning {
+                let tail = (try? String(contentsOfFile: logPath, encoding: .utf8)).map { String($0.suffix(300)) } ?? ""
+                throw SpawnError(description: "node exited during start (status \(process.terminationStatus)): \(tail.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            if FileManager.default.fileExists(atPath: socket) {
+                lock.withLock { node.info.state = node.info.restartCount > 0 ? "restarted" : "running" }
+                return Int(process.processIdentifier)
+            }
+            usleep(20_000)
+        }
+        process.terminate()
+        throw SpawnError(description: "node did not start listening within 10 s")
+    }
+
+    /// A child exited: expected (stop) or a crash, which is reported and restarted within the policy.
+    private func exited(_ nodeId: String, _ process: Process) {
+        let (node, expected) = lock.withLock { () -> (Node?, Bool) in
+            guard let node = nodes[nodeId], node.process === process else { return (nil, true) }
+            if node.stopping {
+                node.info.state = "stopped"
+                lock.broadcast()
+                return (node, true)
+            }
+            node.info.state = "crashed"
+            node.info.pid = nil
+            return (node, false)
+        }
+        guard let node, !expected else { return }
+        let signal = process.terminationReason == .uncaughtSignal ? Int(process.terminationStatus) : nil
+        let code = signal == nil ? Int(process.terminationStatus) : nil
+        events.emit(.nodeCrashed(nodeId: nodeId, agentId: config.agentId, exitCode: code, signal: signal))
+        logger.warning("node \(nodeId) crashed (\(signal.map { "signal \($0)" } ?? "exit \(code ?? 0)"))")
+        let now = Date()
+        let (allowed, attempt) = lock.withLock { () -> (Bool, Int) in
+            node.restartTimes = node.restartTimes.filter { now.timeIntervalSince($0) < config.restartWindowSeconds }
+            return (node.restartTimes.count < config.maxRestarts, node.restartTimes.count)
+        }
+        guard allowed else {
+            let reason = "restart limit reached: \(config.maxRestarts) restarts within \(Int(config.restartWindowSeconds)) s; giving up"
+            events.emit(.spawnFailed(nodeId: nodeId, agentId: config.agentId, error: reason))
+            logger.error("node \(nodeId): \(reason)")
+            lock.withLock { node.info.state = "failed" }
+            return
+        }
+        let delay = min(30, config.restartBackoffSeconds * pow(2, Double(attempt)))
+        restarts.asyncAfter(deadline: .now() + delay) { [weak self] in
+            guard let self else { return }
+            let proceed = self.lock.withLock { () -> Bool in
+                guard self.nodes[nodeId] === node, !node.stopping else { return false }
+                node.restartTimes.append(Date())
+                node.info.restartCount += 1
+                return true
+            }
+            guard proceed else { return }
+            do {
+                let pid = try self.launch(node)
+                self.events.emit(.nodeRestarted(nodeId: nodeId, agentId: self.config.agentId, restartCount: node.info.restartCount, newPid: pid))
+                self.logger.info("node \(nodeId) restarted, pid \(pid)")
+            } catch {
+                self.events.emit(.spawnFailed(nodeId: nodeId, agentId: self.config.agentId, error: "restart failed: \(error)"))
+                self.lock.withLock { node.info.state = "failed" }
+            }
+        }
+    }
+
+    /// Stops a node: SIGTERM, up to `stopGraceSeconds`, then SIGKILL.
+    public func stop(nodeId: String) throws {
+        let node = try lock.withLock { () throws -> Node in
+            guard let node = nodes[nodeId] else { throw SpawnError(description: "node \(nodeId) is not running on this agent") }
+            node.stopping = true
+            node.info.state = "stopping"
+            return node
+        }
+        if let p = node.process, p.isRunning {
+            kill(p.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(config.stopGraceSeconds)
+            while p.isRunning, Date() < deadline { usleep(20_000) }
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
+        _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
+    }
+
+    public func stopAll() {
+        for n in list { try? stop(nodeId: n.nodeId) }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import EventEmitter
+import Foundation
+import GridAgent
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+@main
+struct GridAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grid-agent",
+        abstract: "Registers with grid-master, heartbeats, and spawns and supervises storage nodes (grid-eventd instances).",
+        discussion: """
+            Reads a TOML config; see agent-config.example.toml for every key with comments. Emits node_crashed and
+            node_restarted to the store named by EVENT_STORAGE. SIGTERM/SIGINT: stops its nodes, unregisters, exits.
+            """)
+
+    @Option(help: "The agent's TOML config file.")
+    var config = "agent-config.toml"
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let cfg: AgentConfig
+        do {
+            cfg = try AgentConfig.load(path: config)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let logger = Logger(label: "grid-agent \(cfg.agentId)")
+        var options = EmitterOptions(producerName: "grid-agent-\(cfg.agentId)")
+        options.notice = { logger.notice("events: \($0)") }
+        let events = EventEmitter(options: options)
+        let agent = GridAgentService(config: cfg, events: events, logger: logger)
+        let parts = cfg.listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("listen must be HOST:PORT") }
+        let app = Application(router: agent.router(), configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "grid-agent"), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app, agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        events.close(timeout: 5)
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import EventEmitter
+import Foundation
+import GridMaster
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+@main
+struct GridMasterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grid-master",
+        abstract: "The grid's control plane: agent registry, health, spawn and stop routing.",
+        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.")
+
+    @Option(help: "HTTP/JSON control API address, HOST:PORT.")
+    var listen = "127.0.0.1:7000"
+
+    @Option(name: .customLong("degraded-after"), help: "Seconds without a heartbeat before an agent is degraded.")
+    var degradedAfter = 15.0
+
+    @Option(name: .customLong("offline-after"), help: "Seconds without a heartbeat before an agent is offline.")
+    var offlineAfter = 30.0
+
+    @Option(name: .customLong("check-interval"), help: "Seconds between health checks.")
+    var checkInterval = 1.0
+
+    @Option(name: .customLong("heartbeat-event-interval"), help: "At most one agent_heartbeat event per agent per this many seconds.")
+    var heartbeatEventInterval = 60.0
+
+    @Option(name: .customLong("agent-timeout"), help: "Seconds to wait for an agent to spawn or stop a node.")
+    var agentTimeout = 10.0
+
+    func validate() throws {
+        guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--listen must be HOST:PORT") }
+        guard degradedAfter > 0, offlineAfter > degradedAfter else { throw ValidationError("--offline-after must exceed --degraded-after") }
+        guard checkInterval > 0, checkInterval < degradedAfter else { throw ValidationError("--check-interval must be positive and below --degraded-after") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "grid-master")
+        var config = MasterConfig()
+        let parts = listen.split(separator: ":")
+        config.host = String(parts[0])
+        config.port = Int(parts[1])!
+        config.degradedAfterSeconds = degradedAfter
+        config.offlineAfterSeconds = offlineAfter
+        config.checkIntervalSeconds = checkInterval
+        config.heartbeatEventIntervalSeconds = heartbeatEventInterval
+        config.agentTimeoutSeconds = agentTimeout
+        var options = EmitterOptions(producerName: "grid-master")
+        options.notice = { logger.notice("events: \($0)") }
+        let events = EventEmitter(options: options)
+        let master = Master(config: config, events: events, logger: logger)
+        let address = "\(config.host):\(config.port)"
+        let app = Application(router: MasterHTTP.router(master), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
+                              onServerRunning: { _ in logger.info("grid-master listening on http://\(address)") }, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app, HealthChecker(master: master)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        events.close(timeout: 5)
+    }
+}
