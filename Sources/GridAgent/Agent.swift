@@ -42,6 +42,7 @@ public final class GridAgentService: Service, @unchecked Sendable {
     public func run() async throws {
         var registered = false
         var noticed = false
+        var lastMonitor = Date()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 if !registered {
@@ -60,7 +61,10 @@ public final class GridAgentService: Service, @unchecked Sendable {
             } catch {
                 if !noticed { logger.warning("master \(config.master) unreachable: \(error); retrying") }
                 noticed = true
-                registered = registered && (error as? ControlClient.Failure)?.status != 0 ? registered : registered
+            }
+            if Date().timeIntervalSince(lastMonitor) >= config.monitorIntervalSeconds {
+                lastMonitor = Date()
+                supervisor.monitor()
             }
             try? await Task.sleep(nanoseconds: UInt64(config.heartbeatIntervalSeconds * 1e9))
         }

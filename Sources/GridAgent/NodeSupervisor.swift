@@ -201,6 +201,29 @@ public final class NodeSupervisor: @unchecked Sendable {
         _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
     }
 
+    /// Every `monitor_interval`: a running node must still answer on its port; one that does not is logged
+    /// (its process is alive, or reaping would already have reported it).
+    public func monitor() {
+        for n in list where n.state == "running" || n.state == "restarted" {
+            if !NodeSupervisor.answers(port: n.port) {
+                logger.warning("node \(n.nodeId) (pid \(n.pid ?? 0)) does not answer on port \(n.port)")
+            }
+        }
+    }
+
+    static func answers(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     public func stopAll() {
         for n in list { try? stop(nodeId: n.nodeId) }
     }
