@@ -108,6 +108,7 @@ public enum Dashboard {
           'which agents went offline in the last hour','show the events leading to node-7 crash','top 5 agents by failures this week',
           'show stop failures since 14:00','count heartbeats in the last 10 minutes','show alerts today'];
         const COLORS = ['#58a6ff','#3fb950','#d29922','#f85149','#bc8cff','#39c5cf','#ff7b72','#e3b341','#8b949e','#56d364','#a5d6ff','#ffa657','#d2a8ff','#79c0ff','#7ee787','#f0883e','#db61a2','#c9d1d9','#6e7681'];
+        const colorOf = (t) => COLORS[(TYPES.indexOf(t) + COLORS.length) % COLORS.length];
         const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; };
         const svgEl = (tag, attrs) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; };
         const short = (t) => t ? t.replace('T', ' ').replace(/\\.\\d+Z$/, 'Z') : '-';
@@ -311,7 +312,7 @@ public enum Dashboard {
           const bw = (w - pad) / n;
           const stack = new Array(n).fill(0);
           types.forEach((t, ti) => {
-            const color = COLORS[TYPES.indexOf(t) % COLORS.length] || COLORS[ti % COLORS.length];
+            const color = colorOf(t);
             d.series[t].forEach((c, i) => {
               if (!c) return;
               const bh = (h - pad) * c / max;
@@ -324,7 +325,7 @@ public enum Dashboard {
           });
           const axis = svgEl('text', {x: 2, y: 12, fill: '#9aa5b1', 'font-size': 10}); axis.textContent = String(max); svg.append(axis);
           const start = svgEl('text', {x: pad, y: h - 8, fill: '#9aa5b1', 'font-size': 10}); start.textContent = short(d.start); svg.append(start);
-          $('legend').replaceChildren(...types.map((t) => { const s = el('span', t); const i = el('i'); i.style.background = COLORS[TYPES.indexOf(t) % COLORS.length]; s.prepend(i); return s; }));
+          $('legend').replaceChildren(...types.map((t) => { const s = el('span', t); const i = el('i'); i.style.background = colorOf(t); s.prepend(i); return s; }));
         }
         $('window').addEventListener('change', refreshChart);
 
