@@ -4,6 +4,10 @@ SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
 # The dashboard's browser test runs headless Chromium.
 TEST_APT_PACKAGES := chromium
+# The benchmarks compare against SQLite through its C library.
+BENCH_APT_PACKAGES := libsqlite3-dev
+BENCH_EVENTS ?= 1000000
+BENCH_RUNS ?= 3
 DATA_DIR ?= ./data
 
 .PHONY: deps test-deps apt-install build release test run bench fuzz clean
@@ -39,8 +43,12 @@ test: test-deps
 run: release
 	DATA_DIR=$(DATA_DIR) BIN=.build/release Tools/run-grid.sh
 
+# Builds in release mode and prints one table, grid-events against SQLite on the same generated events,
+# also written to .build/bench-results.json. BENCH_EVENTS and BENCH_RUNS scale it.
 bench: release
-	.build/release/store-stress bench --records 1000000
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
+	cd Benchmarks && $(SWIFT) build -c release
+	cd Benchmarks && .build/release/grid-bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --json ../.build/bench-results.json --bin ../.build/release
 
 fuzz: deps
 	@echo "fuzz targets arrive with the decoders (see Fuzz/README.md)"

@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+// Benchmarks live in their own package so the root build stays lean. `make bench` runs them.
+import PackageDescription
+
+let package = Package(
+    name: "GridBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "SutraGridEvents", path: "../"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .executableTarget(
+            name: "grid-bench",
+            dependencies: [
+                "CSQLite",
+                .product(name: "EventStore", package: "SutraGridEvents"),
+                .product(name: "GridEvents", package: "SutraGridEvents"),
+                .product(name: "EventQuery", package: "SutraGridEvents"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,228 @@
+import ArgumentParser
+import EventQuery
+import EventStore
+import Foundation
+import GridEvents
+
+/// One command that measures the engine and SQLite on the same generated grid events and prints one table
+/// (median and spread over repeated runs), also written as JSON.
+@main
+struct GridBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "grid-bench", abstract: "Benchmarks against SQLite on the same work.")
+
+    @Option(help: "Events per store.") var events = 1_000_000
+    @Option(help: "Repetitions of each measurement (median and spread are reported).") var runs = 3
+    @Option(help: "Where to write the JSON results.") var json = "../.build/bench-results.json"
+    @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
+    @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
+    @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+
+    struct Row {
+        var name: String
+        var unit: String
+        var ours: [Double]
+        var sqlite: [Double]?
+        /// True when larger is better (throughput); false for latency and sizes.
+        var higherIsBetter: Bool
+    }
+
+    func run() throws {
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        print("generating \(events) grid events (17 types, 100 agents, 2,000 nodes, one day)...")
+        var grid = SampleGrid(seed: 5)
+        let all = grid.events(events)
+        let batches = stride(from: 0, to: all.count, by: 1000).map { Array(all[$0..<min($0 + 1000, all.count)]) }
+        var rows: [Row] = []
+
+        // In-process append, batches of 1,000 events.
+        for mode in [Durability.always, .batch, .none] {
+            var ours: [Double] = []
+            var lite: [Double] = []
+            for r in 0..<runs {
+                let dir = work + "/append-\(mode)-\(r)"
+                let store = try EventStore.open(at: dir, options: StoreOptions(durability: mode))
+                let prepared = batches.map { $0.flatMap { $0.records() } }
+                let t0 = monotonicNanos()
+                for b in prepared { try store.append(b) }
+                ours.append(Double(all.count) / (Double(monotonicNanos() - t0) / 1e9))
+                store.close()
+                try? FileManager.default.removeItem(atPath: dir)
+                let sqlite = try SQLiteBaseline(path: work + "/append-\(r).sqlite", synchronous: mode == .none ? "OFF" : (mode == .always ? "FULL" : "NORMAL"))
+                let t1 = monotonicNanos()
+                for b in batches { try sqlite.insert(b) }
+                lite.append(Double(all.count) / (Double(monotonicNanos() - t1) / 1e9))
+            }
+            let sqliteMode = mode == .none ? "OFF" : (mode == .always ? "FULL" : "NORMAL")
+            rows.append(Row(name: "append in process, \(mode.rawValue) (SQLite synchronous=\(sqliteMode))", unit: "events/s", ours: ours, sqlite: lite, higherIsBetter: true))
+            print(rows.last!.name + " done")
+        }
+
+        // One store of each for queries, size and open.
+        let storeDir = work + "/store"
+        let store = try EventStore.open(at: storeDir, options: StoreOptions(durability: .none))
+        for b in batches { try store.append(b.flatMap { $0.records() }) }
+        let sqlite = try SQLiteBaseline(path: work + "/store.sqlite")
+        for b in batches { try sqlite.insert(b) }
+        sqlite.checkpoint()
+        let engine = QueryEngine(store: store)
+        var rng = SystemRandomNumberGenerator()
+        let span = all.first!.timestamp...all.last!.timestamp
+        func latency(_ body: () -> Void) -> [Double] {
+            (0..<runs).map { _ in
+                var samples: [UInt64] = []
+                for _ in 0..<2000 {
+                    let t0 = monotonicNanos()
+                    body()
+                    samples.append(monotonicNanos() - t0)
+                }
+                samples.sort()
+                return Double(samples[samples.count / 2]) / 1000
+            }
+        }
+        let entities = (0..<2000).map { grid.nodeId($0) } + (0..<100).map { grid.agentId($0) }
+        rows.append(Row(name: "entity's last 50 events (p50)", unit: "µs",
+                        ours: latency { _ = store.timeline(entity: entities.randomElement(using: &rng)!, limit: 50) },
+                        sqlite: latency { _ = sqlite.lastFifty(entity: entities.randomElement(using: &rng)!) }, higherIsBetter: false))
+        var from = Int64.random(in: span, using: &rng)
+        rows.append(Row(name: "type count in a 1-hour window (p50)", unit: "µs",
+                        ours: latency { from = Int64.random(in: span, using: &rng); _ = store.count(type: 12, in: from..<(from + 3_600_000_000)) },
+                        sqlite: latency { from = Int64.random(in: span, using: &rng); _ = sqlite.count(type: 12, from: from, to: from + 3_600_000_000) },
+                        higherIsBetter: false))
+        rows.append(Row(name: "id lookup (p50)", unit: "µs",
+                        ours: latency { _ = store.event(id: all.randomElement(using: &rng)!.id) },
+                        sqlite: latency { _ = sqlite.lookup(id: all.randomElement(using: &rng)!.id) }, higherIsBetter: false))
+        rows.append(Row(name: "2-hop traversal from a node (p50)", unit: "µs",
+                        ours: latency { _ = try? engine.neighbors(of: grid.nodeId(Int.random(in: 0..<2000, using: &rng)), depth: 2, limit: 200) },
+                        sqlite: nil, higherIsBetter: false))
+        let now = all.last!.timestamp
+        let translator = Translator(now: { now })
+        rows.append(Row(name: "plain-English question, in process (p50)", unit: "µs",
+                        ours: latency { _ = try? engine.ask("count spawn failures in the last hour", translator: translator) },
+                        sqlite: nil, higherIsBetter: false))
+        rows.append(Row(name: "bytes per event on disk (uncompacted)", unit: "bytes",
+                        ours: [Double(store.stats.dataBytes) / Double(all.count)], sqlite: [Double(sqlite.bytesOnDisk) / Double(all.count)], higherIsBetter: false))
+        store.close()
+
+        // Open time and resident memory.
+        for (label, dir, sqlitePath) in [("1M", storeDir, work + "/store.sqlite")] where events >= 1_000_000 || label == "1M" {
+            var ours: [Double] = []
+            var lite: [Double] = []
+            var rss: [Double] = []
+            for _ in 0..<runs {
+                let before = residentBytes()
+                let t0 = monotonicNanos()
+                let s = try EventStore.open(at: dir, options: StoreOptions(readOnly: true))
+                ours.append(Double(monotonicNanos() - t0) / 1e9)
+                rss.append(Double(residentBytes() - before) / 1_048_576)
+                s.close()
+                let t1 = monotonicNanos()
+                let l = try SQLiteBaseline(existing: sqlitePath)
+                _ = l.count(type: 12, from: 0, to: 1)
+                lite.append(Double(monotonicNanos() - t1) / 1e9)
+            }
+            rows.append(Row(name: "open a store of \(events) events", unit: "s", ours: ours, sqlite: lite, higherIsBetter: false))
+            rows.append(Row(name: "resident memory added by opening it", unit: "MiB", ours: rss, sqlite: nil, higherIsBetter: false))
+        }
+        if tenMillion { print("10M-event rows are not implemented yet") }
+
+        // End to end through the socket, and emit() latency, with the root package's binaries.
+        if FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd"), FileManager.default.isExecutableFile(atPath: bin + "/emit-load") {
+            for sync in ["batch", "none"] {
+                for producers in [1, 4] {
+                    var rates: [Double] = []
+                    var p99: [Double] = []
+                    for r in 0..<runs {
+                        let (rate, latencies) = try endToEnd(sync: sync, producers: producers, run: r)
+                        rates.append(rate)
+                        p99.append(latencies)
+                    }
+                    rows.append(Row(name: "end to end, \(producers) producer(s), --sync \(sync)", unit: "events/s", ours: rates, sqlite: nil, higherIsBetter: true))
+                    if sync == "batch", producers == 4 {
+                        rows.append(Row(name: "emit() latency p99", unit: "ns", ours: p99, sqlite: nil, higherIsBetter: false))
+                    }
+                }
+            }
+        } else {
+            print("(end-to-end rows skipped: build the root package in release first: make release)")
+        }
+        report(rows)
+    }
+
+    /// Starts grid-eventd and `producers` emit-load processes; returns events/s and the worst producer's emit p99 (ns).
+    func endToEnd(sync: String, producers: Int, run: Int) throws -> (Double, Double) {
+        let dir = work + "/e2e-\(sync)-\(producers)-\(run)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: bin + "/grid-eventd")
+        daemon.arguments = ["--data-dir", dir + "/data", "--socket", dir + "/s.sock", "--sync", sync, "--http", "127.0.0.1:0", "--log-level", "warning"]
+        try daemon.run()
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: dir + "/s.sock") { usleep(20_000) }
+        let perProducer = 75_000
+        var children: [(Process, Pipe)] = []
+        for i in 0..<producers {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin + "/emit-load")
+            p.arguments = ["--storage", dir + "/s.sock", "--count", String(perProducer), "--producer", "bench\(i)", "--spool-dir", dir + "/spool", "--seed", String(i + 1)]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            children.append((p, out))
+        }
+        for (p, _) in children { try p.run() }
+        var slowest = 0.0
+        var worstP99 = 0.0
+        for (p, out) in children {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "{}"
+            let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+            slowest = max(slowest, obj["total_seconds"] as? Double ?? 0)
+            worstP99 = max(worstP99, obj["emit_p99_ns"] as? Double ?? 0)
+        }
+        return (Double(perProducer * producers) / max(slowest, 1e-9), worstP99)
+    }
+
+    func report(_ rows: [Row]) {
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+        func spread(_ v: [Double]) -> String { v.count < 2 ? "" : String(format: " ±%.0f%%", 100 * (v.max()! - v.min()!) / max(median(v), 1e-12) / 2) }
+        func fmt(_ x: Double) -> String { x >= 1000 ? String(format: "%.0f", x) : (x >= 10 ? String(format: "%.1f", x) : String(format: "%.3f", x)) }
+        var table: [[String]] = [["measurement", "unit", "grid-events", "SQLite", "ratio"]]
+        var json: [[String: Any]] = []
+        for r in rows {
+            let o = median(r.ours)
+            var entry: [String: Any] = ["name": r.name, "unit": r.unit, "ours": r.ours, "ours_median": o]
+            var cells = [r.name, r.unit, fmt(o) + spread(r.ours)]
+            if let s = r.sqlite {
+                let m = median(s)
+                let ratio = r.higherIsBetter ? o / max(m, 1e-12) : m / max(o, 1e-12)
+                cells += [fmt(m) + spread(s), String(format: "%.1fx", ratio)]
+                entry["sqlite"] = s
+                entry["sqlite_median"] = m
+                entry["ratio_in_our_favour"] = ratio
+            } else {
+                cells += ["-", "-"]
+            }
+            table.append(cells)
+            json.append(entry)
+        }
+        let widths = (0..<5).map { c in table.map { $0[c].count }.max() ?? 0 }
+        print("")
+        for row in table { print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        print("\nratio: how many times better grid-events is (higher throughput, or lower latency/size); below 1.0x SQLite wins.")
+        let doc: [String: Any] = ["date": TimeFormat.rfc3339(micros: StoreOptions.nowMicros()), "events": events, "runs": runs, "rows": json]
+        if let data = try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) {
+            try? data.write(to: URL(fileURLWithPath: self.json))
+            print("written to \(self.json)")
+        }
+    }
+}
+
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
