@@ -54,7 +54,7 @@ public final class GridAgentService: Service, @unchecked Sendable {
                     let body = jsonObject([("storage_node_count", String(supervisor.list.count)), ("nodes", nodesJSON())])
                     _ = try await client.call("POST", config.master + "/api/agents/\(config.agentId)/heartbeat", body: body)
                 }
-            } catch let failure as ControlClient.Failure where failure.status == 404 {
+            } catch let failure as ControlClient.Failure where failure.status == 404 && registered {
                 logger.info("the master does not know \(config.agentId); registering again")
                 registered = false
                 continue
@@ -69,7 +69,8 @@ public final class GridAgentService: Service, @unchecked Sendable {
             try? await Task.sleep(nanoseconds: UInt64(config.heartbeatIntervalSeconds * 1e9))
         }
         logger.info("stopping \(supervisor.list.count) node(s) and unregistering")
-        supervisor.stopAll()
+        let supervisor = self.supervisor
+        try? await offPool { supervisor.stopAll() }
         _ = try? await client.call("POST", config.master + "/api/agents/\(config.agentId)/unregister", body: "{}")
     }
 
@@ -84,9 +85,8 @@ public final class GridAgentService: Service, @unchecked Sendable {
                 return Self.error(400, "bad_request", "send node_id, port and storage_path")
             }
             do {
-                let pid = try await Task.detached {
-                    try supervisor.spawn(nodeId: nodeId, port: Int(port), storagePath: path, memoryLimitMb: Int(v["memory_limit_mb"]?.intValue ?? 1024))
-                }.value
+                let memory = Int(v["memory_limit_mb"]?.intValue ?? 1024)
+                let pid = try await offPool { try supervisor.spawn(nodeId: nodeId, port: Int(port), storagePath: path, memoryLimitMb: memory) }
                 return Self.json(jsonObject([("node_id", jsonString(nodeId)), ("pid", String(pid)), ("port", String(port))]))
             } catch {
                 return Self.error(422, "spawn_failed", "\(error)")
@@ -97,7 +97,7 @@ public final class GridAgentService: Service, @unchecked Sendable {
             let v = (try? JSONValue.parse(Array(buffer: buffer))) ?? .null
             guard let nodeId = v["node_id"]?.stringValue else { return Self.error(400, "bad_request", "send node_id") }
             do {
-                try await Task.detached { try supervisor.stop(nodeId: nodeId) }.value
+                try await offPool { try supervisor.stop(nodeId: nodeId) }
                 return Self.json("{\"ok\":true}")
             } catch {
                 return Self.error(404, "unknown_node", "\(error)")
@@ -113,5 +113,13 @@ public final class GridAgentService: Service, @unchecked Sendable {
 
     static func error(_ status: Int, _ code: String, _ message: String) -> Response {
         json(jsonObject([("error", jsonObject([("code", jsonString(code)), ("message", jsonString(message))]))]), status: HTTPResponse.Status(code: status))
+    }
+}
+
+/// Runs blocking work (waiting for a child to start or stop) on a Dispatch thread, not on Swift concurrency's
+/// small cooperative pool, so heartbeats and requests keep flowing meanwhile.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }

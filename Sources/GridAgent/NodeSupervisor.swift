@@ -27,6 +27,8 @@ public final class NodeSupervisor: @unchecked Sendable {
         var memoryLimitMb: Int
         var process: Process?
         var stopping = false
+        /// Set while `launch` runs: an exit then is reported by `launch` itself, not as a crash.
+        var launching = false
         var restartTimes: [Date] = []
         init(info: NodeInfo, memoryLimitMb: Int) {
             self.info = info
@@ -57,22 +59,27 @@ public final class NodeSupervisor: @unchecked Sendable {
             throw SpawnError(description: "port \(port) is outside this agent's range \(config.portMin)-\(config.portMax)")
         }
         let path = storagePath.hasPrefix("/") ? storagePath : config.dataRoot + "/" + storagePath
+        let node = Node(info: NodeInfo(nodeId: nodeId, port: port, storagePath: path, pid: nil, state: "starting", restartCount: 0),
+                        memoryLimitMb: memoryLimitMb)
+        // Check and reserve in one step, so two concurrent spawns cannot both pass.
         try lock.withLock { () throws -> Void in
             if nodes[nodeId] != nil { throw SpawnError(description: "node \(nodeId) already runs here") }
             if nodes.count >= config.maxStorageNodes { throw SpawnError(description: "this agent runs at most \(config.maxStorageNodes) nodes") }
             if nodes.values.contains(where: { $0.info.port == port }) { throw SpawnError(description: "port \(port) is used by another node") }
+            nodes[nodeId] = node
         }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            guard FileManager.default.isWritableFile(atPath: path) else {
+                throw SpawnError(description: "storage path \(storagePath) is not writable")
+            }
+        } catch let error as SpawnError {
+            _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
+            throw error
         } catch {
+            _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
             throw SpawnError(description: "storage path \(storagePath) cannot be created: \((error as NSError).localizedDescription)")
         }
-        guard FileManager.default.isWritableFile(atPath: path) else {
-            throw SpawnError(description: "storage path \(storagePath) is not writable")
-        }
-        let node = Node(info: NodeInfo(nodeId: nodeId, port: port, storagePath: path, pid: nil, state: "starting", restartCount: 0),
-                        memoryLimitMb: memoryLimitMb)
-        lock.withLock { nodes[nodeId] = node }
         do {
             let pid = try launch(node)
             return pid
@@ -87,11 +94,14 @@ public final class NodeSupervisor: @unchecked Sendable {
         return p.utf8.count < 100 ? p : "/tmp/grid-node-\(getpid())-\(node.info.port).sock"
     }
 
-    /// Starts the node's process and waits until it listens (its socket accepts), at most 10 s.
+    /// Starts the node's process and waits until it listens (its socket accepts), at most 8 s.
     private func launch(_ node: Node) throws -> Int {
+        lock.withLock { node.launching = true }
+        defer { lock.withLock { node.launching = false } }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: config.nodeBinary)
         let socket = socketPath(node)
+        unlink(socket)  // a SIGKILLed node leaves its socket file; the check below must see the new one
         process.arguments = ["--data-dir", node.info.storagePath, "--socket", socket, "--http", "127.0.0.1:\(node.info.port)",
                              "--metrics-interval", "3600"]
         var env = ProcessInfo.processInfo.environment
@@ -110,30 +120,47 @@ public final class NodeSupervisor: @unchecked Sendable {
         } catch {
             throw SpawnError(description: "cannot start \(config.nodeBinary): \((error as NSError).localizedDescription)")
         }
-        lock.withLock {
+        let abandoned = lock.withLock { () -> Bool in
             node.process = process
             node.info.pid = Int(process.processIdentifier)
+            return node.stopping || nodes[node.info.nodeId] !== node
         }
-        let deadline = Date().addingTimeInterval(10)
+        func kill9() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        if abandoned {
+            kill9()
+            throw SpawnError(description: "node \(node.info.nodeId) was stopped while starting")
+        }
+        let deadline = Date().addingTimeInterval(8)
         while Date() < deadline {
             if !process.isRunning {
                 let tail = (try? String(contentsOfFile: logPath, encoding: .utf8)).map { String($0.suffix(300)) } ?? ""
                 throw SpawnError(description: "node exited during start (status \(process.terminationStatus)): \(tail.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
-            if FileManager.default.fileExists(atPath: socket) {
-                lock.withLock { node.info.state = node.info.restartCount > 0 ? "restarted" : "running" }
+            if FileManager.default.fileExists(atPath: socket), NodeSupervisor.answersUnix(socket) {
+                let stoppedMeanwhile = lock.withLock { () -> Bool in
+                    node.info.state = node.info.restartCount > 0 ? "restarted" : "running"
+                    return node.stopping || nodes[node.info.nodeId] !== node
+                }
+                if stoppedMeanwhile {
+                    kill9()
+                    throw SpawnError(description: "node \(node.info.nodeId) was stopped while starting")
+                }
                 return Int(process.processIdentifier)
             }
             usleep(20_000)
         }
-        process.terminate()
-        throw SpawnError(description: "node did not start listening within 10 s")
+        kill9()
+        throw SpawnError(description: "node did not start listening within 8 s")
     }
 
     /// A child exited: expected (stop) or a crash, which is reported and restarted within the policy.
     private func exited(_ nodeId: String, _ process: Process) {
         let (node, expected) = lock.withLock { () -> (Node?, Bool) in
             guard let node = nodes[nodeId], node.process === process else { return (nil, true) }
+            if node.launching { return (nil, true) }  // launch reports this itself
             if node.stopping {
                 node.info.state = "stopped"
                 lock.broadcast()
@@ -208,6 +235,23 @@ public final class NodeSupervisor: @unchecked Sendable {
             if !NodeSupervisor.answers(port: n.port) {
                 logger.warning("node \(n.nodeId) (pid \(n.pid ?? 0)) does not answer on port \(n.port)")
             }
+        }
+    }
+
+    /// True when something accepts connections on the Unix socket at `path`.
+    static func answersUnix(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8.prefix(107))
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
         }
     }
 

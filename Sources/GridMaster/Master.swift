@@ -15,8 +15,8 @@ public struct MasterConfig: Sendable {
     public var checkIntervalSeconds = 1.0
     /// At most one agent_heartbeat event per agent per this many seconds.
     public var heartbeatEventIntervalSeconds = 60.0
-    /// How long the master waits for an agent to spawn or stop a node.
-    public var agentTimeoutSeconds = 10.0
+    /// How long the master waits for an agent to spawn or stop a node (above the agent's 8 s start deadline).
+    public var agentTimeoutSeconds = 15.0
 
     public init() {}
 }
@@ -195,13 +195,17 @@ public actor Master {
         }
         let body = jsonObject([("node_id", jsonString(nodeId)), ("port", String(port)), ("storage_path", jsonString(storagePath)),
                                ("memory_limit_mb", String(memoryLimitMb))])
+        // Reserve the node across the await so a concurrent spawn of the same id is refused.
+        agents[agentId]?.nodes[nodeId] = NodeRecord(nodeId: nodeId, agentId: agentId, port: port, storagePath: storagePath, pid: nil, state: "starting")
         let answer: JSONValue
         do {
             answer = try await client.call("POST", record.endpoint + "/api/nodes/spawn", body: body)
         } catch let failure as ControlClient.Failure {
+            agents[agentId]?.nodes.removeValue(forKey: nodeId)
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
         } catch {
+            agents[agentId]?.nodes.removeValue(forKey: nodeId)
             throw fail(502, "agent_error", "agent \(agentId): \(error)")
         }
         let pid = answer["pid"]?.intValue.map { Int($0) } ?? 0

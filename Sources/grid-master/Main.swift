@@ -29,7 +29,7 @@ struct GridMasterCommand: AsyncParsableCommand {
     var heartbeatEventInterval = 60.0
 
     @Option(name: .customLong("agent-timeout"), help: "Seconds to wait for an agent to spawn or stop a node.")
-    var agentTimeout = 10.0
+    var agentTimeout = 15.0
 
     func validate() throws {
         guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--listen must be HOST:PORT") }
