@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "GridAgent",
             dependencies: [
-                "GridMaster", "EventEmitter", "GridEvents", "EventStore",
+                "GridMaster", "EventEmitter", "EventWire", "GridEvents", "EventStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,3 +1,4 @@
+import EventWire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,22 +30,5 @@ enum SocketPath {
     }
 
     /// True when something accepts connections on the socket.
-    static func isLive(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let bytes = Array(path.utf8.prefix(107))
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
-        return ok
-    }
+    static func isLive(_ path: String) -> Bool { UnixSocket.isListening(path) }
 }

@@ -1,4 +1,5 @@
 import EventStore
+import Foundation
 import EventWire
 import GridEvents
 #if canImport(Glibc)
@@ -58,7 +59,7 @@ public final class EventEmitter: @unchecked Sendable {
         tag = String(repeating: "0", count: 12 - tag.count) + tag
         producerTag = tag
         producerId = options.producerName + "-" + tag
-        var path = storage?.trimmingWhitespace ?? ""
+        var path = storage?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if path.hasPrefix("unix://") { path.removeFirst("unix://".count) }
         if path.isEmpty {
             socketPath = nil
@@ -514,14 +515,5 @@ public final class EventEmitter: @unchecked Sendable {
         lock.withLock {
             if !closing { lock.wait(seconds: seconds) }
         }
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
     }
 }

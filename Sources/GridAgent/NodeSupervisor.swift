@@ -1,4 +1,5 @@
 import EventEmitter
+import EventWire
 import EventStore
 import Foundation
 import GridEvents
@@ -239,21 +240,7 @@ public final class NodeSupervisor: @unchecked Sendable {
     }
 
     /// True when something accepts connections on the Unix socket at `path`.
-    static func answersUnix(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8.prefix(107))
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
-        }
-    }
+    static func answersUnix(_ path: String) -> Bool { UnixSocket.isListening(path) }
 
     static func answers(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

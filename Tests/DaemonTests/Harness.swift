@@ -1,4 +1,5 @@
 import EventStore
+import EventWire
 import Foundation
 import GridEvents
 import Testing
@@ -114,24 +115,9 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-func canConnect(_ path: String) -> Bool {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    return connectUnix(fd, path)
-}
+func canConnect(_ path: String) -> Bool { UnixSocket.isListening(path) }
 
-func connectUnix(_ fd: Int32, _ path: String) -> Bool {
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        let b = Array(path.utf8)
-        raw.copyBytes(from: b)
-        raw[b.count] = 0
-    }
-    return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
-    }
-}
+func connectUnix(_ fd: Int32, _ path: String) -> Bool { UnixSocket.connect(fd, path: path) }
 
 /// A child process running a built product; output captured.
 final class Child: @unchecked Sendable {
