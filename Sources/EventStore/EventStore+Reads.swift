@@ -41,6 +41,20 @@ public struct StoreStats: Sendable, Equatable {
     public var lastSequence: UInt64
     public var minTimestamp: Int64?
     public var maxTimestamp: Int64?
+    /// Sealed segments stored compacted, and the bytes their compacted files take.
+    public var compactedSegments: Int = 0
+    public var compactedBytes: Int = 0
+    /// Bytes of written frames in the segments still stored uncompacted.
+    public var uncompactedDataBytes: Int = 0
+    /// Index files and their bytes.
+    public var indexFiles: Int = 0
+    public var indexBytes: Int = 0
+    /// Bytes on disk of everything: segment files (as reserved), compacted files and index files.
+    public var diskBytes: Int = 0
+    /// What retention has deleted since the store was created.
+    public var retention = RetentionTotals()
+    /// Damage found by reads since open (frames or blocks failing their checksums), never served.
+    public var readDamage: [Damage] = []
 }
 
 extension EventStore {
@@ -55,21 +69,53 @@ extension EventStore {
             position: EventPosition(timestamp: view.timestamp, location: loc.raw))
     }
 
+    /// Segments to search for an id or hash: the active one first, then those whose time span includes
+    /// `hint` (an event's edges carry its timestamp), then the rest, newest first.
+    private func searchOrder(hint: Int64?) -> [Segment] {
+        var first: [Segment] = []
+        var rest: [Segment] = []
+        for s in segments.reversed() {
+            if s === active || (hint.map { s.index.spans($0) } ?? false) { first.append(s) } else { rest.append(s) }
+        }
+        return first + rest
+    }
+
+    /// Where the event with this id is stored (full-id compare).
     private func locate(_ id: String) -> Location? {
         let h = Hash.id(id)
-        guard let first = index.ids[h] else { return nil }
         var idCopy = id
-        func matches(_ loc: Location) -> Bool {
-            guard let view = conceptView(loc) else { return false }
-            return idCopy.withUTF8 { view.idBytes.elementsEqual(UnsafeRawBufferPointer($0)) }
+        for s in searchOrder(hint: nil) {
+            if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
+            var found: Location?
+            s.index.forEachOffset(hash: h) { offset in
+                let loc = Location(segment: s.id, offset: offset)
+                if let view = conceptView(loc), idCopy.withUTF8({ view.idBytes.elementsEqual(UnsafeRawBufferPointer($0)) }) {
+                    found = loc
+                }
+                return found == nil
+            }
+            if let found { return found }
         }
-        if matches(first) { return first }
-        return index.collisions[h]?.first(where: matches)
+        return nil
+    }
+
+    /// Where the event with this id hash is stored (first match; no full-id compare). `hint`: its timestamp.
+    private func locate(hash: UInt64, hint: Int64?) -> Location? {
+        for s in searchOrder(hint: hint) {
+            if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
+            var found: Int?
+            s.index.forEachOffset(hash: hash) { offset in
+                found = offset
+                return false
+            }
+            if let found { return Location(segment: s.id, offset: found) }
+        }
+        return nil
     }
 
     private func clamp(_ limit: Int) -> Int { max(0, min(limit, Self.maxReadLimit)) }
 
-    /// Whether an event with this id is stored. O(1), reads no payload.
+    /// Whether an event with this id is stored. Reads no payload: a hash probe per segment.
     public func contains(id: String) -> Bool {
         lock.withLock { locate(id) != nil }
     }
@@ -79,120 +125,46 @@ extension EventStore {
         lock.withLock { ids.map { locate($0) != nil } }
     }
 
-    /// The event with this id, or nil. O(1): a hash lookup and a full-id compare.
+    /// The event with this id, or nil. A hash probe per segment and a full-id compare.
     public func event(id: String) -> StoredEvent? {
         lock.withLock { locate(id).flatMap(materialize) }
     }
 
-    /// An entity's events, newest first, from its adjacency list. `before` continues a previous page.
-    /// O(limit) after an O(log n) seek.
+    /// Segments with their checked indexes, newest data first (by the newest timestamp they hold).
+    private func indexedSegments(overlapping range: Range<Int64>? = nil) -> [(Segment, any SegmentIndex)] {
+        var out: [(Segment, any SegmentIndex)] = []
+        for s in segments where s.index.hasTimeRange {
+            if let range, s.index.maxTimestamp < range.lowerBound || s.index.minTimestamp >= range.upperBound { continue }
+            out.append((s, checkedIndex(s)))
+        }
+        return out.sorted { $0.1.maxTimestamp > $1.1.maxTimestamp }
+    }
+
+    /// An entity's events, newest first, from its adjacency lists. `before` continues a previous page.
+    /// O(limit) after an O(log n) seek in each segment that can still hold newer events than those found.
     public func timeline(entity: String, limit: Int = 50, before: EventPosition? = nil) -> [StoredEvent] {
         let limit = clamp(limit)
+        guard limit > 0 else { return [] }
+        let node = Hash.id(entity)
         return lock.withLock {
-            guard let list = index.edges[Hash.id(entity)] else { return [] }
             var out: [StoredEvent] = []
             var seen = Set<UInt64>()
-            list.forEachDescending(before: list.count) { e in
-                guard e.outgoing, let loc = index.ids[e.other], let event = materialize(loc) else { return true }
-                if let before, !(event.position < before) { return true }
-                if seen.insert(e.other).inserted { out.append(event) }
-                return out.count < limit
-            }
-            return out.sorted { $1.position < $0.position }
-        }
-    }
-
-    /// Events of one type with timestamps in `range`, newest first (or oldest first), after the cursor `after`
-    /// in that order. O(log n + limit).
-    public func events(
-        type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max, limit: Int = 50, newestFirst: Bool = true,
-        after cursor: EventPosition? = nil
-    ) -> [StoredEvent] {
-        let limit = clamp(limit)
-        return lock.withLock {
-            guard let list = index.byType[type] else { return [] }
-            return page(list, range: range, limit: limit, newestFirst: newestFirst, after: cursor)
-        }
-    }
-
-    private func page(
-        _ list: TimedList, range: Range<Int64>, limit: Int, newestFirst: Bool, after cursor: EventPosition?
-    ) -> [StoredEvent] {
-        var r = list.indices(in: range)
-        if let cursor {
-            let c = list.lowerBound(cursor)
-            // A cursor outside the range leaves nothing, never an inverted range.
-            if newestFirst {
-                r = r.lowerBound..<max(r.lowerBound, min(r.upperBound, c))
-            } else {
-                let start = (c < list.count && list[c] == cursor) ? c + 1 : c
-                r = min(r.upperBound, max(r.lowerBound, start))..<r.upperBound
-            }
-            if r.isEmpty { return [] }
-        }
-        var out: [StoredEvent] = []
-        out.reserveCapacity(min(limit, r.count))
-        var remaining = r.count
-        let visit = { (p: EventPosition) -> Bool in
-            if let e = self.materialize(Location(raw: p.location)) { out.append(e) }
-            remaining -= 1
-            return remaining > 0 && out.count < limit
-        }
-        if newestFirst {
-            list.forEachDescending(before: r.upperBound, visit)
-        } else {
-            list.forEachAscending(from: r.lowerBound, visit)
-        }
-        return out
-    }
-
-    /// How many events of `type` have timestamps in `range`. O(log n): two binary searches, no record read.
-    public func count(type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max) -> Int {
-        lock.withLock { index.byType[type]?.indices(in: range).count ?? 0 }
-    }
-
-    /// Timestamps of the events of `type` in `range`, oldest first, without decoding any event (for time
-    /// histograms). At most `maxReadLimit` are returned.
-    public func timestamps(type: UInt16, in range: Range<Int64>) -> [Int64] {
-        lock.withLock {
-            guard let list = index.byType[type] else { return [] }
-            let r = list.indices(in: range)
-            var out: [Int64] = []
-            out.reserveCapacity(min(r.count, Self.maxReadLimit))
-            list.forEachAscending(from: r.lowerBound) { p in
-                out.append(p.timestamp)
-                return out.count < r.count && out.count < Self.maxReadLimit
-            }
-            return out
-        }
-    }
-
-    /// The type codes present in the store with their event counts.
-    public func typeCounts() -> [UInt16: Int] {
-        lock.withLock { index.byType.mapValues { $0.count } }
-    }
-
-    /// Events whose id starts with `prefix` (a trailing `*` is allowed: `event-spawn_*`), newest first.
-    /// Uses the stem index: only ids whose stem is compatible with the prefix are looked at.
-    public func events(idPrefix: String, limit: Int = 50) -> [StoredEvent] {
-        let limit = clamp(limit)
-        let prefix = idPrefix.hasSuffix("*") ? String(idPrefix.dropLast()) : idPrefix
-        return lock.withLock {
-            var out: [StoredEvent] = []
-            for stem in index.byStem.values {
-                let exact: Bool
-                if stem.stem.hasPrefix(prefix) {
-                    exact = true
-                } else if prefix.hasPrefix(stem.stem) {
-                    exact = false
-                } else {
-                    continue
+            for (_, index) in indexedSegments() {
+                if out.count >= limit {
+                    out.sort { $1.position < $0.position }
+                    out.removeLast(out.count - limit)
+                    if index.maxTimestamp < out[limit - 1].timestamp { break }
                 }
+                guard let list = index.edgeRun(node) else { continue }
                 var taken = 0
-                stem.list.forEachDescending(before: stem.list.count) { p in
-                    guard let e = materialize(Location(raw: p.location)) else { return true }
-                    if !exact, !e.id.hasPrefix(prefix) { return true }
-                    out.append(e)
+                list.forEachDescending(before: list.count) { e in
+                    if let before, e.timestamp > before.timestamp { return true }
+                    guard e.outgoing, !seen.contains(e.other), let loc = locate(hash: e.other, hint: e.timestamp),
+                        let event = materialize(loc)
+                    else { return true }
+                    if let before, !(event.position < before) { return true }
+                    seen.insert(e.other)
+                    out.append(event)
                     taken += 1
                     return taken < limit
                 }
@@ -202,58 +174,144 @@ extension EventStore {
         }
     }
 
+    /// Events of one type with timestamps in `range`, newest first (or oldest first), after the cursor `after`
+    /// in that order. O(log n + limit) per segment that overlaps the range.
+    public func events(
+        type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max, limit: Int = 50, newestFirst: Bool = true,
+        after cursor: EventPosition? = nil
+    ) -> [StoredEvent] {
+        let limit = clamp(limit)
+        return lock.withLock {
+            page(runs: { $0.typeRun(type) }, range: range, limit: limit, newestFirst: newestFirst, after: cursor)
+        }
+    }
+
+    /// One page of positions drawn from a run per segment, merged in time order.
+    private func page(
+        runs: (any SegmentIndex) -> (any PositionRun)?, range: Range<Int64>, limit: Int, newestFirst: Bool,
+        after cursor: EventPosition?
+    ) -> [StoredEvent] {
+        guard limit > 0, !range.isEmpty else { return [] }
+        var ordered = indexedSegments(overlapping: range)
+        if !newestFirst { ordered.sort { $0.1.minTimestamp < $1.1.minTimestamp } }
+        let before: (EventPosition, EventPosition) -> Bool = newestFirst ? { $1 < $0 } : { $0 < $1 }
+        var found: [EventPosition] = []
+        for (_, index) in ordered {
+            if found.count >= limit {
+                found.sort(by: before)
+                found.removeLast(found.count - limit)
+                let edge = found[limit - 1].timestamp
+                if newestFirst ? index.maxTimestamp < edge : index.minTimestamp > edge { break }
+            }
+            guard let list = runs(index) else { continue }
+            var r = list.indices(in: range)
+            if let cursor {
+                let c = list.lowerBound(cursor)
+                // A cursor outside the range leaves nothing, never an inverted range.
+                if newestFirst {
+                    r = r.lowerBound..<max(r.lowerBound, min(r.upperBound, c))
+                } else {
+                    let start = (c < list.count && list[c] == cursor) ? c + 1 : c
+                    r = min(r.upperBound, max(r.lowerBound, start))..<r.upperBound
+                }
+            }
+            if r.isEmpty { continue }
+            var taken = 0
+            let visit = { (p: EventPosition) -> Bool in
+                found.append(p)
+                taken += 1
+                return taken < min(limit, r.count)
+            }
+            if newestFirst { list.forEachDescending(before: r.upperBound, visit) } else { list.forEachAscending(from: r.lowerBound, visit) }
+        }
+        found.sort(by: before)
+        var out: [StoredEvent] = []
+        out.reserveCapacity(min(limit, found.count))
+        for p in found where out.count < limit {
+            if let e = materialize(Location(raw: p.location)) { out.append(e) }
+        }
+        return out
+    }
+
+    /// How many events of `type` have timestamps in `range`. O(log n) per segment: two binary searches, no
+    /// record read.
+    public func count(type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max) -> Int {
+        lock.withLock {
+            indexedSegments(overlapping: range).reduce(0) { $0 + ($1.1.typeRun(type)?.indices(in: range).count ?? 0) }
+        }
+    }
+
+    /// Timestamps of the events of `type` in `range`, oldest first, without decoding any event (for time
+    /// histograms). At most `maxReadLimit` are returned.
+    public func timestamps(type: UInt16, in range: Range<Int64>) -> [Int64] {
+        lock.withLock {
+            var out: [Int64] = []
+            for (_, index) in indexedSegments(overlapping: range) {
+                guard let list = index.typeRun(type) else { continue }
+                let r = list.indices(in: range)
+                var n = 0
+                list.forEachAscending(from: r.lowerBound) { p in
+                    out.append(p.timestamp)
+                    n += 1
+                    return n < r.count && n < Self.maxReadLimit
+                }
+            }
+            out.sort()
+            return Array(out.prefix(Self.maxReadLimit))
+        }
+    }
+
+    /// The type codes present in the store with their event counts.
+    public func typeCounts() -> [UInt16: Int] {
+        lock.withLock {
+            var counts: [UInt16: Int] = [:]
+            for (_, index) in indexedSegments() {
+                for t in index.typeCodes { counts[t, default: 0] += index.typeRun(t)?.count ?? 0 }
+            }
+            return counts
+        }
+    }
+
+    /// Events whose id starts with `prefix` (a trailing `*` is allowed: `event-spawn_*`), newest first.
+    /// Uses the stem index: only ids whose stem is compatible with the prefix are looked at.
+    public func events(idPrefix: String, limit: Int = 50) -> [StoredEvent] {
+        let limit = clamp(limit)
+        let prefix = idPrefix.hasSuffix("*") ? String(idPrefix.dropLast()) : idPrefix
+        return lock.withLock {
+            var out: [StoredEvent] = []
+            for (_, index) in indexedSegments() {
+                index.forEachStem { stem, list in
+                    let exact: Bool
+                    if stem.hasPrefix(prefix) {
+                        exact = true
+                    } else if prefix.hasPrefix(stem) {
+                        exact = false
+                    } else {
+                        return
+                    }
+                    var taken = 0
+                    list.forEachDescending(before: list.count) { p in
+                        guard let e = materialize(Location(raw: p.location)) else { return true }
+                        if !exact, !e.id.hasPrefix(prefix) { return true }
+                        out.append(e)
+                        taken += 1
+                        return taken < limit
+                    }
+                }
+            }
+            out.sort { $1.position < $0.position }
+            return Array(out.prefix(limit))
+        }
+    }
+
     /// All events with timestamps in `range`, newest first (or oldest first), after the cursor `after` in that
-    /// order, using the time index: segments whose time span misses the range are skipped, and inside a segment
-    /// only frames whose span overlaps are read. Only the returned page is decoded.
+    /// order, using each segment's time-ordered list of its events. Only the returned page is decoded.
     public func events(
         in range: Range<Int64>, limit: Int = 50, newestFirst: Bool = true, after cursor: EventPosition? = nil
     ) -> [StoredEvent] {
         let limit = clamp(limit)
-        guard limit > 0 else { return [] }
         return lock.withLock {
-            var candidates: [(segment: Segment, frame: Segment.FrameEntry)] = []
-            for s in segments where s.hasTimeRange && s.minTimestamp < range.upperBound && s.maxTimestamp >= range.lowerBound {
-                for f in s.frames where f.minTimestamp < range.upperBound && f.maxTimestamp >= range.lowerBound {
-                    candidates.append((s, f))
-                }
-            }
-            if newestFirst {
-                candidates.sort { $0.frame.maxTimestamp > $1.frame.maxTimestamp }
-            } else {
-                candidates.sort { $0.frame.minTimestamp < $1.frame.minTimestamp }
-            }
-            let before: (EventPosition, EventPosition) -> Bool = newestFirst ? { $1 < $0 } : { $0 < $1 }
-            var found: [EventPosition] = []
-            for (s, f) in candidates {
-                if found.count >= limit {
-                    // Stop once no later frame can hold an event that beats the current page.
-                    found.sort(by: before)
-                    found.removeLast(found.count - limit)
-                    let edge = found[limit - 1].timestamp
-                    if newestFirst ? f.maxTimestamp < edge : f.minTimestamp > edge { break }
-                }
-                forEachConcept(in: s, frameOffset: Int(f.offset)) { loc, view in
-                    let p = EventPosition(timestamp: view.timestamp, location: loc.raw)
-                    guard range.contains(p.timestamp) else { return }
-                    if let cursor, !before(cursor, p) { return }
-                    guard index.ids[view.idHash] == loc || index.collisions[view.idHash]?.contains(loc) == true else { return }
-                    found.append(p)
-                }
-            }
-            found.sort(by: before)
-            return found.prefix(limit).compactMap { materialize(Location(raw: $0.location)) }
-        }
-    }
-
-    private func forEachConcept(in segment: Segment, frameOffset: Int, _ body: (Location, ConceptView) -> Void) {
-        let buf = segment.bytes
-        let payloadLength = Int(buf.u32(frameOffset + 4))
-        let payloadOffset = frameOffset + Format.frameHeaderSize
-        let payload = buf.slice(payloadOffset, payloadLength)
-        var it = RecordIterator(payload)
-        while let r = it.next() {
-            guard r.kind == Format.recordKindConcept else { continue }
-            body(Location(segment: segment.id, offset: payloadOffset + r.offset), ConceptView(bytes: payload.slice(r.offset, r.length)))
+            page(runs: { $0.allRun }, range: range, limit: limit, newestFirst: newestFirst, after: cursor)
         }
     }
 
@@ -268,25 +326,27 @@ extension EventStore {
         let limit = clamp(limit)
         return lock.withLock {
             var out: [Neighbor] = []
-            if let loc = index.ids[node], let segment = segmentById[loc.segment], let frame = segment.frame(containing: loc.offset) {
-                let buf = segment.bytes
-                let payloadLength = Int(buf.u32(Int(frame.offset) + 4))
-                let payload = buf.slice(Int(frame.offset) + Format.frameHeaderSize, payloadLength)
-                var it = RecordIterator(payload)
-                while let r = it.next() {
-                    guard r.kind == Format.recordKindAdjacency else { continue }
-                    let a = AdjacencyView(bytes: payload.slice(r.offset, r.length))
+            if let loc = locate(hash: node, hint: nil), let segment = segmentById[loc.segment],
+                let frame = checkedIndex(segment).frame(containing: loc.offset)
+            {
+                segment.forEachRecord(in: frame, cache: cache) { _, r in
+                    guard r.bytes.u8(0) == Format.recordKindAdjacency, r.bytes.count == Format.adjacencySize else { return true }
+                    let a = AdjacencyView(bytes: r.bytes)
                     if a.source == node {
                         out.append(Neighbor(node: a.target, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: true))
                     } else if a.target == node {
                         out.append(Neighbor(node: a.source, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: false))
                     }
+                    return true
                 }
             }
-            if let list = index.edges[node] {
+            for (_, index) in indexedSegments() {
+                guard let list = index.edgeRun(node) else { continue }
+                var taken = 0
                 list.forEachDescending(before: list.count) { e in
                     out.append(Neighbor(node: e.other, eventId: nil, edgeType: e.edgeType, timestamp: e.timestamp, outgoing: e.outgoing))
-                    return out.count < limit * 2
+                    taken += 1
+                    return taken < limit * 2
                 }
             }
             out.sort { $0.timestamp != $1.timestamp ? $0.timestamp > $1.timestamp : $0.node < $1.node }
@@ -294,7 +354,7 @@ extension EventStore {
             var seen = Set<Neighbor>()
             for var n in out where unique.count < limit {
                 if seen.insert(n).inserted {
-                    if let loc = index.ids[n.node], let view = conceptView(loc) { n.eventId = view.id }
+                    if let loc = locate(hash: n.node, hint: n.timestamp), let view = conceptView(loc) { n.eventId = view.id }
                     unique.append(n)
                 }
             }
@@ -307,14 +367,17 @@ extension EventStore {
     public func forEachEvent(_ body: (StoredEvent) -> Bool) {
         lock.withLock {
             for s in segments {
-                for f in s.frames {
+                let index = checkedIndex(s)
+                for i in 0..<index.frameCount {
                     var keepGoing = true
-                    forEachConcept(in: s, frameOffset: Int(f.offset)) { loc, view in
-                        guard keepGoing else { return }
-                        guard index.ids[view.idHash] == loc || index.collisions[view.idHash]?.contains(loc) == true,
-                            let e = materialize(loc)
-                        else { return }
+                    s.forEachRecord(in: index.frame(at: i), cache: cache) { offset, r in
+                        guard r.bytes.u8(0) == Format.recordKindConcept else { return true }
+                        let view = ConceptView(bytes: r.bytes, owner: r.owner)
+                        guard index.isIndexed(hash: view.idHash, offset: offset),
+                            let e = materialize(Location(segment: s.id, offset: offset))
+                        else { return true }
                         keepGoing = body(e)
+                        return keepGoing
                     }
                     if !keepGoing { return }
                 }
@@ -325,18 +388,36 @@ extension EventStore {
     /// Current counts and sizes.
     public var stats: StoreStats {
         lock.withLock {
-            var minTs: Int64?
-            var maxTs: Int64?
-            for s in segments where s.hasTimeRange {
-                minTs = min(minTs ?? .max, s.minTimestamp)
-                maxTs = max(maxTs ?? .min, s.maxTimestamp)
+            var st = StoreStats(
+                segments: segments.count, sealedSegments: segments.filter(\.sealed).count, events: 0,
+                adjacencyEntries: 0, duplicatesIgnored: 0, dataBytes: 0, fileBytes: 0, lastSequence: lastWritten,
+                minTimestamp: nil, maxTimestamp: nil)
+            for s in segments {
+                let index = s.index
+                st.events += index.conceptCount
+                st.adjacencyEntries += index.adjacencyCount
+                st.duplicatesIgnored += index.duplicateCount
+                st.dataBytes += s.end
+                st.fileBytes += s.diskBytes
+                if index.hasTimeRange {
+                    st.minTimestamp = min(st.minTimestamp ?? .max, index.minTimestamp)
+                    st.maxTimestamp = max(st.maxTimestamp ?? .min, index.maxTimestamp)
+                }
+                if s.isCompacted {
+                    st.compactedSegments += 1
+                    st.compactedBytes += s.diskBytes
+                } else {
+                    st.uncompactedDataBytes += s.end
+                }
+                if let m = s.mappedIndex {
+                    st.indexFiles += 1
+                    st.indexBytes += m.fileBytes
+                }
+                st.readDamage += s.readDamage
             }
-            return StoreStats(
-                segments: segments.count, sealedSegments: segments.filter(\.sealed).count,
-                events: index.conceptCount, adjacencyEntries: index.adjacencyCount,
-                duplicatesIgnored: index.duplicateCount,
-                dataBytes: segments.reduce(0) { $0 + $1.end }, fileBytes: segments.reduce(0) { $0 + $1.mappedLength },
-                lastSequence: lastWritten, minTimestamp: minTs, maxTimestamp: maxTs)
+            st.diskBytes = st.fileBytes + st.indexBytes
+            st.retention = manifest.retention
+            return st
         }
     }
 }

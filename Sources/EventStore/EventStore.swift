@@ -17,7 +17,6 @@ public final class EventStore: @unchecked Sendable {
     let sys: SystemCalls
     let lock = ConditionLock()
     let commit = GroupCommit()
-    let index = StoreIndex()
     var segments: [Segment] = []
     var segmentById: [UInt64: Segment] = [:]
     var nextSequence: UInt64 = 1
@@ -25,11 +24,19 @@ public final class EventStore: @unchecked Sendable {
     var failure: StoreError?
     var isClosed = false
     private var lockFd: Int32 = -1
+    var manifest = Manifest()
+    let cache: BlockCache
+    /// Sealed segments whose index file or compaction is pending, in id order.
+    var maintenanceDue = false
+    var maintenanceThread: MaintenanceThread?
+    /// One maintenance pass at a time (the background thread or an explicit `runMaintenance()`).
+    let maintenanceLock = ConditionLock()
 
     private init(directory: String, options: StoreOptions, sys: SystemCalls) {
         self.directory = directory
         self.options = options
         self.sys = sys
+        cache = BlockCache(capacity: max(1 << 20, options.blockCacheBytes))
     }
 
     deinit { close() }
@@ -79,6 +86,9 @@ public final class EventStore: @unchecked Sendable {
         store.recovery = report
         store.commit.markDurable(store.lastWritten)
         options.onNotice?(report.summary)
+        if !options.readOnly, options.backgroundMaintenance {
+            store.maintenanceThread = MaintenanceThread(store: store, interval: options.maintenanceInterval)
+        }
         return store
     }
 
@@ -115,93 +125,274 @@ public final class EventStore: @unchecked Sendable {
     }
 
     private func recover(into report: inout RecoveryReport) throws(StoreError) {
-        var ids: [UInt64] = []
+        let writable = !options.readOnly
+        switch try Manifest.read(directory, sys) {
+        case .success(let m)?: manifest = m
+        case .failure(let problem)?:
+            report.notices.append("manifest is damaged (\(problem.reason)); rebuilt from the segment files")
+        case nil: break
+        }
+        var raw = Set<UInt64>()
+        var compactedIds = Set<UInt64>()
+        var indexFiles = Set<UInt64>()
         for name in try sys.listDirectory(directory) {
-            if name.hasSuffix(".sgs.tmp"), !options.readOnly {
-                try sys.unlink(directory + "/" + name)  // a segment whose creation did not finish
+            if name.hasSuffix(".tmp") {
+                if writable { try sys.unlink(directory + "/" + name) }  // an unfinished create, compaction or write
             } else if let id = Format.segmentId(fromFileName: name) {
-                ids.append(id)
+                raw.insert(id)
+            } else if name.hasPrefix("seg-"), name.hasSuffix(".sgc"), let id = UInt64(name.dropFirst(4).dropLast(4)) {
+                compactedIds.insert(id)
+            } else if name.hasPrefix("seg-"), name.hasSuffix(".sgi"), let id = UInt64(name.dropFirst(4).dropLast(4)) {
+                indexFiles.insert(id)
             }
         }
-        ids.sort()
+        // Finish a retention pass that a crash interrupted: the manifest already says these are gone.
+        for id in raw.union(compactedIds).union(indexFiles) where id < manifest.firstSegment {
+            if writable { try removeFiles(of: id) }
+            raw.remove(id)
+            compactedIds.remove(id)
+            indexFiles.remove(id)
+        }
+        let ids = raw.union(compactedIds).sorted()
         var maxSequence: UInt64 = 0
         var lastUsable = true
         for (i, id) in ids.enumerated() {
             let isLast = i == ids.count - 1
-            let path = directory + "/" + Format.segmentFileName(id)
-            let writable = isLast && !options.readOnly
-            let fd = try sys.open(path, flags: writable ? O_RDWR : O_RDONLY)
-            var size = Int(try sys.fileSize(fd, path: path))
-            let headerBytes = try sys.pread(fd, count: Format.segmentHeaderSize, at: 0, path: path)
-            let header = headerBytes.withUnsafeBytes { Format.parseSegmentHeader($0) }
-            guard case .success(let h) = header, h.id == id else {
-                let reason: String
-                switch header {
-                case .failure(let r): reason = "unreadable header: \(r)"
-                case .success(let h): reason = "header names segment \(h.id), file name says \(id)"
+            // Which form is live: the manifest decides; a form it does not name is left over from a compaction
+            // that did not finish (or one whose old file was not deleted yet) and is removed.
+            let useCompacted = compactedIds.contains(id) && (manifest.compacted.contains(id) || !raw.contains(id))
+            if useCompacted, raw.contains(id), writable { try sys.unlink(directory + "/" + Format.segmentFileName(id)) }
+            if !useCompacted, compactedIds.contains(id), writable {
+                try sys.unlink(directory + "/" + CompactedFormat.fileName(id))
+            }
+            let segment: Segment
+            var scanned = false
+            if useCompacted {
+                do throws(StoreError) {
+                    let file = try CompactedFile(path: directory + "/" + CompactedFormat.fileName(id), segment: id, sys: sys)
+                    segment = Segment(id: id, compacted: file, created: 0, capacity: 0)
+                } catch {
+                    guard error.code == .corrupt else { throw error }
+                    report.unreadableSegments.append(Damage(segment: id, offset: 0, length: 0, reason: error.message))
+                    continue
                 }
-                report.unreadableSegments.append(Damage(segment: id, offset: 0, length: UInt64(size), reason: reason))
-                sys.close(fd)
-                if isLast { lastUsable = false }
-                continue
-            }
-            if writable, size < Int(h.capacity) {
-                try sys.preallocate(fd, length: h.capacity, path: path)
-                size = Int(h.capacity)
-            }
-            let base: UnsafeRawPointer
-            do throws(StoreError) {
-                base = try sys.mapReadOnly(fd, length: size, path: path)
-            } catch {
-                sys.close(fd)
-                throw error
-            }
-            let segment = Segment(
-                id: id, path: path, fd: fd, base: base, mappedLength: size, created: h.created, capacity: h.capacity,
-                end: size, sealed: true)
-            segmentById[id] = segment  // visible to the index's full-id comparisons during the scan
-            let scan = scanAndIndex(segment)
-            if let torn = scan.tornTail {
-                if writable, !scan.sealed {
-                    // Cut the torn tail: drop everything after the last good frame, then reserve the space again.
-                    // The mapping stays valid: the file is back at full length before anything reads past `end`.
-                    try sys.truncate(fd, length: UInt64(scan.end), path: path)
+                manifest.compacted.insert(id)
+            } else {
+                let path = directory + "/" + Format.segmentFileName(id)
+                let canWrite = isLast && writable
+                let fd = try sys.open(path, flags: canWrite ? O_RDWR : O_RDONLY)
+                var size = Int(try sys.fileSize(fd, path: path))
+                let headerBytes = try sys.pread(fd, count: Format.segmentHeaderSize, at: 0, path: path)
+                let header = headerBytes.withUnsafeBytes { Format.parseSegmentHeader($0) }
+                guard case .success(let h) = header, h.id == id else {
+                    let reason: String
+                    switch header {
+                    case .failure(let r): reason = "unreadable header: \(r)"
+                    case .success(let h): reason = "header names segment \(h.id), file name says \(id)"
+                    }
+                    report.unreadableSegments.append(Damage(segment: id, offset: 0, length: UInt64(size), reason: reason))
+                    sys.close(fd)
+                    if isLast { lastUsable = false }
+                    continue
+                }
+                if canWrite, size < Int(h.capacity) {
                     try sys.preallocate(fd, length: h.capacity, path: path)
-                    try sys.fdatasync(fd, path: path)
-                    report.truncated.append(torn)
-                } else {
-                    report.skipped.append(torn)
+                    size = Int(h.capacity)
+                }
+                let base: UnsafeRawPointer
+                do throws(StoreError) {
+                    base = try sys.mapReadOnly(fd, length: size, path: path)
+                } catch {
+                    sys.close(fd)
+                    throw error
+                }
+                segment = Segment(
+                    id: id, path: path, fd: fd, base: base, mappedLength: size, created: h.created, capacity: h.capacity,
+                    end: size, sealed: true)
+                manifest.compacted.remove(id)
+                if isLast {
+                    // The last segment may be the active one: always scanned, never trusted to an index file.
+                    segmentById[id] = segment
+                    let scan = scanAndIndex(segment, into: &report)
+                    scanned = true
+                    if let torn = scan.tornTail {
+                        if canWrite, !scan.sealed {
+                            // Cut the torn tail: drop everything after the last good frame, then reserve the space
+                            // again. The mapping stays valid: the file is back at full length before anything reads
+                            // past `end`.
+                            try sys.truncate(fd, length: UInt64(scan.end), path: path)
+                            try sys.preallocate(fd, length: h.capacity, path: path)
+                            try sys.fdatasync(fd, path: path)
+                            report.truncated.append(torn)
+                        } else {
+                            report.skipped.append(torn)
+                        }
+                    }
+                    segment.end = scan.end
+                    segment.sealed = scan.sealed || options.readOnly
+                    for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
+                    lastUsable = !scan.sealed
+                    // The scan touched every page; they stay in the page cache, not in this process.
+                    segment.releaseResidentPages()
                 }
             }
-            report.skipped.append(contentsOf: scan.damage)
-            segment.end = scan.end
-            segment.sealed = scan.sealed || !isLast || options.readOnly
-            for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
-            report.frames += scan.frames.count
-            segments.append(segment)
             segmentById[id] = segment
-            if isLast { lastUsable = !scan.sealed }
+            if !scanned {
+                if indexFiles.contains(id), let mapped = openIndexFile(id, into: &report) {
+                    segment.index = mapped
+                    if !segment.isCompacted {
+                        segment.end = mapped.header.segmentEnd
+                        segment.needsFrameChecks = true
+                    }
+                    maxSequence = max(maxSequence, try lastSequence(of: segment))
+                } else {
+                    if indexFiles.contains(id) == false {
+                        report.notices.append("segment \(id) has no index file; rebuilt it by scanning the segment")
+                    }
+                    let scan = rebuildIndex(segment, into: &report)
+                    for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
+                    if !segment.isCompacted { segment.end = scan.end }
+                    maintenanceDue = true
+                }
+            }
+            if segment.sealed, segment.memoryIndex != nil || (!segment.isCompacted && options.compression != .none) {
+                maintenanceDue = true
+            }
+            segments.append(segment)
         }
         report.segments = segments.count
-        report.concepts = index.conceptCount
-        report.adjacency = index.adjacencyCount
-        report.duplicates = index.duplicateCount
+        for s in segments {
+            report.frames += s.index.frameCount
+            report.concepts += s.index.conceptCount
+            report.adjacency += s.index.adjacencyCount
+            report.duplicates += s.index.duplicateCount
+        }
         nextSequence = maxSequence + 1
         lastWritten = maxSequence
-        if !options.readOnly, segments.isEmpty || !lastUsable || segments.last!.sealed {
-            let nextId = max(ids.last ?? 0, segments.last?.id ?? 0) + 1
+        if writable, segments.isEmpty || !lastUsable || segments.last!.sealed {
+            let nextId = max(ids.last ?? 0, segments.last?.id ?? 0, manifest.firstSegment) + 1
             try createSegment(id: nextId)
         }
     }
 
-    private func scanAndIndex(_ segment: Segment) -> SegmentScanResult {
-        let buf = segment.bytes
-        return SegmentScanner.scan(buf, segment: segment.id) { info, payload in
-            segment.noteFrame(offset: Int(info.offset), info: info)
-            index.indexFrame(
-                segment: segment.id, payloadOffset: Int(info.offset) + Format.frameHeaderSize, payload: payload,
-                lookup: conceptView)
+    /// Removes every file of segment `id` (data, compacted data, index).
+    func removeFiles(of id: UInt64) throws(StoreError) {
+        try sys.unlink(directory + "/" + Format.segmentFileName(id))
+        try sys.unlink(directory + "/" + CompactedFormat.fileName(id))
+        try sys.unlink(directory + "/" + IndexFile.fileName(id))
+    }
+
+    /// Maps a segment's index file; nil (with a notice) when it is unusable.
+    private func openIndexFile(_ id: UInt64, into report: inout RecoveryReport) -> MappedIndex? {
+        do throws(StoreError) {
+            return try MappedIndex(path: directory + "/" + IndexFile.fileName(id), segment: id, sys: sys)
+        } catch {
+            report.notices.append("index file of segment \(id) is unusable (\(error.message)); rebuilt it from the segment")
+            return nil
         }
+    }
+
+    /// The sequence of the last frame of a sealed segment (its seal frame when it has one), read from its data.
+    private func lastSequence(of segment: Segment) throws(StoreError) -> UInt64 {
+        var best: UInt64 = 0
+        if segment.index.frameCount > 0 {
+            let f = segment.index.frame(at: segment.index.frameCount - 1)
+            // The frame header precedes the first record: read its sequence from the raw or decompressed bytes.
+            if !segment.isCompacted, Int(f.offset) + Format.frameHeaderSize <= segment.bytes.count {
+                best = segment.bytes.u64(Int(f.offset) + 8)
+            } else if let file = segment.compacted, let b = file.block(containing: Int(f.offset)),
+                let data = CompactedFormat.decompress(file.header.blocks[b], from: file.bytes)
+            {
+                let local = Int(f.offset) - file.header.blocks[b].rawOffset
+                if local + 16 <= data.count { best = data.withUnsafeBytes { $0.u64(local + 8) } }
+            }
+        }
+        return best + 1  // the seal frame follows the last batch frame
+    }
+
+    /// Scans a raw segment and indexes it in memory.
+    private func scanAndIndex(_ segment: Segment, into report: inout RecoveryReport) -> SegmentScanResult {
+        let scan = index(segment, bytes: segment.bytes)
+        report.skipped.append(contentsOf: scan.damage)
+        return scan
+    }
+
+    /// Rebuilds the in-memory index of a sealed segment from its data (raw or compacted).
+    func rebuildIndex(_ segment: Segment, into report: inout RecoveryReport) -> SegmentScanResult {
+        if let file = segment.compacted {
+            let (bytes, bad) = file.decompressAll()
+            for b in bad {
+                report.skipped.append(
+                    Damage(segment: segment.id, offset: UInt64(b.rawOffset), length: UInt64(b.rawLength),
+                           reason: "compressed block fails its checksum"))
+            }
+            return bytes.withUnsafeBytes { buf in
+                let scan = index(segment, bytes: buf)
+                report.skipped.append(contentsOf: scan.damage)
+                return scan
+            }
+        }
+        segment.needsFrameChecks = false
+        return scanAndIndex(segment, into: &report)
+    }
+
+    /// Scans `bytes` (the segment's raw byte space) into a fresh in-memory index for `segment`.
+    private func index(_ segment: Segment, bytes: UnsafeRawBufferPointer) -> SegmentScanResult {
+        let memory = MemoryIndex(segment: segment.id)
+        segment.index = memory
+        return SegmentScanner.scan(bytes, segment: segment.id) { info, payload in
+            memory.indexFrame(
+                frameOffset: Int(info.offset), payload: payload, minTimestamp: info.minTimestamp,
+                maxTimestamp: info.maxTimestamp, recordCount: info.recordCount,
+                isKnown: { isKnown($0, indexing: segment) })
+        }
+    }
+
+    /// Whether the id of `view` is already indexed: in `segment`'s own index, or in another loaded segment
+    /// whose time range includes the record's timestamp (a resent event keeps its timestamp, so only those
+    /// can hold it).
+    func isKnown(_ view: ConceptView, indexing segment: Segment) -> Bool {
+        let h = view.idHash
+        if sameIdIndexed(view, hash: h, in: segment) { return true }
+        let ts = view.timestamp
+        for s in segments where s !== segment && s.index.spans(ts) {
+            if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
+            if sameIdIndexed(view, hash: h, in: s) { return true }
+        }
+        return false
+    }
+
+    private func sameIdIndexed(_ view: ConceptView, hash: UInt64, in segment: Segment) -> Bool {
+        var found = false
+        segment.index.forEachOffset(hash: hash) { offset in
+            if let existing = conceptView(Location(segment: segment.id, offset: offset)),
+                existing.idBytes.elementsEqual(view.idBytes)
+            {
+                found = true
+            }
+            return !found
+        }
+        return found
+    }
+
+    /// Replaces a mapped index whose sections failed their checksums by one rebuilt from the segment.
+    func repairIndex(_ segment: Segment) {
+        guard let mapped = segment.mappedIndex, let problem = mapped.damage else { return }
+        var report = RecoveryReport()
+        _ = rebuildIndex(segment, into: &report)
+        mapped.close(sys)
+        try? sys.unlink(directory + "/" + IndexFile.fileName(segment.id))
+        maintenanceDue = true
+        options.onNotice?(
+            "index file of segment \(segment.id) failed its checksum (\(problem)); rebuilt from the segment"
+                + (report.skipped.isEmpty ? "" : "; " + report.skipped.map(\.description).joined(separator: "; ")))
+        maintenanceThread?.wake()
+    }
+
+    /// The index of `segment`, checked: a mapped index is verified in full on first use and rebuilt if damaged.
+    func checkedIndex(_ segment: Segment) -> any SegmentIndex {
+        if let mapped = segment.mappedIndex, mapped.verifyAll() != nil { repairIndex(segment) }
+        return segment.index
     }
 
     // MARK: Segments
@@ -244,10 +435,10 @@ public final class EventStore: @unchecked Sendable {
     private func seal(_ segment: Segment) throws(StoreError) {
         var w = ByteWriter(capacity: Format.frameHeaderSize + Format.sealPayloadSize)
         w.zeros(Format.frameHeaderSize)
-        w.u64(UInt64(segment.frames.count))
-        w.u64(UInt64(segment.recordCount))
-        w.i64(segment.hasTimeRange ? segment.minTimestamp : 0)
-        w.i64(segment.hasTimeRange ? segment.maxTimestamp : 0)
+        w.u64(UInt64(segment.index.frameCount))
+        w.u64(UInt64(segment.index.recordCount))
+        w.i64(segment.index.hasTimeRange ? segment.index.minTimestamp : 0)
+        w.i64(segment.index.hasTimeRange ? segment.index.maxTimestamp : 0)
         let sequence = nextSequence
         finishFrame(&w.bytes, sequence: sequence, recordCount: 0, kind: Format.frameKindSeal)
         try writeFrame(w.bytes, to: segment)
@@ -262,6 +453,8 @@ public final class EventStore: @unchecked Sendable {
         segment.sealed = true
         lastWritten = sequence
         commit.markDurable(sequence)
+        maintenanceDue = true
+        maintenanceThread?.wake()
     }
 
     /// Fills in a frame header (magic, length, sequence, count, kind, checksum) for `frame`, whose first 32 bytes
@@ -488,37 +681,36 @@ public final class EventStore: @unchecked Sendable {
         let header = buf.slice(offset, Format.frameHeaderSize)
         let payloadLength = Int(header.u32(4))
         let payload = buf.slice(offset + Format.frameHeaderSize, payloadLength)
-        var info = FrameInfo(
-            offset: UInt64(offset), sequence: header.u64(8), kind: .batch, recordCount: Int(header.u32(16)),
-            payloadLength: payloadLength, size: Format.aligned(Format.frameHeaderSize + payloadLength), concepts: 0,
-            adjacency: 0, minTimestamp: .max, maxTimestamp: .min)
+        var minTs = Int64.max
+        var maxTs = Int64.min
         var it = RecordIterator(payload)
         while let r = it.next() {
             let ts = payload.i64(r.offset + 24)
-            info.minTimestamp = min(info.minTimestamp, ts)
-            info.maxTimestamp = max(info.maxTimestamp, ts)
-            if r.kind == Format.recordKindConcept { info.concepts += 1 } else { info.adjacency += 1 }
+            minTs = min(minTs, ts)
+            maxTs = max(maxTs, ts)
         }
-        segment.noteFrame(offset: offset, info: info)
-        index.indexFrame(
-            segment: segment.id, payloadOffset: offset + Format.frameHeaderSize, payload: payload, lookup: conceptView)
+        segment.memoryIndex?.indexFrame(
+            frameOffset: offset, payload: payload, minTimestamp: minTs, maxTimestamp: maxTs,
+            recordCount: Int(header.u32(16)), isKnown: { isKnown($0, indexing: segment) })
     }
 
     /// The concept record at `loc`, bounds-checked against its segment.
     func conceptView(_ loc: Location) -> ConceptView? {
-        guard let segment = segmentById[loc.segment] else { return nil }
-        let offset = loc.offset
-        guard offset + Format.recordHeaderSize <= segment.end else { return nil }
-        let buf = segment.bytes
-        let length = Int(buf.u32(offset + 4))
-        guard buf.u8(offset) == Format.recordKindConcept, offset + length <= segment.end else { return nil }
-        return ConceptView(bytes: buf.slice(offset, length))
+        guard let segment = segmentById[loc.segment], let r = segment.record(at: loc.offset, cache: cache),
+            r.bytes.u8(0) == Format.recordKindConcept
+        else { return nil }
+        let length = r.bytes.count
+        let idLength = Int(r.bytes.u16(8))
+        let payloadLength = Int(r.bytes.u32(12))
+        guard Format.recordHeaderSize + idLength + payloadLength <= length else { return nil }
+        return ConceptView(bytes: r.bytes, owner: r.owner)
     }
 
     // MARK: Closing
 
     /// Syncs (unless the store failed) and releases every file, mapping and the directory lock. Idempotent.
     public func close() {
+        maintenanceThread?.stop()
         lock.withLock {
             if isClosed { return }
             isClosed = true
@@ -526,6 +718,7 @@ public final class EventStore: @unchecked Sendable {
                 try? sys.fdatasync(segment.fd, path: segment.path)
             }
             for s in segments { s.close(sys) }
+            maintenanceThread = nil
             segments = []
             segmentById = [:]
             if lockFd >= 0 {

@@ -161,6 +161,8 @@ struct RecordIterator {
 /// Field access to a concept record in mapped memory (bounds were checked by `RecordIterator`).
 struct ConceptView {
     let bytes: UnsafeRawBufferPointer  // exactly the record
+    /// Keeps the bytes alive when they live in a decompressed block.
+    var owner: AnyObject? = nil
 
     var entityCount: Int { Int(bytes.u8(1)) }
     var typeCode: UInt16 { bytes.u16(2) }

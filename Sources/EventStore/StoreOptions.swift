@@ -14,6 +14,20 @@ public struct StoreOptions: Sendable {
     public var onNotice: (@Sendable (String) -> Void)?
     /// The clock, in microseconds since the epoch (segment creation times).
     public var clock: @Sendable () -> Int64 = { StoreOptions.nowMicros() }
+    /// How sealed segments are compacted: `.fast` (default), `.high` or `.none`.
+    public var compression: Compression = .fast
+    /// Delete whole sealed segments whose newest event is older than this many microseconds (nil: keep).
+    public var retainMicros: Int64?
+    /// Delete whole sealed segments, oldest first, while the store takes more than this many bytes on disk
+    /// (nil: no limit). The active segment is never deleted.
+    public var maxBytes: Int?
+    /// Whether a background thread writes index files, compacts and applies retention. When false the owner
+    /// calls `runMaintenance()` (tests and tools do, for determinism).
+    public var backgroundMaintenance = true
+    /// How often the background thread looks at retention by age even when nothing was sealed, in seconds.
+    public var maintenanceInterval: Double = 30
+    /// Bytes of decompressed blocks kept for reads of compacted segments.
+    public var blockCacheBytes = 32 << 20
     /// Faults to inject into system calls (tests only).
     @_spi(Testing) public var faults: FaultInjector?
 
@@ -47,6 +61,8 @@ public struct RecoveryReport: Sendable {
     public var skipped: [Damage] = []
     /// Segments whose header could not be read; none of their data is served.
     public var unreadableSegments: [Damage] = []
+    /// Index files or a manifest that were missing or damaged and rebuilt.
+    public var notices: [String] = []
     public var elapsedSeconds = 0.0
 
     /// One line for the log.
@@ -56,6 +72,7 @@ public struct RecoveryReport: Sendable {
         if duplicates > 0 { s += "; \(duplicates) duplicate event(s) ignored" }
         for t in truncated { s += "; truncated torn tail at \(t.description)" }
         if !skipped.isEmpty { s += "; skipped \(skipped.count) damaged region(s): " + skipped.map(\.description).joined(separator: "; ") }
+        for n in notices { s += "; " + n }
         if !unreadableSegments.isEmpty {
             s += "; unreadable segment(s): " + unreadableSegments.map(\.description).joined(separator: "; ")
         }

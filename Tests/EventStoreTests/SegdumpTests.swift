@@ -4,15 +4,18 @@ import Testing
 
 @Suite("segdump")
 struct SegdumpTests {
-    func writeStore(_ dir: TempDir) throws -> EventStore {
-        let store = try open(dir, capacity: 64 << 10)
+    func writeStore(_ dir: TempDir, maintain: Bool = false) throws -> EventStore {
+        var o = StoreOptions(segmentCapacity: 64 << 10)
+        o.backgroundMaintenance = false
+        let store = try EventStore.open(at: dir.path, options: o)
         for b in 0..<30 { try store.append(SyntheticEvents.batch(run: "sd", batch: b, events: 10)) }
+        if maintain { try store.runMaintenance() }
         return store
     }
 
     @Test func verifyListsEveryRecordOfALiveStore() throws {
         let dir = TempDir()
-        let store = try writeStore(dir)  // still open and locked: segdump must work read-only beside it
+        let store = try writeStore(dir, maintain: true)  // still open and locked: segdump works read-only beside it
         let r = try runProduct("segdump", [dir.path, "--verify", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -25,9 +28,15 @@ struct SegdumpTests {
         let table = try runProduct("segdump", [dir.path])
         #expect(table.status == 0)
         #expect(table.stdout.contains("total"))
-        #expect(table.stdout.split(separator: "\n").count == store.stats.segments + 2)
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.filter { $0.first?.isNumber == true }.count == store.stats.segments)
+        #expect(lines.filter { $0.contains("lz4") }.count == store.stats.compactedSegments)
+        #expect(lines.filter { $0.hasPrefix("  segment ") && $0.hasSuffix(": ok") }.count == store.stats.indexFiles)
+        #expect(lines.contains { $0.hasPrefix("manifest: generation") })
+        #expect(store.stats.compactedSegments >= 1)
 
-        let records = try runProduct("segdump", [dir.file("seg-0000000001.sgs"), "--records"])
+        // A compacted segment dumps like the segment it was made from.
+        let records = try runProduct("segdump", [dir.file("seg-0000000001.sgc"), "--records"])
         #expect(records.stdout.contains("event  event-synthetic-sd-0-0  type 1"))
         #expect(records.stdout.contains("adj    agent-0 -> event-synthetic-sd-0-0  edge 1"))
         store.close()
@@ -48,6 +57,29 @@ struct SegdumpTests {
         #expect(r.status == 1)
         #expect(r.stdout.contains("verify: BAD segment 1"))
         #expect(r.stdout.contains("offset 64: frame checksum mismatch"))
+    }
+
+    @Test func verifyCoversIndexFilesAndTheManifest() throws {
+        let dir = TempDir()
+        let store = try writeStore(dir, maintain: true)
+        store.close()
+        let index = dir.file("seg-0000000001.sgi")
+        let h = try #require(FileHandle(forUpdatingAtPath: index))
+        let size = h.seekToEndOfFile()
+        try h.seek(toOffset: size - 30)
+        let b = h.readData(ofLength: 1)[0]
+        try h.seek(toOffset: size - 30)
+        h.write(Data([b ^ 0x08]))
+        try h.close()
+        var r = try runProduct("segdump", [dir.path, "--verify"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("verify: BAD index of segment 1"), "\(r.stdout)")
+        #expect(r.stdout.contains("fails its checksum"))
+
+        try "sutra-grid-events manifest 1\ngeneration 9\nchecksum 0000000000000000\n".write(
+            toFile: dir.file("MANIFEST"), atomically: true, encoding: .utf8)
+        r = try runProduct("segdump", [dir.path, "--verify"])
+        #expect(r.stdout.contains("verify: BAD manifest"), "\(r.stdout)")
     }
 
     @Test func missingPathIsAClearError() throws {

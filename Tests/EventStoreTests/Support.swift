@@ -48,6 +48,7 @@ func open(_ dir: TempDir, durability: Durability = .batch, capacity: Int = 64 <<
           readOnly: Bool = false) throws -> EventStore {
     var options = StoreOptions(durability: durability, segmentCapacity: capacity, readOnly: readOnly)
     options.faults = faults
+    options.backgroundMaintenance = false  // deterministic: tests that want maintenance ask for it
     return try EventStore.open(at: dir.path, options: options)
 }
 

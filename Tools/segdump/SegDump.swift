@@ -11,13 +11,14 @@ struct SegDump: ParsableCommand {
             Reads read-only and takes no lock, so it is safe on a directory a running daemon holds (a frame being
             written at that instant shows as an incomplete tail).
 
-              segdump DIR               one line per segment and totals
+              segdump DIR               one line per segment and totals, index files, the manifest
               segdump FILE --records    every frame and record with its adjacency entries
-              segdump DIR --verify      check every checksum; exit 1 naming each bad frame's segment and offset
+              segdump DIR --verify      check every checksum (frames, compressed blocks, index files, manifest);
+                                        exit 1 naming each bad frame's or block's segment and offset
               segdump DIR --json        the same as JSON
             """)
 
-    @Argument(help: "A data directory or one segment file (seg-NNNNNNNNNN.sgs).")
+    @Argument(help: "A data directory, one segment file (seg-NNNNNNNNNN.sgs) or one compacted segment (.sgc).")
     var path: String
 
     @Flag(help: "Check every checksum; exit with status 1 if any frame or header is bad.")
@@ -83,7 +84,9 @@ struct SegDump: ParsableCommand {
             reports.append(report)
         }
 
-        let problems = verifyProblems(reports)
+        let indexes = isDir.boolValue ? try SegmentInspector.indexFiles(in: path).map { try SegmentInspector.inspectIndex(path: $0) } : []
+        let manifest = isDir.boolValue ? try SegmentInspector.inspectManifest(in: path) : nil
+        let problems = verifyProblems(reports) + indexProblems(indexes, reports) + manifestProblems(manifest, reports)
         if json {
             var object: [String: Any] = [
                 "segments": reports.map(jsonObject),
@@ -95,11 +98,43 @@ struct SegDump: ParsableCommand {
                 ],
             ]
             if records { object["records"] = recordJSON }
+            object["index_files"] = indexes.map { i -> [String: Any] in
+                var o: [String: Any] = [
+                    "segment": i.segment, "path": i.path, "file_bytes": i.fileBytes, "events": i.events,
+                    "adjacency": i.adjacency, "duplicates": i.duplicates, "frames": i.frames,
+                    "sections": Dictionary(uniqueKeysWithValues: i.sections.map { ($0.name, $0.bytes) }),
+                    "status": i.problem.map { "BAD: \($0)" } ?? "ok",
+                ]
+                if let p = i.problem { o["problem"] = p }
+                return o
+            }
+            if let m = manifest {
+                var o: [String: Any] = [
+                    "path": m.path, "generation": m.generation, "first_segment": m.firstSegment, "compacted": m.compacted,
+                    "retention": [
+                        "deleted_segments": m.retention.segments, "deleted_events": m.retention.events,
+                        "deleted_bytes": m.retention.bytes, "last_segment": m.retention.lastSegment,
+                        "last_deletion": m.retention.lastDeletion == 0 ? "" : TimeFormat.rfc3339(micros: m.retention.lastDeletion),
+                    ],
+                ]
+                if let p = m.problem { o["problem"] = p }
+                object["manifest"] = o
+            }
             if verify { object["verify"] = ["ok": problems.isEmpty, "problems": problems] }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             printTable(reports)
+            if !indexes.isEmpty { printIndexes(indexes) }
+            if let m = manifest {
+                if let p = m.problem {
+                    print("manifest: BAD \(p)")
+                } else {
+                    print(
+                        "manifest: generation \(m.generation), first segment \(m.firstSegment), compacted [\(m.compacted.map(String.init).joined(separator: " "))], retention deleted \(m.retention.segments) segment(s), \(m.retention.events) events, \(m.retention.bytes) bytes"
+                    )
+                }
+            }
             for line in recordLines { print(line) }
             if verify {
                 if problems.isEmpty {
@@ -110,6 +145,14 @@ struct SegDump: ParsableCommand {
             }
         }
         if verify && !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    func totalDisk(_ reports: [SegmentReport]) -> Int {
+        reports.reduce(0) { $0 + ($1.compressed != nil ? Int($1.fileBytes) : $1.dataBytes) }
+    }
+
+    func ratio(_ a: Int, _ b: Int) -> String {
+        b == 0 ? "-" : String(format: "%.1f", Double(a) / Double(b))
     }
 
     static func hex(_ v: UInt64) -> String {
@@ -130,6 +173,45 @@ struct SegDump: ParsableCommand {
         return problems
     }
 
+    /// Index files that fail a checksum, or whose counts disagree with their segment.
+    func indexProblems(_ indexes: [IndexReport], _ reports: [SegmentReport]) -> [String] {
+        var problems: [String] = []
+        for i in indexes {
+            if let p = i.problem {
+                problems.append("index of segment \(i.segment) (\(i.path)): \(p)")
+                continue
+            }
+            guard let seg = reports.first(where: { $0.id == i.segment && $0.isClean }) else { continue }
+            if i.events + i.duplicates != seg.concepts {
+                problems.append(
+                    "index of segment \(i.segment) (\(i.path)): \(i.events) events + \(i.duplicates) duplicates, the segment holds \(seg.concepts)")
+            }
+        }
+        return problems
+    }
+
+    /// A manifest that fails its checksum, or names compacted segments that are not there.
+    func manifestProblems(_ manifest: ManifestReport?, _ reports: [SegmentReport]) -> [String] {
+        guard let m = manifest else { return [] }
+        if let p = m.problem { return ["manifest (\(m.path)): \(p)"] }
+        var problems: [String] = []
+        for id in m.compacted where !reports.contains(where: { $0.id == id && $0.compressed != nil }) {
+            problems.append("manifest (\(m.path)) names segment \(id) as compacted; its .sgc file is missing")
+        }
+        for r in reports where r.id < m.firstSegment {
+            problems.append("segment \(r.id) is below the manifest's first segment \(m.firstSegment) (retention did not finish)")
+        }
+        return problems
+    }
+
+    func printIndexes(_ indexes: [IndexReport]) {
+        print("index files:")
+        for i in indexes {
+            let sections = i.sections.map { "\($0.name) \($0.bytes)" }.joined(separator: ", ")
+            print("  segment \(i.segment): \(i.fileBytes) bytes, \(i.events) events, \(i.frames) frames (\(sections)): \(i.problem.map { "BAD: \($0)" } ?? "ok")")
+        }
+    }
+
     var isDirectoryInput: Bool {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
@@ -138,6 +220,9 @@ struct SegDump: ParsableCommand {
     func status(_ r: SegmentReport) -> String {
         if let h = r.headerProblem { return "BAD HEADER: \(h)" }
         var parts: [String] = [r.damage.isEmpty ? "ok" : "BAD: \(r.damage.count) damaged region(s)"]
+        if let c = r.compressed {
+            parts.append("lz4\(c.level > 1 ? "hc" : "") \(c.blocks) blocks, ratio \(ratio(c.rawBytes, Int(r.fileBytes)))")
+        }
         parts.append(r.sealed ? "sealed" : "active")
         if let t = r.tornTail { parts.append("incomplete tail at \(t.offset)") }
         return parts.joined(separator: ", ")
@@ -151,6 +236,13 @@ struct SegDump: ParsableCommand {
             "damage": r.damage.map { ["offset": $0.offset, "length": $0.length, "reason": $0.reason] },
             "status": status(r),
         ]
+        if let c = r.compressed {
+            o["compressed"] = [
+                "blocks": c.blocks, "level": c.level, "raw_bytes": c.rawBytes, "bad_blocks": c.badBlocks,
+                "ratio": Double(c.rawBytes) / Double(max(1, r.fileBytes)),
+                "bytes_per_event": Double(r.fileBytes) / Double(max(1, r.concepts)),
+            ]
+        }
         if let h = r.headerProblem { o["header_problem"] = h }
         if let t = r.tornTail { o["torn_tail"] = ["offset": t.offset, "length": t.length, "reason": t.reason] }
         if let m = r.minTimestamp { o["min_time"] = TimeFormat.rfc3339(micros: m) }
@@ -159,16 +251,18 @@ struct SegDump: ParsableCommand {
     }
 
     func printTable(_ reports: [SegmentReport]) {
-        var rows: [[String]] = [["segment", "data_bytes", "frames", "records", "events", "adjacency", "first_time", "last_time", "status"]]
+        var rows: [[String]] = [["segment", "data_bytes", "disk_bytes", "bytes/event", "frames", "records", "events", "adjacency", "first_time", "last_time", "status"]]
         for r in reports {
+            let disk = r.compressed != nil ? Int(r.fileBytes) : r.dataBytes
             rows.append([
-                String(r.id), String(r.dataBytes), String(r.batchFrames), String(r.records), String(r.concepts),
+                String(r.id), String(r.dataBytes), String(disk), ratio(disk, r.concepts), String(r.batchFrames), String(r.records), String(r.concepts),
                 String(r.adjacency), r.minTimestamp.map { TimeFormat.rfc3339(micros: $0) } ?? "-",
                 r.maxTimestamp.map { TimeFormat.rfc3339(micros: $0) } ?? "-", status(r),
             ])
         }
         rows.append([
-            "total", String(reports.reduce(0) { $0 + $1.dataBytes }), String(reports.reduce(0) { $0 + $1.batchFrames }),
+            "total", String(reports.reduce(0) { $0 + $1.dataBytes }), String(totalDisk(reports)),
+            ratio(totalDisk(reports), reports.reduce(0) { $0 + $1.concepts }), String(reports.reduce(0) { $0 + $1.batchFrames }),
             String(reports.reduce(0) { $0 + $1.records }), String(reports.reduce(0) { $0 + $1.concepts }),
             String(reports.reduce(0) { $0 + $1.adjacency }),
             reports.compactMap(\.minTimestamp).min().map { TimeFormat.rfc3339(micros: $0) } ?? "-",
@@ -180,7 +274,7 @@ struct SegDump: ParsableCommand {
             var line = ""
             for (c, cell) in row.enumerated() {
                 let pad = String(repeating: " ", count: widths[c] - cell.count)
-                line += (c == 0 || c >= 6 ? cell + pad : pad + cell) + (c == row.count - 1 ? "" : "  ")
+                line += (c == 0 || c >= 8 ? cell + pad : pad + cell) + (c == row.count - 1 ? "" : "  ")
             }
             print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
         }

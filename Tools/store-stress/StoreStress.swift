@@ -20,11 +20,31 @@ struct StoreFlags: ParsableArguments {
     @Option(help: "Segment capacity in bytes.")
     var segmentCapacity: Int = 64 << 20
 
+    @Option(help: "Compaction of sealed segments: fast, high or none.")
+    var compression: String = "fast"
+
+    @Option(help: "Retention by age, e.g. 30d (whole sealed segments are deleted).")
+    var retain: String?
+
+    @Option(help: "Retention by size, e.g. 50GB (oldest sealed segments are deleted first).")
+    var maxBytes: String?
+
+    @Option(help: "Run maintenance (index files, compaction, retention) in the loop every N batches instead of on a background thread (0: background).")
+    var maintainEvery: Int = 0
+
     func options() throws -> StoreOptions {
         guard let d = Durability(rawValue: durability) else {
             throw ValidationError("--durability must be always, batch or none")
         }
-        return StoreOptions(durability: d, segmentCapacity: segmentCapacity)
+        guard let c = Compression(rawValue: compression) else {
+            throw ValidationError("--compression must be fast, high or none")
+        }
+        var o = StoreOptions(durability: d, segmentCapacity: segmentCapacity)
+        o.compression = c
+        o.retainMicros = try retain.map { try Quantity.duration($0) }
+        o.maxBytes = try maxBytes.map { try Quantity.bytes($0) }
+        o.backgroundMaintenance = maintainEvery == 0
+        return o
     }
 }
 
@@ -53,6 +73,13 @@ struct AppendLoop: ParsableCommand {
             let receipt = try s.append(SyntheticEvents.batch(run: runName, batch: n, events: events))
             FileHandle.standardOutput.write(Data("durable \(runName) \(n) \(events) seq \(receipt.sequence)\n".utf8))
             n += 1
+            if store.maintainEvery > 0, n % store.maintainEvery == 0 {
+                let r = try s.runMaintenance()
+                if r.didWork {
+                    FileHandle.standardOutput.write(
+                        Data("maintained indexed \(r.indexesWritten) compacted \(r.compacted) deleted \(r.deleted)\n".utf8))
+                }
+            }
         }
         s.close()
     }

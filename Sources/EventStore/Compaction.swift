@@ -1,0 +1,287 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLZ4
+
+/// How sealed segments are compacted.
+public enum Compression: String, Sendable, CaseIterable {
+    /// LZ4's fast compressor: about 10x the throughput of `high`, a somewhat larger file.
+    case fast
+    /// LZ4 HC at level 9: slower to compact, smaller files, the same read speed.
+    case high
+    /// No compaction: sealed segments stay as they were written.
+    case none
+}
+
+/// The compacted form of a sealed segment (`seg-NNNNNNNNNN.sgc`): the segment's bytes `[0, end)` cut into
+/// blocks of about 64 KiB at record boundaries, each compressed with LZ4 and checksummed, followed by a block
+/// index. A record never spans two blocks, so reading one event decompresses one block. Byte offsets of
+/// records are those of the original segment, so locations, cursors and index files stay valid.
+/// Layout in docs/FORMAT.md ("Compacted segments").
+enum CompactedFormat {
+    static let magic: [UInt8] = Array("SGEVCMP1".utf8)
+    static let version: UInt32 = 1
+    static let headerSize = 64
+    static let blockEntrySize = 32
+    /// Target uncompressed block size. Smaller blocks compress worse; larger ones cost more per random read.
+    static let targetBlockSize = 64 << 10
+
+    static func fileName(_ segment: UInt64) -> String {
+        String(Format.segmentFileName(segment).dropLast(4)) + ".sgc"
+    }
+
+    struct Block: Equatable {
+        var rawOffset: Int
+        var rawLength: Int
+        var fileOffset: Int
+        var compressedLength: Int
+        var checksum: UInt64
+    }
+
+    /// Block boundaries for a segment whose valid frames are `frames`: cuts only between records, so that
+    /// no record is split. Returns (start, end) raw ranges covering `[0, end)`.
+    static func cuts(_ buf: UnsafeRawBufferPointer, frames: [FrameInfo], end: Int) -> [(Int, Int)] {
+        var blocks: [(Int, Int)] = []
+        var start = 0
+        for f in frames where f.kind == .batch {
+            let payload = Int(f.offset) + Format.frameHeaderSize
+            var it = RecordIterator(buf.slice(payload, f.payloadLength))
+            while let r = it.next() {
+                let recordStart = payload + r.offset
+                let recordEnd = recordStart + r.length
+                if recordEnd - start > targetBlockSize, recordStart > start {
+                    blocks.append((start, recordStart))
+                    start = recordStart
+                }
+            }
+        }
+        if end > start || blocks.isEmpty { blocks.append((start, max(end, start))) }
+        return blocks
+    }
+
+    /// Compresses `buf[0..<end]` (a whole sealed segment) into the bytes of a compacted file.
+    static func encode(
+        _ buf: UnsafeRawBufferPointer, segment: UInt64, end: Int, frames: [FrameInfo], compression: Compression
+    ) -> [UInt8] {
+        let ranges = cuts(buf, frames: frames, end: end)
+        var out = [UInt8](repeating: 0, count: headerSize)
+        var entries = ByteWriter(capacity: ranges.count * blockEntrySize)
+        var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))
+        for (s, e) in ranges {
+            let n = e - s
+            let bound = Int(LZ4_compressBound(Int32(n)))
+            if scratch.count < bound { scratch = [UInt8](repeating: 0, count: bound) }
+            let written = scratch.withUnsafeMutableBytes { dst -> Int in
+                let src = buf.baseAddress!.advanced(by: s).assumingMemoryBound(to: CChar.self)
+                let d = dst.baseAddress!.assumingMemoryBound(to: CChar.self)
+                switch compression {
+                case .high: return Int(LZ4_compress_HC(src, d, Int32(n), Int32(bound), 9))
+                case .fast, .none: return Int(LZ4_compress_default(src, d, Int32(n), Int32(bound)))
+                }
+            }
+            precondition(written > 0 || n == 0, "LZ4 failed on a block that fits its bound")
+            let fileOffset = out.count
+            out.append(contentsOf: scratch[0..<written])
+            entries.u32(UInt32(s))
+            entries.u32(UInt32(n))
+            entries.u64(UInt64(fileOffset))
+            entries.u32(UInt32(written))
+            entries.u32(0)
+            entries.u64(scratch.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[0..<written])) })
+        }
+        let indexOffset = out.count
+        out.append(contentsOf: entries.bytes)
+        var h = ByteWriter(capacity: headerSize)
+        h.bytes.append(contentsOf: magic)
+        h.u32(version)
+        h.u32(UInt32(headerSize))
+        h.u64(segment)
+        h.u64(UInt64(end))
+        h.u32(UInt32(ranges.count))
+        h.u32(compression == .high ? 9 : 1)
+        h.u64(UInt64(indexOffset))
+        h.u64(Hash.bytes(entries.bytes))
+        h.u64(h.bytes.withUnsafeBytes { Hash.bytes($0) })
+        out.replaceSubrange(0..<headerSize, with: h.bytes)
+        return out
+    }
+
+    struct Header {
+        var segment: UInt64
+        var rawLength: Int
+        var level: Int
+        var blocks: [Block]
+    }
+
+    /// Checks the header and the block index of a compacted file (not the blocks themselves).
+    static func parse(_ buf: UnsafeRawBufferPointer) -> Result<Header, FormatProblem> {
+        guard buf.count >= headerSize else { return .failure(FormatProblem("file shorter than the 64-byte header")) }
+        guard magic.elementsEqual(buf.slice(0, 8)) else { return .failure(FormatProblem("bad magic (not a compacted segment)")) }
+        guard Hash.bytes(buf.slice(0, 56)) == buf.u64(56) else { return .failure(FormatProblem("header checksum mismatch")) }
+        let v = buf.u32(8)
+        guard v == version else { return .failure(FormatProblem("unsupported compacted-segment version \(v)")) }
+        let count = Int(buf.u32(32))
+        let indexOffset = Int(buf.u64(40))
+        guard indexOffset >= headerSize, count <= (buf.count - min(indexOffset, buf.count)) / blockEntrySize,
+            indexOffset + count * blockEntrySize == buf.count
+        else { return .failure(FormatProblem("block index lies outside the file")) }
+        let index = buf.slice(indexOffset, count * blockEntrySize)
+        guard Hash.bytes(index) == buf.u64(48) else { return .failure(FormatProblem("block index checksum mismatch")) }
+        let rawLength = Int(buf.u64(24))
+        var blocks: [Block] = []
+        blocks.reserveCapacity(count)
+        var expected = 0
+        for i in 0..<count {
+            let at = i * blockEntrySize
+            let b = Block(
+                rawOffset: Int(index.u32(at)), rawLength: Int(index.u32(at + 4)), fileOffset: Int(index.u64(at + 8)),
+                compressedLength: Int(index.u32(at + 16)), checksum: index.u64(at + 24))
+            guard b.rawOffset == expected, b.fileOffset >= headerSize, b.compressedLength <= indexOffset - min(b.fileOffset, indexOffset)
+            else { return .failure(FormatProblem("block \(i) entry is inconsistent")) }
+            expected += b.rawLength
+            blocks.append(b)
+        }
+        guard expected == rawLength else { return .failure(FormatProblem("blocks cover \(expected) bytes, header says \(rawLength)")) }
+        return .success(Header(segment: buf.u64(16), rawLength: rawLength, level: Int(buf.u32(36)), blocks: blocks))
+    }
+
+    /// Decompresses one block after checking its checksum; nil when either fails.
+    static func decompress(_ b: Block, from buf: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard b.fileOffset + b.compressedLength <= buf.count else { return nil }
+        let src = buf.slice(b.fileOffset, b.compressedLength)
+        guard Hash.bytes(src) == b.checksum else { return nil }
+        var out = [UInt8](repeating: 0, count: b.rawLength)
+        if b.rawLength == 0 { return out }
+        let n = out.withUnsafeMutableBytes { dst in
+            LZ4_decompress_safe(
+                src.baseAddress!.assumingMemoryBound(to: CChar.self), dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                Int32(b.compressedLength), Int32(b.rawLength))
+        }
+        return Int(n) == b.rawLength ? out : nil
+    }
+}
+
+/// A decompressed block, shared between the cache and the views that read it.
+final class DecodedBlock {
+    let bytes: [UInt8]
+    var lastUse: UInt64 = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+}
+
+/// A mapped compacted segment file.
+final class CompactedFile {
+    let path: String
+    let header: CompactedFormat.Header
+    let fd: Int32
+    let base: UnsafeRawPointer
+    let length: Int
+
+    init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
+        self.path = path
+        fd = try sys.open(path, flags: O_RDONLY)
+        do throws(StoreError) {
+            length = Int(try sys.fileSize(fd, path: path))
+            guard length >= CompactedFormat.headerSize else {
+                throw StoreError(.corrupt, "compacted segment shorter than its header", path: path)
+            }
+            base = try sys.mapReadOnly(fd, length: length, path: path)
+        } catch {
+            sys.close(fd)
+            throw error
+        }
+        switch CompactedFormat.parse(UnsafeRawBufferPointer(start: base, count: length)) {
+        case .failure(let p):
+            sys.unmap(base, length: length)
+            sys.close(fd)
+            throw StoreError(.corrupt, "compacted segment: \(p.reason)", path: path)
+        case .success(let h):
+            guard h.segment == segment else {
+                sys.unmap(base, length: length)
+                sys.close(fd)
+                throw StoreError(.corrupt, "compacted segment names segment \(h.segment)", path: path)
+            }
+            header = h
+        }
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
+
+    /// The block holding raw byte `offset`.
+    func block(containing offset: Int) -> Int? {
+        let blocks = header.blocks
+        var lo = 0
+        var hi = blocks.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if blocks[mid].rawOffset <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0, offset < blocks[lo - 1].rawOffset + blocks[lo - 1].rawLength else { return nil }
+        return lo - 1
+    }
+
+    /// Decompresses every block into one buffer of the segment's raw length; the blocks that fail their
+    /// checksum are left zero and listed.
+    func decompressAll() -> (bytes: [UInt8], bad: [CompactedFormat.Block]) {
+        var out = [UInt8]()
+        out.reserveCapacity(header.rawLength)
+        var bad: [CompactedFormat.Block] = []
+        for b in header.blocks {
+            if let d = CompactedFormat.decompress(b, from: bytes) {
+                out.append(contentsOf: d)
+            } else {
+                bad.append(b)
+                out.append(contentsOf: repeatElement(0, count: b.rawLength))
+            }
+        }
+        return (out, bad)
+    }
+
+    func close(_ sys: SystemCalls) {
+        sys.unmap(base, length: length)
+        sys.close(fd)
+    }
+}
+
+/// Recently used decompressed blocks, bounded in bytes; the least recently used go first.
+final class BlockCache {
+    let capacity: Int
+    private var blocks: [UInt64: DecodedBlock] = [:]
+    private var bytes = 0
+    private var clock: UInt64 = 0
+    private(set) var hits = 0
+    private(set) var misses = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    static func key(segment: UInt64, block: Int) -> UInt64 { (segment << 32) | UInt64(UInt32(block)) }
+
+    func get(_ key: UInt64, load: () -> [UInt8]?) -> DecodedBlock? {
+        clock += 1
+        if let b = blocks[key] {
+            hits += 1
+            b.lastUse = clock
+            return b
+        }
+        misses += 1
+        guard let data = load() else { return nil }
+        let b = DecodedBlock(data)
+        b.lastUse = clock
+        while bytes + data.count > capacity, !blocks.isEmpty {
+            let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!
+            bytes -= victim.value.bytes.count
+            blocks[victim.key] = nil
+        }
+        blocks[key] = b
+        bytes += data.count
+        return b
+    }
+
+    func remove(segment: UInt64) {
+        for k in blocks.keys where k >> 32 == segment {
+            bytes -= blocks[k]!.bytes.count
+            blocks[k] = nil
+        }
+    }
+
+    var residentBytes: Int { bytes }
+}
