@@ -14,9 +14,10 @@ final class BatchWriter: @unchecked Sendable {
         /// Sequence of the batch's last event: what the ack confirms.
         var through: UInt64
         var eventCount: Int
-        /// The events not yet stored, validated and encoded on the connection's thread; nil when all were
-        /// already stored (a resend).
-        var prepared: EventStore.PreparedBatch?
+        /// The events not yet stored, validated and encoded on the connection's thread, as one or more frames
+        /// (a batch larger than a segment holds is split between events); empty when all were already stored
+        /// (a resend).
+        var prepared: [EventStore.PreparedBatch]
         /// The events being stored (for the live feed).
         var newEvents: [GridEvent]
         var receivedAt: UInt64
@@ -29,18 +30,26 @@ final class BatchWriter: @unchecked Sendable {
     func makeJob(producer: String, firstSequence: UInt64, events: [GridEvent], receivedAt: UInt64,
                  completion: @escaping @Sendable (Result<UInt64, StoreError>) -> Void) throws(StoreError) -> Job {
         let stored = store.contains(ids: events.map(\.id))
-        var records: [Record] = []
-        records.reserveCapacity(events.count * 4)
         var fresh: [GridEvent] = []
         fresh.reserveCapacity(events.count)
-        for (e, isStored) in zip(events, stored) where !isStored {
-            records.append(contentsOf: e.records())
-            fresh.append(e)
-        }
-        let prepared = records.isEmpty ? nil : try store.prepare(records)
+        for (e, isStored) in zip(events, stored) where !isStored { fresh.append(e) }
+        let prepared = try prepare(fresh[...])
         let through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
         return Job(producer: producer, through: through, eventCount: events.count,
                    prepared: prepared, newEvents: fresh, receivedAt: receivedAt, completion: completion)
+    }
+
+    /// Encodes events as one frame, or, when they do not fit one segment (small `--segment-size`), as several
+    /// frames split between events. One event too large for a segment on its own is an error.
+    private func prepare(_ events: ArraySlice<GridEvent>) throws(StoreError) -> [EventStore.PreparedBatch] {
+        guard !events.isEmpty else { return [] }
+        do throws(StoreError) {
+            return [try store.prepare(events.flatMap { $0.records() })]
+        } catch {
+            guard error.code == .batchTooLarge, events.count > 1 else { throw error }
+            let mid = events.startIndex + events.count / 2
+            return try prepare(events[..<mid]) + prepare(events[mid...])
+        }
     }
 
     private let store: EventStore
@@ -111,7 +120,7 @@ final class BatchWriter: @unchecked Sendable {
     /// a job whose events were all stored already (a resend) is acked after the same sync, or after a barrier,
     /// never before the data it found in the index is on disk.
     private func write(_ jobs: [Job]) {
-        let writing = jobs.compactMap(\.prepared)
+        let writing = jobs.flatMap(\.prepared)
         var failure: StoreError?
         do throws(StoreError) {
             if writing.isEmpty {

@@ -1,4 +1,5 @@
 import EventStore
+import GridEvents
 
 /// Everything grid-eventd is configured with. Defaults follow DESIGN.md.
 public struct DaemonConfig: Sendable {
@@ -11,6 +12,12 @@ public struct DaemonConfig: Sendable {
     public var httpPort = 7780
     public var durability: Durability = .batch
     public var segmentCapacity = 64 << 20
+    /// How sealed segments are compacted (LZ4 fast by default; `high` is LZ4 HC: smaller, slower to write).
+    public var compression: Compression = .fast
+    /// Retention: delete whole sealed segments whose newest event is older than this (microseconds).
+    public var retainMicros: Int64?
+    /// Retention: delete the oldest sealed segments while the store is larger than this (bytes).
+    public var maxBytes: Int?
     /// Uids allowed to connect besides the daemon's own and root.
     public var allowedUids: Set<UInt32> = []
     /// Gids whose members may connect.
@@ -33,4 +40,47 @@ public struct DaemonConfig: Sendable {
     }
 
     public var resolvedSocketPath: String { socketPath ?? (dataDirectory + "/grid-eventd.sock") }
+
+    /// The store options this configuration asks for.
+    public var storeOptions: StoreOptions {
+        var o = StoreOptions(durability: durability, segmentCapacity: segmentCapacity)
+        o.compression = compression
+        o.retainMicros = retainMicros
+        o.maxBytes = maxBytes
+        return o
+    }
+
+    /// Settings from a config file (`grid-eventd --config FILE`): the same names as the flags, with `_` for `-`:
+    /// `data_dir`, `socket`, `http`, `sync`, `segment_size`, `compression`, `retain`, `max_bytes`, `max_frame`,
+    /// `metrics_interval`. Returns the `http` value separately (the caller parses HOST:PORT).
+    /// - Throws: `ConfigFile.ParseError` naming the line of an unknown key or a bad value.
+    public mutating func apply(_ file: ConfigFile) throws -> (http: String?, token: String?) {
+        var http: String?
+        var token: String?
+        for e in file.entries {
+            do {
+                switch e.key {
+                case "data_dir": dataDirectory = try e.string()
+                case "socket": socketPath = try e.string()
+                case "http": http = try e.string()
+                case "token": token = try e.string()
+                case "sync":
+                    guard let d = Durability(rawValue: try e.string()) else { throw e.error("sync must be batch, always or none") }
+                    durability = d
+                case "segment_size": segmentCapacity = try e.int()
+                case "compression":
+                    guard let c = Compression(rawValue: try e.string()) else { throw e.error("compression must be fast, high or none") }
+                    compression = c
+                case "retain": retainMicros = try Quantity.duration(try e.string())
+                case "max_bytes": maxBytes = try Quantity.bytes(try e.string())
+                case "max_frame": maxFrame = try e.int()
+                case "metrics_interval": metricsIntervalSeconds = try e.double()
+                default: throw e.error("unknown key \(e.key)")
+                }
+            } catch let error as StoreError {
+                throw e.error(error.message)
+            }
+        }
+        return (http, token)
+    }
 }

@@ -37,7 +37,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
 
     /// Opens the store, binds the socket and starts serving. Throws with a message an operator can act on.
     public func start() throws {
-        var options = StoreOptions(durability: config.durability, segmentCapacity: config.segmentCapacity)
+        var options = config.storeOptions
         let logger = self.logger
         options.onNotice = { logger.info("\($0)") }
         let store = try EventStore.open(at: config.dataDirectory, options: options)

@@ -12,7 +12,7 @@ public struct APIContext: Sendable {
     public var translator: Translator
     /// Ingest counters: events ingested, rate per second, ack p99 µs, open producer connections.
     public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
-    /// What retention deleted (none until compaction and retention land).
+    /// The dashboard page served at `/`.
     public var dashboardHTML: String
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), translator: Translator = Translator(),
@@ -290,7 +290,18 @@ public enum HTTPAPI {
                 w.string(EventType(rawValue: code)?.name ?? String(code))
                 w.raw(":\(n)")
             }
-            w.raw("},\"retention\":{\"deleted_segments\":0,\"deleted_bytes\":0}}")
+            w.raw("},\"compaction\":{\"compacted_segments\":\(s.compactedSegments),\"compacted_bytes\":\(s.compactedBytes),")
+            w.raw("\"compacted_events\":\(s.compactedEvents),\"uncompacted_data_bytes\":\(s.uncompactedDataBytes),")
+            w.raw("\"index_files\":\(s.indexFiles),\"index_bytes\":\(s.indexBytes),\"disk_bytes\":\(s.diskBytes)},")
+            w.raw("\"retention\":{\"deleted_segments\":\(s.retention.segments),\"deleted_events\":\(s.retention.events),")
+            w.raw("\"deleted_bytes\":\(s.retention.bytes),\"last_deleted_segment\":\(s.retention.lastSegment),\"last_deletion\":")
+            if s.retention.lastDeletion > 0 { w.string(TimeText.format(s.retention.lastDeletion)) } else { w.raw("null") }
+            w.raw("},\"read_damage\":[")
+            for (i, d) in s.readDamage.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(d.description)
+            }
+            w.raw("]}")
             return json(w.text)
         }
         return router

@@ -147,25 +147,45 @@ enum CompactedFormat {
 
     /// Decompresses one block after checking its checksum; nil when either fails.
     static func decompress(_ b: Block, from buf: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard let d = decode(b, from: buf, prefix: nil) else { return nil }
+        return Array(d.bytes)
+    }
+
+    /// Decompresses one block into memory of its own; nil when the checksum or the data is bad. With
+    /// `prefix`, stops once at least that many bytes are out (a record near the start of a block costs a
+    /// fraction of the block).
+    static func decode(_ b: Block, from buf: UnsafeRawBufferPointer, prefix: Int?) -> DecodedBlock? {
         guard b.fileOffset + b.compressedLength <= buf.count else { return nil }
         let src = buf.slice(b.fileOffset, b.compressedLength)
         guard Hash.bytes(src) == b.checksum else { return nil }
-        var out = [UInt8](repeating: 0, count: b.rawLength)
+        let out = DecodedBlock(capacity: b.rawLength)
         if b.rawLength == 0 { return out }
-        let n = out.withUnsafeMutableBytes { dst in
-            LZ4_decompress_safe(
-                src.baseAddress!.assumingMemoryBound(to: CChar.self), dst.baseAddress!.assumingMemoryBound(to: CChar.self),
-                Int32(b.compressedLength), Int32(b.rawLength))
-        }
-        return Int(n) == b.rawLength ? out : nil
+        let target = min(b.rawLength, prefix ?? b.rawLength)
+        let s = src.baseAddress!.assumingMemoryBound(to: CChar.self)
+        let d = out.storage.baseAddress!.assumingMemoryBound(to: CChar.self)
+        let n = target == b.rawLength
+            ? LZ4_decompress_safe(s, d, Int32(b.compressedLength), Int32(b.rawLength))
+            : LZ4_decompress_safe_partial(s, d, Int32(b.compressedLength), Int32(target), Int32(b.rawLength))
+        guard n >= 0, Int(n) >= target, target < b.rawLength || Int(n) == b.rawLength else { return nil }
+        out.count = Int(n)
+        return out
     }
 }
 
-/// A decompressed block, shared between the cache and the views that read it.
+/// A decompressed block (or its first `count` bytes), shared between the cache and the views that read it:
+/// its memory stays put until the last reference goes.
 final class DecodedBlock {
-    let bytes: [UInt8]
+    let storage: UnsafeMutableRawBufferPointer
+    var count = 0
     var lastUse: UInt64 = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    init(capacity: Int) {
+        storage = .allocate(byteCount: max(1, capacity), alignment: 8)
+    }
+
+    deinit { storage.deallocate() }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
 }
 
 /// A mapped compacted segment file.
@@ -255,30 +275,32 @@ final class BlockCache {
 
     static func key(segment: UInt64, block: Int) -> UInt64 { (segment << 32) | UInt64(UInt32(block)) }
 
-    func get(_ key: UInt64, load: () -> [UInt8]?) -> DecodedBlock? {
+    /// The cached block `key` when at least `length` of its bytes are decoded; else decodes it with `load`
+    /// (which receives `length`) and keeps the result.
+    func get(_ key: UInt64, atLeast length: Int, load: (Int) -> DecodedBlock?) -> DecodedBlock? {
         clock += 1
-        if let b = blocks[key] {
+        if let b = blocks[key], b.bytes.count >= length {
             hits += 1
             b.lastUse = clock
             return b
         }
         misses += 1
-        guard let data = load() else { return nil }
-        let b = DecodedBlock(data)
+        guard let b = load(length) else { return nil }
+        if let old = blocks.removeValue(forKey: key) { bytes -= old.storage.count }
         b.lastUse = clock
-        while bytes + data.count > capacity, !blocks.isEmpty {
+        while bytes + b.storage.count > capacity, !blocks.isEmpty {
             let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!
-            bytes -= victim.value.bytes.count
+            bytes -= victim.value.storage.count
             blocks[victim.key] = nil
         }
         blocks[key] = b
-        bytes += data.count
+        bytes += b.storage.count
         return b
     }
 
     func remove(segment: UInt64) {
         for k in blocks.keys where k >> 32 == segment {
-            bytes -= blocks[k]!.bytes.count
+            bytes -= blocks[k]!.storage.count
             blocks[k] = nil
         }
     }

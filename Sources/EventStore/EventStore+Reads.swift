@@ -44,6 +44,8 @@ public struct StoreStats: Sendable, Equatable {
     /// Sealed segments stored compacted, and the bytes their compacted files take.
     public var compactedSegments: Int = 0
     public var compactedBytes: Int = 0
+    /// Events stored in compacted segments (for bytes per event after compaction).
+    public var compactedEvents: Int = 0
     /// Bytes of written frames in the segments still stored uncompacted.
     public var uncompactedDataBytes: Int = 0
     /// Index files and their bytes.
@@ -141,36 +143,47 @@ extension EventStore {
     }
 
     /// An entity's events, newest first, from its adjacency lists. `before` continues a previous page.
-    /// O(limit) after an O(log n) seek in each segment that can still hold newer events than those found.
+    /// Candidates are chosen from the edges alone (an entity -> event edge carries the event's timestamp), and
+    /// only the page that is returned is read and decoded: a compacted segment's blocks are decompressed only
+    /// for the events that make the page. O(limit) after an O(log n) seek per segment.
     public func timeline(entity: String, limit: Int = 50, before: EventPosition? = nil) -> [StoredEvent] {
         let limit = clamp(limit)
         guard limit > 0 else { return [] }
         let node = Hash.id(entity)
         return lock.withLock {
-            var out: [StoredEvent] = []
+            // Positions found through the index only (no event is read yet).
+            var candidates: [EventPosition] = []
             var seen = Set<UInt64>()
+            var edge = Int64.min  // the timestamp a segment must reach once `limit` candidates are known
             for (_, index) in indexedSegments() {
-                if out.count >= limit {
-                    out.sort { $1.position < $0.position }
-                    out.removeLast(out.count - limit)
-                    if index.maxTimestamp < out[limit - 1].timestamp { break }
+                if candidates.count >= limit {
+                    candidates.sort { $1 < $0 }
+                    edge = candidates[limit - 1].timestamp
+                    if index.maxTimestamp < edge { break }
                 }
                 guard let list = index.edgeRun(node) else { continue }
                 var taken = 0
                 list.forEachDescending(before: list.count) { e in
                     if let before, e.timestamp > before.timestamp { return true }
-                    guard e.outgoing, !seen.contains(e.other), let loc = locate(hash: e.other, hint: e.timestamp),
-                        let event = materialize(loc)
-                    else { return true }
-                    if let before, !(event.position < before) { return true }
+                    if e.timestamp < edge { return false }
+                    guard e.outgoing, !seen.contains(e.other), let loc = locate(hash: e.other, hint: e.timestamp) else { return true }
+                    let p = EventPosition(timestamp: e.timestamp, location: loc.raw)
+                    if let before, !(p < before) { return true }
                     seen.insert(e.other)
-                    out.append(event)
+                    candidates.append(p)
                     taken += 1
                     return taken < limit
                 }
             }
+            candidates.sort { $1 < $0 }
+            var out: [StoredEvent] = []
+            for p in candidates where out.count < limit {
+                guard let event = materialize(Location(raw: p.location)) else { continue }
+                if let before, !(event.position < before) { continue }
+                out.append(event)
+            }
             out.sort { $1.position < $0.position }
-            return Array(out.prefix(limit))
+            return out
         }
     }
 
@@ -406,6 +419,7 @@ extension EventStore {
                 if s.isCompacted {
                     st.compactedSegments += 1
                     st.compactedBytes += s.diskBytes
+                    st.compactedEvents += index.conceptCount
                 } else {
                     st.uncompactedDataBytes += s.end
                 }

@@ -451,6 +451,7 @@ public final class EventStore: @unchecked Sendable {
         }
         segment.end += w.bytes.count
         segment.sealed = true
+        segment.memoryIndex?.freeze()
         lastWritten = sequence
         commit.markDurable(sequence)
         maintenanceDue = true

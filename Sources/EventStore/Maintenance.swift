@@ -11,12 +11,30 @@ public struct MaintenanceReport: Sendable, Equatable {
     public var bytesBeforeCompaction = 0
     public var bytesAfterCompaction = 0
     public var compactionSeconds = 0.0
+    /// Time spent writing index files, and the part of it that held the store's lock (encoding).
+    public var indexSeconds = 0.0
+    public var indexLockedSeconds = 0.0
     /// Segments deleted by retention.
     public var deleted: [UInt64] = []
     public var deletedEvents = 0
     public var deletedBytes = 0
 
     public var didWork: Bool { !indexesWritten.isEmpty || !compacted.isEmpty || !deleted.isEmpty }
+
+    /// One line for the log.
+    public var summary: String {
+        var parts: [String] = []
+        if !indexesWritten.isEmpty {
+            parts.append(
+                "wrote \(indexesWritten.count) index file(s) in \(format3(indexSeconds))s (\(format3(indexLockedSeconds))s holding the store lock)")
+        }
+        if !compacted.isEmpty {
+            parts.append(
+                "compacted \(compacted.count) segment(s), \(bytesBeforeCompaction) -> \(bytesAfterCompaction) bytes in \(format3(compactionSeconds))s")
+        }
+        if !deleted.isEmpty { parts.append("retention deleted \(deleted.count) segment(s)") }
+        return "maintenance: " + (parts.isEmpty ? "nothing to do" : parts.joined(separator: "; "))
+    }
 }
 
 extension EventStore {
@@ -33,6 +51,7 @@ extension EventStore {
             try writeIndexFiles(&report)
             if options.compression != .none { try compactSealed(&report) }
             try applyRetention(&report)
+            if report.didWork { options.onNotice?(report.summary) }
             return report
         }
     }
@@ -45,12 +64,18 @@ extension EventStore {
     private func writeIndexFiles(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly else { return }
         for segment in sealedSegments() {
-            // Encoded under the lock: reads may touch the same in-memory lists.
-            let encoded: (MemoryIndex, [UInt8])? = lock.withLock {
+            // A sealed segment's in-memory index is frozen: no more inserts, and reads no longer write, so it is
+            // encoded without the store's lock while readers keep using it.
+            let started = monotonicNanos()
+            let found: (MemoryIndex, Int)? = lock.withLock {
                 guard let memory = segment.memoryIndex, segment.sealed else { return nil }
-                return (memory, IndexFile.encode(memory, segmentEnd: segment.end))
+                if !memory.frozen { memory.freeze() }
+                return (memory, segment.end)
             }
-            guard let (memory, bytes) = encoded else { continue }
+            report.indexLockedSeconds += Double(monotonicNanos() - started) / 1e9
+            defer { report.indexSeconds += Double(monotonicNanos() - started) / 1e9 }
+            guard let (memory, end) = found else { continue }
+            let bytes = IndexFile.encode(memory, segmentEnd: end)
             let path = directory + "/" + IndexFile.fileName(segment.id)
             try writeFileAtomically(path, bytes, directory: directory, sys)
             let mapped = try MappedIndex(path: path, segment: segment.id, sys: sys)
@@ -217,6 +242,8 @@ final class MaintenanceThread: @unchecked Sendable {
     }
 
     private func loop() {
+        // Below the writers and readers: compaction uses idle CPU first (appends never wait for it).
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(currentThreadId()), 10)
         while true {
             cond.lock()
             while !stopping, wakeups == 0 {
@@ -237,3 +264,6 @@ final class MaintenanceThread: @unchecked Sendable {
         }
     }
 }
+
+/// gettid(2): the kernel's id of the calling thread (glibc 2.30+; not exposed by the Glibc overlay).
+@_silgen_name("gettid") private func currentThreadId() -> Int32

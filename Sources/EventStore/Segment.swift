@@ -78,7 +78,19 @@ final class Segment {
         if let compacted {
             guard let b = compacted.block(containing: offset) else { return nil }
             let block = compacted.header.blocks[b]
-            let decoded = cache.get(BlockCache.key(segment: id, block: b)) { CompactedFormat.decompress(block, from: compacted.bytes) }
+            let local = offset - block.rawOffset
+            let key = BlockCache.key(segment: id, block: b)
+            // Decode the block only as far as this record needs (most records are well under 4 KiB).
+            let load = { (n: Int) in
+                CompactedFormat.decode(block, from: compacted.bytes, prefix: max(n, min(block.rawLength, local + 4096)))
+            }
+            var decoded = cache.get(key, atLeast: min(block.rawLength, local + 8), load: load)
+            if let d = decoded, local + 8 <= d.bytes.count {
+                let length = Int(d.bytes.u32(local + 4))
+                if local + length > d.bytes.count, local + length <= block.rawLength {
+                    decoded = cache.get(key, atLeast: local + length, load: load)
+                }
+            }
             guard let decoded else {
                 if reportedBlocks.insert(b).inserted {
                     readDamage.append(
@@ -87,11 +99,8 @@ final class Segment {
                 }
                 return nil
             }
-            let local = offset - block.rawOffset
-            return decoded.bytes.withUnsafeBytes { buf -> RecordBytes? in
-                guard let r = Self.recordSlice(buf, at: local) else { return nil }
-                return RecordBytes(bytes: r, owner: decoded)
-            }
+            guard let r = Self.recordSlice(decoded.bytes, at: local) else { return nil }
+            return RecordBytes(bytes: r, owner: decoded)
         }
         guard offset < end else { return nil }
         if needsFrameChecks, !frameIsValid(containing: offset) { return nil }

@@ -261,6 +261,18 @@ final class MemoryIndex: SegmentIndex {
         }
     }
 
+    /// Makes every list read-only-safe (see `SortedList.freeze`); called once the segment is sealed, so the
+    /// index file can be encoded without holding the store's lock while readers use the same lists.
+    func freeze() {
+        all.freeze()
+        for l in byType.values { l.freeze() }
+        for s in byStem.values { s.list.freeze() }
+        for l in edges.values { l.freeze() }
+        frozen = true
+    }
+
+    private(set) var frozen = false
+
     @inline(__always) private func edgeList(_ node: UInt64) -> EdgeList {
         if let list = edges[node] { return list }
         let list = EdgeList()

@@ -82,6 +82,10 @@ final class SortedList<Element: Comparable> {
         return lo
     }
 
+    /// Brings the lazy rank data up to date, so that reads no longer write: after this, and with no more
+    /// inserts, the list may be read from several threads at once.
+    func freeze() { ensurePrefix() }
+
     private func ensurePrefix() {
         guard prefixValid < chunks.count else { return }
         if prefixValid == 0 {

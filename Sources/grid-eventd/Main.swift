@@ -4,6 +4,7 @@ import EventStore
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import GridEvents
 import Foundation
 
 @main
@@ -15,22 +16,41 @@ struct GridEventd: AsyncParsableCommand {
             Owns a data directory of append-only segment files. Producers (grid-master, grid-agent, any process
             using the emitter) connect over a Unix socket; each batch is acknowledged only once it is durable under
             --sync. SIGTERM or SIGINT: stop accepting, drain, sync, ack, close, exit 0.
+
+            Sealed segments are compacted with LZ4 in the background (--compression), get an index file so opening
+            does not rescan them, and are deleted oldest first when --retain or --max-bytes says so (whole
+            segments only; what was deleted is logged and shown in /api/stats).
+
+            --config FILE reads the same settings from a file, one `name = value` per line with `_` for `-`
+            (e.g. retain = "30d", max_bytes = "50GB", compression = "high"); flags given on the command line win.
             """)
 
-    @Option(name: .customLong("data-dir"), help: "Data directory (created if missing).")
-    var dataDir = "./data"
+    @Option(help: "A config file with the settings below (flags on the command line override it).")
+    var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Data directory (created if missing). Default ./data.")
+    var dataDir: String?
 
     @Option(help: "Unix socket for producers (default: DATA_DIR/grid-eventd.sock).")
     var socket: String?
 
-    @Option(help: "HTTP API and dashboard address, HOST:PORT.")
-    var http = "127.0.0.1:7780"
+    @Option(help: "HTTP API and dashboard address, HOST:PORT. Default 127.0.0.1:7780.")
+    var http: String?
 
-    @Option(help: "Durability: batch (group commit: one fdatasync shared by all writers waiting), always (fdatasync per batch), none (OS buffers only).")
-    var sync = "batch"
+    @Option(help: "Durability: batch (group commit: one fdatasync shared by all writers waiting), always (fdatasync per batch), none (OS buffers only). Default batch.")
+    var sync: String?
 
-    @Option(name: .customLong("segment-size"), help: "Segment file size in bytes (64 KiB to 1 GiB).")
-    var segmentSize = 64 << 20
+    @Option(name: .customLong("segment-size"), help: "Segment file size in bytes (64 KiB to 1 GiB). Default 64 MiB.")
+    var segmentSize: Int?
+
+    @Option(help: "Compaction of sealed segments: fast (LZ4, default), high (LZ4 HC: smaller files, about 10x slower to compact, reads as fast) or none.")
+    var compression: String?
+
+    @Option(help: "Delete whole sealed segments whose newest event is older than this, e.g. 30d, 12h. Default: keep everything.")
+    var retain: String?
+
+    @Option(name: .customLong("max-bytes"), help: "Delete the oldest sealed segments while the store is larger than this, e.g. 50GB, 512MiB. Default: no limit.")
+    var maxBytes: String?
 
     @Option(name: .customLong("allow-uid"), help: "Also accept producers running as this uid (repeatable). The daemon's own uid and root are always accepted.")
     var allowUid: [UInt32] = []
@@ -51,9 +71,16 @@ struct GridEventd: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        guard Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be batch, always or none") }
+        if let sync, Durability(rawValue: sync) == nil { throw ValidationError("--sync must be batch, always or none") }
+        if let compression, Compression(rawValue: compression) == nil { throw ValidationError("--compression must be fast, high or none") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard parseHostPort(http) != nil else { throw ValidationError("--http must be HOST:PORT, like 127.0.0.1:7780") }
+        if let http, parseHostPort(http) == nil { throw ValidationError("--http must be HOST:PORT, like 127.0.0.1:7780") }
+        do {
+            if let retain { _ = try Quantity.duration(retain) }
+            if let maxBytes { _ = try Quantity.bytes(maxBytes) }
+        } catch let error as StoreError {
+            throw ValidationError(error.message)
+        }
         guard maxFrame >= 1024, maxFrame <= 64 << 20 else { throw ValidationError("--max-frame must be 1 KiB to 64 MiB") }
         guard metricsInterval >= 0.1 else { throw ValidationError("--metrics-interval must be at least 0.1 seconds") }
     }
@@ -66,18 +93,36 @@ struct GridEventd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "grid-eventd")
-        var config = DaemonConfig(dataDirectory: dataDir)
-        config.socketPath = socket
-        let (host, port) = parseHostPort(http)!
+        var config = DaemonConfig()
+        var fileHTTP: String?
+        var fileToken: String?
+        if let path = self.config {
+            do {
+                (fileHTTP, fileToken) = try config.apply(ConfigFile.load(path: path))
+            } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
+        if let dataDir { config.dataDirectory = dataDir }
+        if let socket { config.socketPath = socket }
+        let http = self.http ?? fileHTTP ?? "127.0.0.1:7780"
+        guard let (host, port) = parseHostPort(http) else {
+            logger.critical("http must be HOST:PORT, like 127.0.0.1:7780 (got \(http))")
+            throw ExitCode(1)
+        }
         config.httpHost = host
         config.httpPort = port
-        config.durability = Durability(rawValue: sync)!
-        config.segmentCapacity = segmentSize
+        if let sync { config.durability = Durability(rawValue: sync)! }
+        if let segmentSize { config.segmentCapacity = segmentSize }
+        if let compression { config.compression = Compression(rawValue: compression)! }
+        if let retain { config.retainMicros = try Quantity.duration(retain) }
+        if let maxBytes { config.maxBytes = try Quantity.bytes(maxBytes) }
         config.allowedUids = Set(allowUid)
         config.allowedGids = Set(allowGid)
         config.maxFrame = maxFrame
         config.metricsIntervalSeconds = metricsInterval
-        let token = self.token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
+        let token = self.token ?? fileToken ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
         let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
         if !loopback, token == nil || token!.count < 16 {
             logger.critical("--http \(http) binds beyond loopback: pass --token (16 characters or more) or set GRID_EVENTS_TOKEN")

@@ -7,7 +7,7 @@ struct StoreStress: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store-stress",
         abstract: "Drive the storage engine directly: a crash-test writer and an in-process append benchmark.",
-        subcommands: [AppendLoop.self, Bench.self])
+        subcommands: [AppendLoop.self, Bench.self, OpenStats.self])
 }
 
 struct StoreFlags: ParsableArguments {
@@ -104,13 +104,19 @@ struct Bench: ParsableCommand {
     @Option(help: "Durability modes to measure, comma-separated.")
     var durability: String = "always,batch,none"
 
+    @Flag(help: "Do not run index writing and compaction in the background while appending.")
+    var noMaintenance = false
+
     func run() throws {
         let eventsPerBatch = max(1, batchRecords / 4)
         for modeName in durability.split(separator: ",") {
             guard let mode = Durability(rawValue: String(modeName)) else { throw ValidationError("unknown durability \(modeName)") }
             let dir = dataDir ?? NSTemporaryDirectory() + "store-bench-\(getpid())-\(modeName)"
             try? FileManager.default.removeItem(atPath: dir)
-            let store = try EventStore.open(at: dir, options: StoreOptions(durability: mode))
+            var options = StoreOptions(durability: mode)
+            options.backgroundMaintenance = !noMaintenance
+            options.onNotice = { if $0.hasPrefix("maintenance") { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
+            let store = try EventStore.open(at: dir, options: options)
             let batchesTotal = records / (eventsPerBatch * 4)
             // Pre-build batches so the measurement covers encoding, writing, indexing and syncing only.
             let prebuilt = (0..<batchesTotal).map { SyntheticEvents.batch(run: "bench", batch: $0, events: eventsPerBatch) }
@@ -138,5 +144,52 @@ struct Bench: ParsableCommand {
                          Double(events) / seconds, Double(recs) / seconds, Double(stats.dataBytes) / seconds / 1e6, seconds, stats.segments))
             if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) }
         }
+    }
+}
+
+/// Opens a store in a fresh process and reports how long that took and what it cost in resident memory, as
+/// one JSON line: the benchmark's open-time and memory rows come from here, away from the memory of whatever
+/// built the store.
+struct OpenStats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "open-stats", abstract: "Time opening a store read-only and report resident memory after open (JSON).")
+
+    @Option(help: "Data directory.")
+    var dataDir: String
+
+    @Flag(help: "Also run one entity timeline and one type count after opening, and report memory again.")
+    var query = false
+
+    func run() throws {
+        let before = Self.status()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let store = try EventStore.open(at: dataDir, options: StoreOptions(readOnly: true))
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let after = Self.status()
+        var out: [String: Any] = [
+            "open_seconds": seconds, "events": store.stats.events, "segments": store.stats.segments,
+            "rss_before_mib": before["VmRSS"] ?? 0, "rss_after_mib": after["VmRSS"] ?? 0,
+            "rss_anon_mib": after["RssAnon"] ?? 0, "rss_file_mib": after["RssFile"] ?? 0,
+            "recovery": store.recovery.summary,
+        ]
+        if query {
+            _ = store.timeline(entity: "node-7", limit: 50)
+            _ = store.count(type: 12, in: Int64.min..<Int64.max)
+            out["rss_after_queries_mib"] = Self.status()["VmRSS"] ?? 0
+        }
+        store.close()
+        let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Fields of /proc/self/status in MiB.
+    static func status() -> [String: Double] {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return [:] }
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
+            if parts.count >= 3, parts[2] == "kB", let kb = Double(parts[1]) { out[String(parts[0])] = kb / 1024 }
+        }
+        return out
     }
 }

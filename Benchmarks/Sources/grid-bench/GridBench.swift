@@ -61,7 +61,9 @@ struct GridBench: ParsableCommand {
 
         // One store of each for queries, size and open.
         let storeDir = work + "/store"
-        let store = try EventStore.open(at: storeDir, options: StoreOptions(durability: .none))
+        var storeOptions = StoreOptions(durability: .none)
+        storeOptions.backgroundMaintenance = false  // compaction is measured on its own below
+        let store = try EventStore.open(at: storeDir, options: storeOptions)
         for b in batches { try store.append(b.flatMap { $0.records() }) }
         let sqlite = try SQLiteBaseline(path: work + "/store.sqlite")
         for b in batches { try sqlite.insert(b) }
@@ -101,31 +103,96 @@ struct GridBench: ParsableCommand {
         rows.append(Row(name: "plain-English question, in process (p50)", unit: "µs",
                         ours: latency { _ = try? engine.ask("count spawn failures in the last hour", translator: translator) },
                         sqlite: nil, higherIsBetter: false))
+        let sqliteBytesPerEvent = Double(sqlite.bytesOnDisk) / Double(all.count)
         rows.append(Row(name: "bytes per event on disk (uncompacted)", unit: "bytes",
-                        ours: [Double(store.stats.dataBytes) / Double(all.count)], sqlite: [Double(sqlite.bytesOnDisk) / Double(all.count)], higherIsBetter: false))
+                        ours: [Double(store.stats.dataBytes) / Double(all.count)], sqlite: [sqliteBytesPerEvent], higherIsBetter: false))
+
+        // Compaction of the sealed segments: LZ4 fast on this store, LZ4 HC on a second store of the same events.
+        for compression in [Compression.fast, .high] {
+            var target = store
+            if compression == .high {
+                var o = StoreOptions(durability: .none)
+                o.compression = .high
+                o.backgroundMaintenance = false
+                target = try EventStore.open(at: work + "/store-high", options: o)
+                for b in batches { try target.append(b.flatMap { $0.records() }) }
+            }
+            let m = try target.runMaintenance()
+            let st = target.stats
+            let name = compression == .fast ? "LZ4 fast" : "LZ4 HC level 9"
+            rows.append(Row(name: "compaction throughput, \(name) (MB of segment per s)", unit: "MB/s",
+                            ours: [Double(m.bytesBeforeCompaction) / max(m.compactionSeconds, 1e-9) / 1e6], sqlite: nil, higherIsBetter: true))
+            rows.append(Row(name: "bytes per event, compacted segments, \(name)", unit: "bytes",
+                            ours: [Double(st.compactedBytes) / Double(max(1, st.compactedEvents))], sqlite: [sqliteBytesPerEvent], higherIsBetter: false))
+            if compression == .fast {
+                rows.append(Row(name: "index file bytes per event (sealed segments)", unit: "bytes",
+                                ours: [Double(st.indexBytes) / Double(max(1, st.compactedEvents))], sqlite: nil, higherIsBetter: false))
+                let whole = st.compactedBytes + st.uncompactedDataBytes + st.indexBytes
+                rows.append(Row(name: "whole store per event: data + index files (active segment uncompacted)", unit: "bytes",
+                                ours: [Double(whole) / Double(all.count)], sqlite: [sqliteBytesPerEvent], higherIsBetter: false))
+            } else {
+                target.close()
+                try? FileManager.default.removeItem(atPath: work + "/store-high")
+            }
+        }
+        rows.append(Row(name: "entity's last 50 events after compaction (p50)", unit: "µs",
+                        ours: latency { _ = store.timeline(entity: entities.randomElement(using: &rng)!, limit: 50) },
+                        sqlite: nil, higherIsBetter: false))
+        rows.append(Row(name: "id lookup after compaction (p50)", unit: "µs",
+                        ours: latency { _ = store.event(id: all.randomElement(using: &rng)!.id) },
+                        sqlite: nil, higherIsBetter: false))
         store.close()
 
-        // Open time and resident memory.
-        for (label, dir, sqlitePath) in [("1M", storeDir, work + "/store.sqlite")] where events >= 1_000_000 || label == "1M" {
-            var ours: [Double] = []
-            var lite: [Double] = []
-            var rss: [Double] = []
-            for _ in 0..<runs {
-                let before = residentBytes()
-                let t0 = monotonicNanos()
-                let s = try EventStore.open(at: dir, options: StoreOptions(readOnly: true))
-                ours.append(Double(monotonicNanos() - t0) / 1e9)
-                rss.append(Double(residentBytes() - before) / 1_048_576)
-                s.close()
-                let t1 = monotonicNanos()
-                let l = try SQLiteBaseline(existing: sqlitePath)
-                _ = l.count(type: 12, from: 0, to: 1)
-                lite.append(Double(monotonicNanos() - t1) / 1e9)
+        // Open time and resident memory, each in a fresh process (store-stress open-stats) so the memory that
+        // built the store does not blur the figure.
+        var openTargets = [("\(events)", storeDir, Optional(work + "/store.sqlite"))]
+        if tenMillion {
+            let dir = work + "/store-10m"
+            print("building a 10,000,000-event store (takes a few minutes)...")
+            var o = StoreOptions(durability: .none)
+            o.backgroundMaintenance = false
+            let big = try EventStore.open(at: dir, options: o)
+            var g = SampleGrid(seed: 11)
+            let total = 10_000_000
+            var t = 0
+            while t < total {
+                let chunk = (t..<min(total, t + 1000)).map { g.event(index: $0, count: total) }
+                try big.append(chunk.flatMap { $0.records() })
+                t += chunk.count
+                if t % 1_000_000 == 0 { print("  \(t) events") }
             }
-            rows.append(Row(name: "open a store of \(events) events", unit: "s", ours: ours, sqlite: lite, higherIsBetter: false))
-            rows.append(Row(name: "resident memory added by opening it", unit: "MiB", ours: rss, sqlite: nil, higherIsBetter: false))
+            let m = try big.runMaintenance()
+            let st = big.stats
+            rows.append(Row(name: "10M store: bytes per event, compacted segments (LZ4 fast)", unit: "bytes",
+                            ours: [Double(st.compactedBytes) / Double(max(1, st.compactedEvents))], sqlite: nil, higherIsBetter: false))
+            rows.append(Row(name: "10M store: compaction throughput (MB of segment per s)", unit: "MB/s",
+                            ours: [Double(m.bytesBeforeCompaction) / max(m.compactionSeconds, 1e-9) / 1e6], sqlite: nil, higherIsBetter: true))
+            big.close()
+            openTargets.append(("10000000", dir, nil))
         }
-        if tenMillion { print("10M-event rows are not implemented yet") }
+        if FileManager.default.isExecutableFile(atPath: bin + "/store-stress") {
+            for (label, dir, sqlitePath) in openTargets {
+                var ours: [Double] = []
+                var lite: [Double] = []
+                var rss: [Double] = []
+                for _ in 0..<runs {
+                    let stats = try openStats(dir)
+                    ours.append(stats["open_seconds"] as? Double ?? -1)
+                    rss.append(stats["rss_after_mib"] as? Double ?? -1)
+                    if let sqlitePath {
+                        let t1 = monotonicNanos()
+                        let l = try SQLiteBaseline(existing: sqlitePath)
+                        _ = l.count(type: 12, from: 0, to: 1)
+                        lite.append(Double(monotonicNanos() - t1) / 1e9)
+                    }
+                }
+                rows.append(Row(name: "open a store of \(label) events (fresh process)", unit: "s", ours: ours,
+                                sqlite: lite.isEmpty ? nil : lite, higherIsBetter: false))
+                rows.append(Row(name: "resident memory of that process after open (\(label) events)", unit: "MiB", ours: rss, sqlite: nil, higherIsBetter: false))
+            }
+        } else {
+            print("(open-time rows skipped: build the root package in release first: make release)")
+        }
 
         // End to end through the socket, and emit() latency, with the root package's binaries.
         if FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd"), FileManager.default.isExecutableFile(atPath: bin + "/emit-load") {
@@ -148,6 +215,19 @@ struct GridBench: ParsableCommand {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
         }
         report(rows)
+    }
+
+    /// Runs `store-stress open-stats` on a store and returns its JSON.
+    func openStats(_ dir: String) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin + "/store-stress")
+        p.arguments = ["open-stats", "--data-dir", dir]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }
 
     /// Starts grid-eventd and `producers` emit-load processes; returns events/s and the worst producer's emit p99 (ns).
