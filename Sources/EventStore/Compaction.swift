@@ -22,7 +22,7 @@ enum CompactedFormat {
     static let magic: [UInt8] = Array("SGEVCMP1".utf8)
     static let version: UInt32 = 1
     static let headerSize = 64
-    static let blockEntrySize = 32
+    static let blockEntrySize = 40
     /// Target uncompressed block size. Smaller blocks compress worse; larger ones cost more per random read.
     static let targetBlockSize = 64 << 10
 
@@ -35,14 +35,22 @@ enum CompactedFormat {
         var rawLength: Int
         var fileOffset: Int
         var compressedLength: Int
+        /// Length of the packed form (what LZ4 decompresses to; see `BlockPacking`).
+        var packedLength: Int
+        /// XXH3-64 of the compressed bytes, and of the block as rebuilt.
         var checksum: UInt64
+        var rawChecksum: UInt64
     }
 
     /// Block boundaries for a segment whose valid frames are `frames`: cuts only between records, so that
-    /// no record is split. Returns (start, end) raw ranges covering `[0, end)`.
-    static func cuts(_ buf: UnsafeRawBufferPointer, frames: [FrameInfo], end: Int) -> [(Int, Int)] {
-        var blocks: [(Int, Int)] = []
+    /// no record is split. Returns each block's raw range and the records inside it (offsets from the block's
+    /// start), covering `[0, end)`.
+    static func cuts(_ buf: UnsafeRawBufferPointer, frames: [FrameInfo], end: Int)
+        -> [(start: Int, end: Int, records: [BlockPacking.RecordSpan])]
+    {
+        var blocks: [(start: Int, end: Int, records: [BlockPacking.RecordSpan])] = []
         var start = 0
+        var records: [BlockPacking.RecordSpan] = []
         for f in frames where f.kind == .batch {
             let payload = Int(f.offset) + Format.frameHeaderSize
             var it = RecordIterator(buf.slice(payload, f.payloadLength))
@@ -50,12 +58,14 @@ enum CompactedFormat {
                 let recordStart = payload + r.offset
                 let recordEnd = recordStart + r.length
                 if recordEnd - start > targetBlockSize, recordStart > start {
-                    blocks.append((start, recordStart))
+                    blocks.append((start, recordStart, records))
                     start = recordStart
+                    records.removeAll(keepingCapacity: true)
                 }
+                records.append(BlockPacking.RecordSpan(offset: recordStart - start, length: r.length))
             }
         }
-        if end > start || blocks.isEmpty { blocks.append((start, max(end, start))) }
+        if end > start || blocks.isEmpty { blocks.append((start, max(end, start), records)) }
         return blocks
     }
 
@@ -67,27 +77,32 @@ enum CompactedFormat {
         var out = [UInt8](repeating: 0, count: headerSize)
         var entries = ByteWriter(capacity: ranges.count * blockEntrySize)
         var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))
-        for (s, e) in ranges {
-            let n = e - s
+        for (s, e, records) in ranges {
+            let raw = buf.slice(s, e - s)
+            let packed = BlockPacking.pack(raw, records: records)
+            let n = packed.count
             let bound = Int(LZ4_compressBound(Int32(n)))
             if scratch.count < bound { scratch = [UInt8](repeating: 0, count: bound) }
             let written = scratch.withUnsafeMutableBytes { dst -> Int in
-                let src = buf.baseAddress!.advanced(by: s).assumingMemoryBound(to: CChar.self)
-                let d = dst.baseAddress!.assumingMemoryBound(to: CChar.self)
-                switch compression {
-                case .high: return Int(LZ4_compress_HC(src, d, Int32(n), Int32(bound), 9))
-                case .fast, .none: return Int(LZ4_compress_default(src, d, Int32(n), Int32(bound)))
+                packed.withUnsafeBytes { src -> Int in
+                    let sp = src.baseAddress!.assumingMemoryBound(to: CChar.self)
+                    let d = dst.baseAddress!.assumingMemoryBound(to: CChar.self)
+                    switch compression {
+                    case .high: return Int(LZ4_compress_HC(sp, d, Int32(n), Int32(bound), 9))
+                    case .fast, .none: return Int(LZ4_compress_default(sp, d, Int32(n), Int32(bound)))
+                    }
                 }
             }
             precondition(written > 0 || n == 0, "LZ4 failed on a block that fits its bound")
             let fileOffset = out.count
             out.append(contentsOf: scratch[0..<written])
             entries.u32(UInt32(s))
-            entries.u32(UInt32(n))
+            entries.u32(UInt32(e - s))
             entries.u64(UInt64(fileOffset))
             entries.u32(UInt32(written))
-            entries.u32(0)
+            entries.u32(UInt32(n))
             entries.u64(scratch.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[0..<written])) })
+            entries.u64(Hash.bytes(raw))
         }
         let indexOffset = out.count
         out.append(contentsOf: entries.bytes)
@@ -135,7 +150,8 @@ enum CompactedFormat {
             let at = i * blockEntrySize
             let b = Block(
                 rawOffset: Int(index.u32(at)), rawLength: Int(index.u32(at + 4)), fileOffset: Int(index.u64(at + 8)),
-                compressedLength: Int(index.u32(at + 16)), checksum: index.u64(at + 24))
+                compressedLength: Int(index.u32(at + 16)), packedLength: Int(index.u32(at + 20)),
+                checksum: index.u64(at + 24), rawChecksum: index.u64(at + 32))
             guard b.rawOffset == expected, b.fileOffset >= headerSize, b.compressedLength <= indexOffset - min(b.fileOffset, indexOffset)
             else { return .failure(FormatProblem("block \(i) entry is inconsistent")) }
             expected += b.rawLength
@@ -147,27 +163,29 @@ enum CompactedFormat {
 
     /// Decompresses one block after checking its checksum; nil when either fails.
     static func decompress(_ b: Block, from buf: UnsafeRawBufferPointer) -> [UInt8]? {
-        guard let d = decode(b, from: buf, prefix: nil) else { return nil }
+        guard let d = decode(b, from: buf) else { return nil }
         return Array(d.bytes)
     }
 
-    /// Decompresses one block into memory of its own; nil when the checksum or the data is bad. With
-    /// `prefix`, stops once at least that many bytes are out (a record near the start of a block costs a
-    /// fraction of the block).
-    static func decode(_ b: Block, from buf: UnsafeRawBufferPointer, prefix: Int?) -> DecodedBlock? {
-        guard b.fileOffset + b.compressedLength <= buf.count else { return nil }
+    /// Decompresses and unpacks one block into memory of its own; nil when a checksum or the data is bad.
+    static func decode(_ b: Block, from buf: UnsafeRawBufferPointer) -> DecodedBlock? {
+        guard b.fileOffset + b.compressedLength <= buf.count, b.packedLength <= 2 * targetBlockSize + b.rawLength + 1024
+        else { return nil }
         let src = buf.slice(b.fileOffset, b.compressedLength)
         guard Hash.bytes(src) == b.checksum else { return nil }
         let out = DecodedBlock(capacity: b.rawLength)
-        if b.rawLength == 0 { return out }
-        let target = min(b.rawLength, prefix ?? b.rawLength)
-        let s = src.baseAddress!.assumingMemoryBound(to: CChar.self)
-        let d = out.storage.baseAddress!.assumingMemoryBound(to: CChar.self)
-        let n = target == b.rawLength
-            ? LZ4_decompress_safe(s, d, Int32(b.compressedLength), Int32(b.rawLength))
-            : LZ4_decompress_safe_partial(s, d, Int32(b.compressedLength), Int32(target), Int32(b.rawLength))
-        guard n >= 0, Int(n) >= target, target < b.rawLength || Int(n) == b.rawLength else { return nil }
-        out.count = Int(n)
+        let packed = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, b.packedLength), alignment: 8)
+        defer { packed.deallocate() }
+        if b.packedLength > 0 {
+            let n = LZ4_decompress_safe(
+                src.baseAddress!.assumingMemoryBound(to: CChar.self), packed.baseAddress!.assumingMemoryBound(to: CChar.self),
+                Int32(b.compressedLength), Int32(b.packedLength))
+            guard Int(n) == b.packedLength else { return nil }
+        }
+        guard BlockPacking.unpack(UnsafeRawBufferPointer(rebasing: packed[0..<b.packedLength]), into: out.storage, rawLength: b.rawLength)
+        else { return nil }
+        out.count = b.rawLength
+        guard Hash.bytes(out.bytes) == b.rawChecksum else { return nil }
         return out
     }
 }

@@ -79,17 +79,8 @@ final class Segment {
             guard let b = compacted.block(containing: offset) else { return nil }
             let block = compacted.header.blocks[b]
             let local = offset - block.rawOffset
-            let key = BlockCache.key(segment: id, block: b)
-            // Decode the block only as far as this record needs (most records are well under 4 KiB).
-            let load = { (n: Int) in
-                CompactedFormat.decode(block, from: compacted.bytes, prefix: max(n, min(block.rawLength, local + 4096)))
-            }
-            var decoded = cache.get(key, atLeast: min(block.rawLength, local + 8), load: load)
-            if let d = decoded, local + 8 <= d.bytes.count {
-                let length = Int(d.bytes.u32(local + 4))
-                if local + length > d.bytes.count, local + length <= block.rawLength {
-                    decoded = cache.get(key, atLeast: local + length, load: load)
-                }
+            let decoded = cache.get(BlockCache.key(segment: id, block: b), atLeast: block.rawLength) { _ in
+                CompactedFormat.decode(block, from: compacted.bytes)
             }
             guard let decoded else {
                 if reportedBlocks.insert(b).inserted {

@@ -27,7 +27,7 @@
     public static func timestamp(base: Int64, batch: Int, index: Int) -> Int64 { base + Int64(batch) * 1000 + Int64(index) }
 
     /// A batch of `events` events, each with adjacency entries entity -> event (typed by the event's type) and
-    /// event -> its minute bucket (edge type 999).
+    /// event -> its minute bucket (edge type 999, `TimeBucket`).
     public static func batch(run: String, batch: Int, events: Int, base: Int64 = 1_764_000_000_000_000) -> [Record] {
         var records: [Record] = []
         records.reserveCapacity(events * 4)
@@ -41,7 +41,7 @@
             for e in ents {
                 records.append(.adjacency(AdjacencyEntry(source: Hash.id(e), target: concept.idHash, edgeType: type, timestamp: ts)))
             }
-            let bucket = "bucket-\(ts / 60_000_000)"
+            let bucket = TimeBucket.id(ts)
             records.append(.adjacency(AdjacencyEntry(source: concept.idHash, target: Hash.id(bucket), edgeType: 999, timestamp: ts)))
         }
         return records

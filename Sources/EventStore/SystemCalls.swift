@@ -199,6 +199,7 @@ struct SystemCalls: Sendable {
     }
 
     func unlink(_ path: String) throws(StoreError) {
+        try inject(.unlink, "unlink", path: path)
         if Glibc.unlink(path) != 0 {
             let err = Glibc.errno
             if err == ENOENT { return }
@@ -241,7 +242,7 @@ struct SystemCalls: Sendable {
 
 /// Makes chosen system calls fail, for tests of failure paths. Thread-safe.
 @_spi(Testing) public final class FaultInjector: Sendable {
-    public enum Call: Hashable, Sendable { case open, write, fdatasync, preallocate, truncate, mmap, rename }
+    public enum Call: Hashable, Sendable, CaseIterable { case open, write, fdatasync, preallocate, truncate, mmap, rename, unlink }
 
     private struct Rule {
         var errno: Int32

@@ -25,10 +25,7 @@ public struct GridEvent: Sendable, Equatable {
     }
 
     /// The id hash of the time bucket (one minute) that holds `timestamp`.
-    public static func timeBucketId(_ timestamp: Int64) -> String {
-        let minute = timestamp >= 0 ? timestamp / EventType.timeBucketMicros : (timestamp + 1) / EventType.timeBucketMicros - 1
-        return "time-" + String(minute)
-    }
+    public static func timeBucketId(_ timestamp: Int64) -> String { TimeBucket.id(timestamp) }
 
     /// Limits checked by `validate()`.
     public enum Limits {

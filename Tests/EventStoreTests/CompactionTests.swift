@@ -57,7 +57,7 @@ struct StoreAnswers: Equatable {
                 }
             }
         }
-        let bucket = "bucket-\((base + 5_000) / 60_000_000)"
+        let bucket = TimeBucket.id(base + 5_000)
         for node in ["agent-3", "node-11", bucket] + Array(ids.prefix(3)) {
             neighbors.append(store.neighbors(of: node, limit: 40))
         }
@@ -157,6 +157,52 @@ struct CompactionTests {
         #expect(reopened.stats.events == ids.count + 30)
         let verify = try runProduct("segdump", [dir.path, "--verify"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
+    /// Every system call of a compaction pass failing in turn (each is where a crash could stop it): the pass
+    /// reports the error, nothing is lost, the next open finds the old state or the new, and a later pass
+    /// finishes the job.
+    @Test func failureAtEveryStepOfCompactionLeavesOldOrNewState() throws {
+        let base = TempDir("compact-base")
+        var o = options(.none)
+        var store: EventStore? = try EventStore.open(at: base.path, options: o)
+        let ids = try fill(store!)
+        try store!.runMaintenance()  // index files only
+        let before = StoreAnswers(store!, ids: ids, base: self.base)
+        store!.close()
+        store = nil
+        var failedPasses = 0
+        for call in [FaultInjector.Call.open, .write, .fdatasync, .rename, .mmap, .unlink] {
+            for after in 0..<8 {
+                let dir = TempDir("compact-fault")
+                try FileManager.default.removeItem(atPath: dir.path)
+                try FileManager.default.copyItem(atPath: base.path, toPath: dir.path)
+                let faults = FaultInjector()
+                o = options(.fast)
+                o.faults = faults
+                var faulty: EventStore? = try EventStore.open(at: dir.path, options: o)
+                faults.fail(call, errno: EIO, after: after)
+                let err = caughtStoreError { try faulty!.runMaintenance() }
+                faults.clear()
+                if err != nil {
+                    failedPasses += 1
+                    // The store keeps serving while its maintenance failed.
+                    #expect(faulty!.event(id: ids[0]) == before.byId[0], "\(call) after \(after)")
+                }
+                faulty!.close()
+                faulty = nil
+                let reopened = try EventStore.open(at: dir.path, options: options(.fast))
+                #expect(reopened.recovery.skipped.isEmpty && reopened.recovery.unreadableSegments.isEmpty, "\(call) after \(after): \(reopened.recovery.summary)")
+                #expect(StoreAnswers(reopened, ids: ids, base: self.base) == before, "\(call) after \(after)")
+                try reopened.runMaintenance()
+                #expect(reopened.stats.compactedSegments == reopened.stats.sealedSegments, "\(call) after \(after)")
+                #expect(StoreAnswers(reopened, ids: ids, base: self.base) == before, "\(call) after \(after)")
+                reopened.close()
+                let verify = try runProduct("segdump", [dir.path, "--verify"])
+                #expect(verify.status == 0, "\(call) after \(after): \(verify.stdout.suffix(400))")
+            }
+        }
+        #expect(failedPasses >= 30, "only \(failedPasses) injected failures hit a compaction pass")
     }
 
     @Test func damagedOrMissingIndexFilesAreRebuiltNeverTrusted() throws {

@@ -71,7 +71,8 @@ struct AppendLoop: ParsableCommand {
         var n = 0
         while batches == 0 || n < batches {
             let receipt = try s.append(SyntheticEvents.batch(run: runName, batch: n, events: events))
-            FileHandle.standardOutput.write(Data("durable \(runName) \(n) \(events) seq \(receipt.sequence)\n".utf8))
+            FileHandle.standardOutput.write(
+                Data("durable \(runName) \(n) \(events) seq \(receipt.sequence) segment \(receipt.segment)\n".utf8))
             n += 1
             if store.maintainEvery > 0, n % store.maintainEvery == 0 {
                 let r = try s.runMaintenance()
