@@ -333,7 +333,9 @@ public final class EventStore: @unchecked Sendable {
             }
         }
         segment.needsFrameChecks = false
-        return scanAndIndex(segment, into: &report)
+        let scan = scanAndIndex(segment, into: &report)
+        segment.releaseResidentPages()
+        return scan
     }
 
     /// Scans `bytes` (the segment's raw byte space) into a fresh in-memory index for `segment`.
@@ -712,6 +714,14 @@ public final class EventStore: @unchecked Sendable {
     /// Syncs (unless the store failed) and releases every file, mapping and the directory lock. Idempotent.
     public func close() {
         maintenanceThread?.stop()
+        // A segment sealed moments ago would otherwise be rescanned on the next open: write its index file now
+        // (fast; compaction can wait for the next run).
+        if !options.readOnly, lock.withLock({ !isClosed && failure == nil }) {
+            try? maintenanceLock.withLock { () throws(StoreError) in
+                var report = MaintenanceReport()
+                try writeIndexFiles(&report)
+            }
+        }
         lock.withLock {
             if isClosed { return }
             isClosed = true

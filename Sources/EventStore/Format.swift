@@ -190,6 +190,18 @@ struct ConceptView {
         return (entities, Array(bytes.slice(p, payloadLength)))
     }
 
+    /// Whether the entity list and payload exactly fill the record (what `decodeTail` checks), without
+    /// allocating.
+    var isWellFormed: Bool {
+        var p = Format.recordHeaderSize + idLength
+        for _ in 0..<entityCount {
+            guard p + 2 <= bytes.count else { return false }
+            p += 2 + Int(bytes.u16(p))
+            guard p <= bytes.count else { return false }
+        }
+        return p + payloadLength == bytes.count
+    }
+
     /// Calls `body` with each entity's bytes; false when the list overruns the record.
     func forEachEntity(_ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         var p = Format.recordHeaderSize + idLength

@@ -61,7 +61,7 @@ extension EventStore {
         lock.withLock { isClosed ? [] : segments.filter { $0.sealed && $0 !== active } }
     }
 
-    private func writeIndexFiles(_ report: inout MaintenanceReport) throws(StoreError) {
+    func writeIndexFiles(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly else { return }
         for segment in sealedSegments() {
             // A sealed segment's in-memory index is frozen: no more inserts, and reads no longer write, so it is

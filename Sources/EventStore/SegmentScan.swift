@@ -79,7 +79,7 @@ enum SegmentScanner {
             if ts > maxTs { maxTs = ts }
             if r.kind == Format.recordKindConcept {
                 let view = ConceptView(bytes: payload.slice(r.offset, r.length))
-                guard view.decodeTail() != nil else { return .failure(FormatProblem("concept record malformed inside frame")) }
+                guard view.isWellFormed else { return .failure(FormatProblem("concept record malformed inside frame")) }
                 info.concepts += 1
             } else {
                 info.adjacency += 1
