@@ -142,7 +142,10 @@ enum CompactedFormat {
         else { return .failure(FormatProblem("block index lies outside the file")) }
         let index = buf.slice(indexOffset, count * blockEntrySize)
         guard Hash.bytes(index) == buf.u64(48) else { return .failure(FormatProblem("block index checksum mismatch")) }
-        let rawLength = Int(buf.u64(24))
+        let rawLength = Int(clamping: buf.u64(24))
+        guard rawLength <= StoreOptions.maxSegmentCapacity else {
+            return .failure(FormatProblem("uncompressed length \(rawLength) exceeds the largest segment"))
+        }
         var blocks: [Block] = []
         blocks.reserveCapacity(count)
         var expected = 0
