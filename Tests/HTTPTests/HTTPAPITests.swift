@@ -101,6 +101,13 @@ struct HTTPAPITests {
             let stats = try object(try await client.execute(uri: "/api/stats", method: .get))
             #expect(stats["events"] as? Int == f.events.count + 1)
             #expect((stats["types"] as? [String: Int])?["spawn_failed"] == expected)
+            let compaction = try #require(stats["compaction"] as? [String: Any])
+            #expect(compaction["compacted_segments"] as? Int == 0)
+            #expect((compaction["disk_bytes"] as? Int ?? 0) > 0)
+            let retention = try #require(stats["retention"] as? [String: Any])
+            #expect(retention["deleted_segments"] as? Int == 0)
+            #expect(retention["deleted_events"] as? Int == 0)
+            #expect(stats["read_damage"] as? [String] == [])
 
             // A plain-English question: the interpretation and the answer.
             let asked = try await client.execute(
