@@ -174,6 +174,12 @@ public final class EventStore: @unchecked Sendable {
                 }
             }
             report.skipped.append(contentsOf: scan.damage)
+            if !isLast, !scan.sealed, scan.tornTail == nil {
+                // Only the last segment is ever unsealed: an earlier one without its seal frame was cut short.
+                report.skipped.append(Damage(
+                    segment: id, offset: UInt64(scan.end), length: h.capacity - UInt64(scan.end),
+                    reason: "no seal frame: the segment was cut short (\(size) of \(h.capacity) bytes)"))
+            }
             segment.end = scan.end
             segment.sealed = scan.sealed || !isLast || options.readOnly
             for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
