@@ -1,4 +1,4 @@
-import EventStore
+@_spi(Testing) import EventStore
 
 /// Everything grid-eventd is configured with. Defaults follow DESIGN.md.
 public struct DaemonConfig: Sendable {
@@ -23,10 +23,16 @@ public struct DaemonConfig: Sendable {
     public var maxConnections = 256
     /// A connection that has not said hello after this long is closed.
     public var helloTimeoutSeconds = 5.0
+    /// A frame that has started arriving must be complete within this long, or the connection is closed (a
+    /// half-open or stalled peer cannot hold a connection slot and its buffer forever).
+    public var frameTimeoutSeconds = 10.0
     /// How often the daemon records a `storage_metrics` event about itself.
     public var metricsIntervalSeconds = 60.0
     /// Keepalive comment interval on live streams (how soon a vanished client is noticed).
     public var streamKeepaliveSeconds = 15.0
+
+    /// Test only: system-call failures injected into the store (grid-eventd arms it from `GRID_EVENTD_FAULTS`).
+    @_spi(Testing) public var faults: FaultInjector?
 
     public init(dataDirectory: String = "./data") {
         self.dataDirectory = dataDirectory

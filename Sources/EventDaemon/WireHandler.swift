@@ -23,6 +23,8 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var inFlight = 0
     private var closing = false
     private var helloTimer: Scheduled<Void>?
+    /// Armed while a frame is partly received (or acks cannot be written): fires after `frameTimeoutSeconds`.
+    private var stallTimer: Scheduled<Void>?
 
     init(writer: BatchWriter, config: DaemonConfig, connections: ConnectionRegistry, logger: Logger) {
         self.writer = writer
@@ -67,6 +69,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         helloTimer?.cancel()
+        stallTimer?.cancel()
         connections.remove(context.channel)
         context.fireChannelInactive()
     }
@@ -92,6 +95,46 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             logger.info("closing connection of \(producer ?? "unknown producer"): \(error)")
             fail(context, error)
+            return
+        }
+        updateStallTimer(context)
+    }
+
+    /// Reads only while fewer than `maxInFlightPerConnection` batches wait for the disk and the peer takes our
+    /// acks and pongs (the channel is writable): a peer that never reads cannot make the daemon buffer answers.
+    private func updateReading(_ context: ChannelHandlerContext) {
+        let read = !closing && inFlight < config.maxInFlightPerConnection && context.channel.isWritable
+        _ = context.channel.setOption(ChannelOptions.autoRead, value: read)
+        updateStallTimer(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        updateReading(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// A connection is stalled when a frame has started but not finished arriving while we are reading, or
+    /// when the peer has not taken our answers: either way it is closed after `frameTimeoutSeconds`.
+    private func updateStallTimer(_ context: ChannelHandlerContext) {
+        let waitingForDisk = inFlight >= config.maxInFlightPerConnection
+        let stalled = !closing && (!context.channel.isWritable || (decoder.bufferedBytes > 0 && !waitingForDisk))
+        if !stalled {
+            stallTimer?.cancel()
+            stallTimer = nil
+            return
+        }
+        guard stallTimer == nil else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let seconds = config.frameTimeoutSeconds
+        stallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+            let (handler, context) = loopBound.value
+            handler.stallTimer = nil
+            let unwritable = !context.channel.isWritable
+            let partial = handler.decoder.bufferedBytes > 0 && handler.inFlight < handler.config.maxInFlightPerConnection
+            guard unwritable || partial else { return }
+            let why = unwritable ? "the peer has not read the daemon's answers" : "a frame stayed incomplete"
+            handler.logger.info("closing connection of \(handler.producer ?? "unknown producer"): \(why) for \(seconds) s")
+            handler.fail(context, WireError(.timeout, "\(why) for \(seconds) s"))
         }
     }
 
@@ -105,9 +148,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard producer != nil else { throw WireError(.helloRequired, "send hello before batches") }
             // Even an empty batch goes through the writer: every batch is answered once, in order.
             inFlight += 1
-            if inFlight >= config.maxInFlightPerConnection {
-                _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
-            }
+            if inFlight >= config.maxInFlightPerConnection { updateReading(context) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
             let job: BatchWriter.Job
@@ -124,6 +165,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             writer.submit(job)
         case .ping(let nonce):
             send(.pong(nonce: nonce), context)
+            if !context.channel.isWritable { updateReading(context) }
         case .pong:
             break
         case .welcome, .ack, .error:
@@ -133,10 +175,8 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func completed(_ producerId: String, _ result: Result<UInt64, StoreError>, _ context: ChannelHandlerContext) {
         inFlight -= 1
-        if inFlight < config.maxInFlightPerConnection {
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
-        }
         guard context.channel.isActive else { return }
+        defer { updateReading(context) }
         switch result {
         case .success(let through):
             send(.ack(producerId: producerId, durableThrough: through), context)
@@ -162,6 +202,12 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         buffer.writeBytes(bytes)
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
             context.close(promise: nil)
+        }
+        // A peer that reads nothing never lets the error frame out: close anyway after a second.
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        _ = context.eventLoop.scheduleTask(in: .seconds(1)) {
+            let context = loopBound.value
+            if context.channel.isActive { context.close(promise: nil) }
         }
     }
 
