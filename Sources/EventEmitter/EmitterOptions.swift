@@ -67,6 +67,11 @@ public struct EmitterStats: Sendable, Equatable {
     public var queued = 0
     /// Bytes in the spool not yet acknowledged.
     public var spoolBytes = 0
+    /// Spool bytes skipped on replay because they failed their checksum (the events there are lost; each
+    /// damaged region is reported through `notice` with its offset).
+    public var spoolDamagedBytes = 0
+    /// Times the daemon answered that it could not store a batch (no space, failed closed).
+    public var storeRefusals = 0
     public var connected = false
 }
 
