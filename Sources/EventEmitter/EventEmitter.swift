@@ -54,6 +54,12 @@ public final class EventEmitter: @unchecked Sendable {
     /// An emitter sending to `storage`: a socket path or `unix:///path`. By default from `EVENT_STORAGE`;
     /// unset or empty gives a disabled emitter that says so once and costs nothing per emit.
     public init(storage: String? = EventEmitter.environmentStorage(), options: EmitterOptions = EmitterOptions()) {
+        var options = options
+        let name = EmitterOptions.safeProducerName(options.producerName)
+        if name != options.producerName {
+            options.notice("producer name \"\(options.producerName.prefix(80))\" is not 1-64 of A-Z a-z 0-9 - _ . (not starting with .); using \"\(name)\"")
+            options.producerName = name
+        }
         self.options = options
         var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
         tag = String(repeating: "0", count: 12 - tag.count) + tag

@@ -1,3 +1,4 @@
+import EventEmitter
 import EventStore
 import EventWire
 import Foundation
@@ -153,4 +154,58 @@ struct DaemonBindingTests {
         let short = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--http", "0.0.0.0:0", "--token", "short"])
         #expect(try short.startExpectingRefusal() == 1)
     }
+}
+
+@Suite("Names and peers at the edge", .serialized, .timeLimit(.minutes(2)))
+struct EdgeValidationTests {
+    @Test func producerNameCannotReachOutsideTheSpoolDirectory() throws {
+        let dir = TempDir("name")
+        var options = EmitterOptions(producerName: "../../escape me")
+        options.spoolDirectory = dir.file("spool")
+        let notices = NoticeLog()
+        options.notice = { notices.add($0) }
+        let emitter = EventEmitter(storage: dir.file("absent.sock"), options: options)
+        #expect(emitter.options.producerName == "_._.._escape_me")
+        #expect(!emitter.producerId.contains("/"))
+        _ = emitter.emit(.nodeCrashed(nodeId: "node-1", agentId: "agent-001", exitCode: 1, signal: nil))
+        emitter.close(timeout: 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("spool"))
+        #expect(files.contains { $0.hasSuffix(".spool") }, "\(files)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["spool"])
+        #expect(notices.all.contains { $0.contains("is not 1-64") })
+        #expect(EmitterOptions.safeProducerName("grid-agent.001_x") == "grid-agent.001_x")
+        #expect(EmitterOptions.safeProducerName("") == "emitter")
+        #expect(EmitterOptions.safeProducerName(String(repeating: "a", count: 100)).count == 64)
+    }
+
+    @Test func secondUidNeedsSocketPermissionAndAnAllowance() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
+        let dir = TempDir("uid2", mode: 0o755)
+        let sockDir = TempDir("uid2sock", mode: 0o777)
+        let spool = TempDir("uid2spool", mode: 0o777)
+        let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        // The socket is 0660: another uid cannot even connect.
+        let daemon = DaemonProcess(dataDir: dir.file("data"), socket: sockDir.file("s.sock"), extra: ["--allow-uid", "65534"])
+        try daemon.start()
+        let blocked = try Child("emit-load", [
+            "--storage", daemon.socket, "--count", "5", "--producer", "blocked", "--spool-dir", spool.path, "--flush-timeout", "1",
+        ], prefix: nobody).wait()
+        #expect(blocked.status != 0)
+        #expect(blocked.stderr.contains("Permission denied"), "\(blocked.stderr)")
+        // With access to the socket and --allow-uid, it is served.
+        chmod(daemon.socket, 0o666)
+        let allowed = try Child("emit-load", [
+            "--storage", daemon.socket, "--count", "10", "--producer", "allowed", "--spool-dir", spool.path, "--flush-timeout", "10",
+        ], prefix: nobody).wait()
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(daemon.stop() == 0)
+        try withStore(daemon.dataDir) { store in #expect(store.stats.events == 10) }
+    }
+}
+
+final class NoticeLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func add(_ m: String) { lock.lock(); messages.append(m); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return messages }
 }

@@ -41,6 +41,18 @@ struct HTTPSecurityTests {
         }
     }
 
+    @Test func idsAreValidatedWithAClearError() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.live) { client in
+            for uri in ["/api/events/has%20space", "/api/events/" + String(repeating: "a", count: 300),
+                        "/api/graph/neighbors?id=%3Cscript%3E", "/api/entities/a%22b/events"] {
+                let r = try await client.execute(uri: uri, method: .get)
+                #expect(r.status == .badRequest, "\(uri): \(r.status)")
+                #expect(String(buffer: r.body).contains("\"code\":\"bad_"), "\(uri)")
+            }
+        }
+    }
+
     @Test func bodyAndHeaderLimits() async throws {
         let f = try APIFixture()
         try await f.app.test(.live) { client in
