@@ -35,7 +35,9 @@ struct Hostile: Scenario {
             maxFds = max(maxFds, cluster.daemon.fdCount())
             let open = clients.filter { !$0.closedByPeer() }.count
             result.check(closed, "\(label): \(open) of \(clients.count) connection(s) still open after \(within) s")
-            result.check(cluster.acked > ackedBefore, "\(label): the well-behaved producer got no acks meanwhile")
+            // Its progress file is rewritten every 200 ms: give it a moment to show the acks.
+            let served = cluster.wait(5) { cluster.acked > ackedBefore }
+            result.check(served, "\(label): the well-behaved producer got no acks meanwhile")
             for c in clients { c.close() }
         }
 

@@ -13,6 +13,9 @@ final class DaemonProcess {
     private(set) var process: Process?
     /// Largest resident set seen by `sample()`, bytes.
     private(set) var maxRSS = 0
+    /// Largest anonymous resident memory (heap: indexes, buffers) seen by `sample()`; VmRSS also counts the pages
+    /// of the memory-mapped segments, which the kernel can drop.
+    private(set) var maxAnon = 0
     private(set) var starts = 0
 
     init(bin: String, dataDir: String, socket: String, extra: [String] = []) {
@@ -80,6 +83,7 @@ final class DaemonProcess {
         guard let pid else { return 0 }
         let rss = residentBytes(pid)
         maxRSS = max(maxRSS, rss)
+        maxAnon = max(maxAnon, residentBytes(pid, field: "RssAnon:"))
         return rss
     }
 
@@ -101,10 +105,10 @@ final class DaemonProcess {
     }
 }
 
-/// VmRSS of a process, bytes.
-func residentBytes(_ pid: Int32) -> Int {
+/// VmRSS of a process, bytes (`field: "RssAnon:"` for its anonymous memory alone, without mapped file pages).
+func residentBytes(_ pid: Int32, field: String = "VmRSS:") -> Int {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+    for line in text.split(separator: "\n") where line.hasPrefix(field) {
         let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
         return kb * 1024
     }
