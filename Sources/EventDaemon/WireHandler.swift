@@ -88,14 +88,21 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         var buffer = unwrapInboundIn(data)
         buffer.withUnsafeReadableBytes { decoder.append($0) }
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        var decoded = 0
         do throws(WireError) {
             while !closing, let frame = try decoder.next() {
+                decoded += 1
                 try handle(frame, context)
             }
         } catch {
             logger.info("closing connection of \(producer ?? "unknown producer"): \(error)")
             fail(context, error)
             return
+        }
+        if decoded > 0 {
+            // Progress: a frame left partial by this read (the common case under load) gets a fresh timeout.
+            stallTimer?.cancel()
+            stallTimer = nil
         }
         updateStallTimer(context)
     }
@@ -114,7 +121,8 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// A connection is stalled when a frame has started but not finished arriving while we are reading, or
-    /// when the peer has not taken our answers: either way it is closed after `frameTimeoutSeconds`.
+    /// when the peer has not taken our answers: either way it is closed after `frameTimeoutSeconds` (counted from
+    /// the last complete frame, so a frame must finish within that time of the one before it).
     private func updateStallTimer(_ context: ChannelHandlerContext) {
         let waitingForDisk = inFlight >= config.maxInFlightPerConnection
         let stalled = !closing && (!context.channel.isWritable || (decoder.bufferedBytes > 0 && !waitingForDisk))

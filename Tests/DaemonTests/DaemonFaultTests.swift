@@ -103,6 +103,21 @@ struct DaemonFaultTests {
         #expect(verify.status == 0, "\(verify.stdout.suffix(1000))")
     }
 
+    @Test func aBusyProducerIsNeverTakenForAStalledOne() throws {
+        // Under load most reads end inside a frame; only a frame that makes no progress may time out.
+        let dir = TempDir("busy")
+        let daemon = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--frame-timeout", "0.3"])
+        try daemon.start()
+        let r = try Child("emit-load", [
+            "--storage", daemon.socket, "--count", "80000", "--producer", "busy", "--spool-dir", dir.file("spool"),
+        ]).wait()
+        #expect(r.status == 0, "\(r.stderr.suffix(1000))")
+        #expect(summary(r.stdout)["acked"] as? Int == 80000)
+        #expect(summary(r.stdout)["reconnects"] as? Int == 0, "\(r.stderr.suffix(1000))")
+        #expect(!daemon.log().contains("stayed incomplete"))
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func stalledPeersAreClosedAfterTheFrameTimeout() throws {
         let dir = TempDir("stall")
         let daemon = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--frame-timeout", "0.5"])
