@@ -208,11 +208,11 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bytes = WireCodec.encode(error.frame)
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
-            context.close(promise: nil)
+            loopBound.value.close(promise: nil)
         }
         // A peer that reads nothing never lets the error frame out: close anyway after a second.
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         _ = context.eventLoop.scheduleTask(in: .seconds(1)) {
             let context = loopBound.value
             if context.channel.isActive { context.close(promise: nil) }

@@ -47,7 +47,7 @@ struct Emit: ParsableCommand {
             ]
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
                 let tmp = status + ".tmp"
-                FileManager.default.createFile(atPath: tmp, contents: data)
+                _ = FileManager.default.createFile(atPath: tmp, contents: data)
                 rename(tmp, status)
             }
         }

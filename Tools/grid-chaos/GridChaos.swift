@@ -70,7 +70,7 @@ struct Run: ParsableCommand {
                 "scenarios": results.map(\.json), "pending": Campaign.pending.map { ["scenario": $0.name, "waits_for": $0.waitingFor] },
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            FileManager.default.createFile(atPath: json, contents: data)
+            _ = FileManager.default.createFile(atPath: json, contents: data)
         }
         if passed && !keep && work == nil { try? FileManager.default.removeItem(atPath: workDir) }
         if !passed {

@@ -38,7 +38,7 @@ final class DaemonProcess {
         env.removeValue(forKey: "GRID_EVENTD_FAULTS")
         for (k, v) in environment { env[k] = v }
         p.environment = env
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         p.standardError = log
@@ -139,7 +139,7 @@ final class EmitterProcess {
             "--spool-dir", spoolDir, "--status", statusPath, "--stop-file", stopPath, "--seed", "\(seed)",
             "--flush-timeout", "\(flushTimeout)",
         ]
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         process.standardError = log
@@ -161,7 +161,7 @@ final class EmitterProcess {
     func int(_ key: String) -> Int { status()[key] as? Int ?? 0 }
 
     /// Asks the producer to stop emitting; it then flushes.
-    func requestStop() { FileManager.default.createFile(atPath: stopPath, contents: nil) }
+    func requestStop() { _ = FileManager.default.createFile(atPath: stopPath, contents: nil) }
 
     /// Waits for the producer to finish (SIGKILL after `timeout`); returns its final status.
     func finish(timeout: Double = 150, stop: Bool = true) -> (exit: Int32, status: [String: Any]) {
