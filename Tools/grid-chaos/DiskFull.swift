@@ -48,6 +48,8 @@ struct DiskFull: Scenario {
         result.check(spooledLater > spooledFull, "producers did not spool while the disk was full (\(spooledFull) -> \(spooledLater))")
         result.check(cluster.daemon.isRunning, "grid-eventd died when the disk filled: \(cluster.daemon.logTail())")
         let refusals = cluster.emitters.reduce(0) { $0 + $1.int("store_refusals") }
+        // Each producer backs off (doubling to 2 s) between refused attempts instead of retrying in a tight loop.
+        result.check(refusals <= 2 * 40, "producers retried \(refusals) times while the disk was full: no backoff")
         result.notes.append("while full: acks stayed at \(ackedLater), producers spooled \(spooledLater) event(s), \(refusals) refusal(s) seen")
 
         // Free the space: the same daemon resumes.
