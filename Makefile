@@ -10,7 +10,11 @@ BENCH_EVENTS ?= 1000000
 BENCH_RUNS ?= 3
 DATA_DIR ?= ./data
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz clean
+.PHONY: deps test-deps apt-install build release test run bench fuzz chaos clean
+# The fault campaign (`make chaos`; a short run is part of `make test`).
+CHAOS_ROUNDS ?= 100
+CHAOS_SOAK_SECONDS ?= 180
+CHAOS_RATE ?= 6000
 
 # Installs the system libraries the build links against, when missing (needs root or sudo).
 deps:
@@ -37,6 +41,13 @@ release: deps
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+	.build/debug/grid-chaos --scenario all --rounds 10 --soak-seconds 15 --rate 2000 --json .build/chaos-short.json
+
+# The full fault campaign in release mode: crash loop ($(CHAOS_ROUNDS) SIGKILLs), full disk, failing fdatasync, bit
+# flips, hostile clients and a $(CHAOS_SOAK_SECONDS) s soak; prints the summary, JSON in .build/chaos-results.json.
+chaos: release
+	.build/release/grid-chaos --scenario all --rounds $(CHAOS_ROUNDS) --soak-seconds $(CHAOS_SOAK_SECONDS) \
+		--rate $(CHAOS_RATE) --json .build/chaos-results.json
 
 # Starts the local grid in the foreground: grid-eventd (data in $(DATA_DIR), dashboard on
 # http://127.0.0.1:7780/), grid-master (127.0.0.1:7000) and one grid-agent. Ctrl-C stops everything cleanly.

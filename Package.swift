@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "segdump", targets: ["segdump"]),
         .executable(name: "store-stress", targets: ["store-stress"]),
         .executable(name: "emit-load", targets: ["emit-load"]),
+        .executable(name: "grid-chaos", targets: ["grid-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -110,6 +111,14 @@ let package = Package(
             name: "emit-load",
             dependencies: ["EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
+        ),
+        .executableTarget(
+            name: "grid-chaos",
+            dependencies: [
+                "EventEmitter", "EventWire", "GridEvents", "EventStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/grid-chaos"
         ),
         .executableTarget(
             name: "query-bench",

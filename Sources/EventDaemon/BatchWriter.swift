@@ -14,9 +14,8 @@ final class BatchWriter: @unchecked Sendable {
         /// Sequence of the batch's last event: what the ack confirms.
         var through: UInt64
         var eventCount: Int
-        /// The events not yet stored, validated and encoded on the connection's thread, as one or more frames
-        /// (a batch larger than a segment holds is split between events); empty when all were already stored
-        /// (a resend).
+        /// The events not yet stored, validated and encoded on the connection's thread: one frame, or several
+        /// when the batch is larger than a segment holds; empty when all were already stored (a resend).
         var prepared: [EventStore.PreparedBatch]
         /// The events being stored (for the live feed).
         var newEvents: [GridEvent]
@@ -33,20 +32,22 @@ final class BatchWriter: @unchecked Sendable {
         var fresh: [GridEvent] = []
         fresh.reserveCapacity(events.count)
         for (e, isStored) in zip(events, stored) where !isStored { fresh.append(e) }
-        let prepared = try prepare(fresh[...])
+        let prepared = fresh.isEmpty ? [] : try prepare(fresh[...])
         let through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
         return Job(producer: producer, through: through, eventCount: events.count,
                    prepared: prepared, newEvents: fresh, receivedAt: receivedAt, completion: completion)
     }
 
-    /// Encodes events as one frame, or, when they do not fit one segment (small `--segment-size`), as several
-    /// frames split between events. One event too large for a segment on its own is an error.
+    /// Encodes `events` as one frame, or, when that is more than a segment holds (a small `--segment-size`), as
+    /// several frames of consecutive events. Each frame is atomic; the batch is acked once all are durable, and
+    /// after a crash between them a resend stores the rest once.
     private func prepare(_ events: ArraySlice<GridEvent>) throws(StoreError) -> [EventStore.PreparedBatch] {
-        guard !events.isEmpty else { return [] }
+        var records: [Record] = []
+        records.reserveCapacity(events.count * 4)
+        for e in events { records.append(contentsOf: e.records()) }
         do throws(StoreError) {
-            return [try store.prepare(events.flatMap { $0.records() })]
-        } catch {
-            guard error.code == .batchTooLarge, events.count > 1 else { throw error }
+            return [try store.prepare(records)]
+        } catch where error.code == .batchTooLarge && events.count > 1 {
             let mid = events.startIndex + events.count / 2
             return try prepare(events[..<mid]) + prepare(events[mid...])
         }
@@ -130,11 +131,47 @@ final class BatchWriter: @unchecked Sendable {
                 _ = try store.append(prepared: writing)
             }
         } catch {
-            logger.error("append failed: \(error)")
             failure = error
         }
+        report(failure)
         for job in jobs {
             finish(job, result: failure.map { .failure($0) } ?? .success(job.through))
+        }
+    }
+
+    private var failingSince: UInt64?
+    private var failuresUnreported = 0
+    private var lastFailureLog: UInt64 = 0
+
+    /// Logs a store failure once when it starts (then at most every 10 s with a count) and once when writes
+    /// succeed again, so a full disk does not flood the log. A failed-closed store is logged as critical: it
+    /// acknowledges nothing more until grid-eventd is restarted.
+    private func report(_ failure: StoreError?) {
+        let now = monotonicNanos()
+        guard let failure else {
+            if failingSince != nil {
+                logger.notice("writes succeed again after \((now - failingSince!) / 1_000_000_000) s of refused batches")
+                failingSince = nil
+                failuresUnreported = 0
+            }
+            return
+        }
+        let first = failingSince == nil
+        if first { failingSince = now }
+        guard first || now - lastFailureLog >= 10_000_000_000 else {
+            failuresUnreported += 1
+            return
+        }
+        lastFailureLog = now
+        let more = failuresUnreported > 0 ? " (\(failuresUnreported) more refused since the last report)" : ""
+        failuresUnreported = 0
+        switch failure.code {
+        case .syncFailed, .failedClosed:
+            logger.critical("store failed closed, nothing more is acknowledged: \(failure); restart grid-eventd to recover\(more)")
+        case .noSpace:
+            logger.error("refusing writes, no space left: \(failure); producers spool until space is freed\(more)")
+        default:
+            logger.error("append failed: \(failure)\(more)")
         }
     }
 

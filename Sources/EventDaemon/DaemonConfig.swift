@@ -1,4 +1,4 @@
-import EventStore
+@_spi(Testing) import EventStore
 import GridEvents
 
 /// Everything grid-eventd is configured with. Defaults follow DESIGN.md.
@@ -30,10 +30,16 @@ public struct DaemonConfig: Sendable {
     public var maxConnections = 256
     /// A connection that has not said hello after this long is closed.
     public var helloTimeoutSeconds = 5.0
+    /// A frame that has started arriving must be complete within this long, or the connection is closed (a
+    /// half-open or stalled peer cannot hold a connection slot and its buffer forever).
+    public var frameTimeoutSeconds = 10.0
     /// How often the daemon records a `storage_metrics` event about itself.
     public var metricsIntervalSeconds = 60.0
     /// Keepalive comment interval on live streams (how soon a vanished client is noticed).
     public var streamKeepaliveSeconds = 15.0
+
+    /// Test only: system-call failures injected into the store (grid-eventd arms it from `GRID_EVENTD_FAULTS`).
+    @_spi(Testing) public var faults: FaultInjector?
 
     public init(dataDirectory: String = "./data") {
         self.dataDirectory = dataDirectory
@@ -52,7 +58,7 @@ public struct DaemonConfig: Sendable {
 
     /// Settings from a config file (`grid-eventd --config FILE`): the same names as the flags, with `_` for `-`:
     /// `data_dir`, `socket`, `http`, `sync`, `segment_size`, `compression`, `retain`, `max_bytes`, `max_frame`,
-    /// `metrics_interval`. Returns the `http` value separately (the caller parses HOST:PORT).
+    /// `metrics_interval`, `frame_timeout`. Returns the `http` value separately (the caller parses HOST:PORT).
     /// - Throws: `ConfigFile.ParseError` naming the line of an unknown key or a bad value.
     public mutating func apply(_ file: ConfigFile) throws -> (http: String?, token: String?) {
         var http: String?
@@ -75,6 +81,7 @@ public struct DaemonConfig: Sendable {
                 case "max_bytes": maxBytes = try Quantity.bytes(try e.string())
                 case "max_frame": maxFrame = try e.int()
                 case "metrics_interval": metricsIntervalSeconds = try e.double()
+                case "frame_timeout": frameTimeoutSeconds = try e.double()
                 default: throw e.error("unknown key \(e.key)")
                 }
             } catch let error as StoreError {

@@ -1,4 +1,4 @@
-import EventStore
+@_spi(Testing) import EventStore
 import EventWire
 import GridEvents
 import Logging
@@ -40,6 +40,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         var options = config.storeOptions
         let logger = self.logger
         options.onNotice = { logger.info("\($0)") }
+        options.faults = config.faults
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
         let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds)

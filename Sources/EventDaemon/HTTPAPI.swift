@@ -200,7 +200,10 @@ public enum HTTPAPI {
         }
         router.get("/api/events/{id}") { _, context in
             let id = try context.parameters.require("id")
-            guard id.utf8.count <= 256, let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
+            guard (try? GridEvent.validateId(id, what: "event id")) != nil else {
+                throw APIError.bad("bad_id", "an event id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+            }
+            guard let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
                 throw APIError(status: .notFound, code: "not_found", message: "no event with id \(id.prefix(256))")
             }
             let graph = try run { try api.engine.neighbors(of: id, depth: 1) }
@@ -237,6 +240,9 @@ public enum HTTPAPI {
         }
         router.get("/api/graph/neighbors") { request, _ in
             guard let id = try parameter(request, "id") else { throw APIError.bad("missing_id", "pass ?id= (an entity, event or time bucket id)") }
+            guard (try? GridEvent.validateId(id, what: "id")) != nil else {
+                throw APIError.bad("bad_id", "an id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+            }
             let depth = try intParameter(request, "depth", default: 1, range: 1...4)
             let limit = try intParameter(request, "limit", default: 200, range: 1...5000)
             let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit) }

@@ -23,6 +23,8 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var inFlight = 0
     private var closing = false
     private var helloTimer: Scheduled<Void>?
+    /// Armed while a frame is partly received (or acks cannot be written): fires after `frameTimeoutSeconds`.
+    private var stallTimer: Scheduled<Void>?
 
     init(writer: BatchWriter, config: DaemonConfig, connections: ConnectionRegistry, logger: Logger) {
         self.writer = writer
@@ -67,6 +69,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         helloTimer?.cancel()
+        stallTimer?.cancel()
         connections.remove(context.channel)
         context.fireChannelInactive()
     }
@@ -85,13 +88,61 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         var buffer = unwrapInboundIn(data)
         buffer.withUnsafeReadableBytes { decoder.append($0) }
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        var decoded = 0
         do throws(WireError) {
             while !closing, let frame = try decoder.next() {
+                decoded += 1
                 try handle(frame, context)
             }
         } catch {
             logger.info("closing connection of \(producer ?? "unknown producer"): \(error)")
             fail(context, error)
+            return
+        }
+        if decoded > 0 {
+            // Progress: a frame left partial by this read (the common case under load) gets a fresh timeout.
+            stallTimer?.cancel()
+            stallTimer = nil
+        }
+        updateStallTimer(context)
+    }
+
+    /// Reads only while fewer than `maxInFlightPerConnection` batches wait for the disk and the peer takes our
+    /// acks and pongs (the channel is writable): a peer that never reads cannot make the daemon buffer answers.
+    private func updateReading(_ context: ChannelHandlerContext) {
+        let read = !closing && inFlight < config.maxInFlightPerConnection && context.channel.isWritable
+        _ = context.channel.setOption(ChannelOptions.autoRead, value: read)
+        updateStallTimer(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        updateReading(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// A connection is stalled when a frame has started but not finished arriving while we are reading, or
+    /// when the peer has not taken our answers: either way it is closed after `frameTimeoutSeconds` (counted from
+    /// the last complete frame, so a frame must finish within that time of the one before it).
+    private func updateStallTimer(_ context: ChannelHandlerContext) {
+        let waitingForDisk = inFlight >= config.maxInFlightPerConnection
+        let stalled = !closing && (!context.channel.isWritable || (decoder.bufferedBytes > 0 && !waitingForDisk))
+        if !stalled {
+            stallTimer?.cancel()
+            stallTimer = nil
+            return
+        }
+        guard stallTimer == nil else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let seconds = config.frameTimeoutSeconds
+        stallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+            let (handler, context) = loopBound.value
+            handler.stallTimer = nil
+            let unwritable = !context.channel.isWritable
+            let partial = handler.decoder.bufferedBytes > 0 && handler.inFlight < handler.config.maxInFlightPerConnection
+            guard unwritable || partial else { return }
+            let why = unwritable ? "the peer has not read the daemon's answers" : "a frame stayed incomplete"
+            handler.logger.info("closing connection of \(handler.producer ?? "unknown producer"): \(why) for \(seconds) s")
+            handler.fail(context, WireError(.timeout, "\(why) for \(seconds) s"))
         }
     }
 
@@ -105,9 +156,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard producer != nil else { throw WireError(.helloRequired, "send hello before batches") }
             // Even an empty batch goes through the writer: every batch is answered once, in order.
             inFlight += 1
-            if inFlight >= config.maxInFlightPerConnection {
-                _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
-            }
+            if inFlight >= config.maxInFlightPerConnection { updateReading(context) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
             let job: BatchWriter.Job
@@ -124,6 +173,7 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             writer.submit(job)
         case .ping(let nonce):
             send(.pong(nonce: nonce), context)
+            if !context.channel.isWritable { updateReading(context) }
         case .pong:
             break
         case .welcome, .ack, .error:
@@ -133,10 +183,8 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func completed(_ producerId: String, _ result: Result<UInt64, StoreError>, _ context: ChannelHandlerContext) {
         inFlight -= 1
-        if inFlight < config.maxInFlightPerConnection {
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
-        }
         guard context.channel.isActive else { return }
+        defer { updateReading(context) }
         switch result {
         case .success(let through):
             send(.ack(producerId: producerId, durableThrough: through), context)
@@ -160,8 +208,14 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bytes = WireCodec.encode(error.frame)
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
-            context.close(promise: nil)
+            loopBound.value.close(promise: nil)
+        }
+        // A peer that reads nothing never lets the error frame out: close anyway after a second.
+        _ = context.eventLoop.scheduleTask(in: .seconds(1)) {
+            let context = loopBound.value
+            if context.channel.isActive { context.close(promise: nil) }
         }
     }
 

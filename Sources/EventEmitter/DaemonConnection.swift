@@ -10,6 +10,9 @@ final class DaemonConnection {
         var description: String
         /// The daemon refused what was sent as invalid: resending will not help.
         var rejected = false
+        /// The daemon could not store the batch (no space, store failed closed): nothing was acknowledged;
+        /// back off, spool, and resend later.
+        var storeUnavailable = false
     }
 
     private let fd: Int32
@@ -115,7 +118,9 @@ final class DaemonConnection {
             case .ping(let nonce):
                 try send(WireCodec.encode(.pong(nonce: nonce)))
             case .error(let code, let message, _):
-                throw Failure(description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge)
+                throw Failure(
+                    description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge,
+                    storeUnavailable: code == .storeUnavailable || code == .shuttingDown)
             default:
                 throw Failure(description: "unexpected frame from daemon")
             }
@@ -131,7 +136,9 @@ final class DaemonConnection {
             case .ack, .pong: continue
             case .ping(let nonce): try send(WireCodec.encode(.pong(nonce: nonce)))
             case .error(let code, let message, _):
-                throw Failure(description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge)
+                throw Failure(
+                    description: "daemon: \(message)", rejected: code == .invalidEvent || code == .tooLarge,
+                    storeUnavailable: code == .storeUnavailable || code == .shuttingDown)
             default: throw Failure(description: "unexpected frame from daemon")
             }
         }

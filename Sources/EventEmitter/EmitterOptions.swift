@@ -48,6 +48,22 @@ public struct EmitterOptions: Sendable {
         return name.isEmpty ? "producer" : name
     }
 
+    /// `name` when it is 1-64 of `A-Z a-z 0-9 - _ .` not starting with `.`, else the same with every other byte
+    /// replaced by `_` (cut to 64, `emitter` when empty). The name becomes the spool file's name and the start of
+    /// the producer id, so it must not reach outside the spool directory.
+    public static func safeProducerName(_ name: String) -> String {
+        var bytes = Array(name.utf8.prefix(64)).map { c -> UInt8 in
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                return c
+            default: return UInt8(ascii: "_")
+            }
+        }
+        if bytes.first == UInt8(ascii: ".") { bytes[0] = UInt8(ascii: "_") }
+        return bytes.isEmpty ? "emitter" : String(decoding: bytes, as: UTF8.self)
+    }
+
     var effectiveHighWaterMark: Int { highWaterMark ?? max(1, queueCapacity * 8 / 10) }
 }
 
@@ -67,6 +83,11 @@ public struct EmitterStats: Sendable, Equatable {
     public var queued = 0
     /// Bytes in the spool not yet acknowledged.
     public var spoolBytes = 0
+    /// Spool bytes skipped on replay because they failed their checksum (the events there are lost; each
+    /// damaged region is reported through `notice` with its offset).
+    public var spoolDamagedBytes = 0
+    /// Times the daemon answered that it could not store a batch (no space, failed closed).
+    public var storeRefusals = 0
     public var connected = false
 }
 

@@ -54,6 +54,12 @@ public final class EventEmitter: @unchecked Sendable {
     /// An emitter sending to `storage`: a socket path or `unix:///path`. By default from `EVENT_STORAGE`;
     /// unset or empty gives a disabled emitter that says so once and costs nothing per emit.
     public init(storage: String? = EventEmitter.environmentStorage(), options: EmitterOptions = EmitterOptions()) {
+        var options = options
+        let name = EmitterOptions.safeProducerName(options.producerName)
+        if name != options.producerName {
+            options.notice("producer name \"\(options.producerName.prefix(80))\" is not 1-64 of A-Z a-z 0-9 - _ . (not starting with .); using \"\(name)\"")
+            options.producerName = name
+        }
         self.options = options
         var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
         tag = String(repeating: "0", count: 12 - tag.count) + tag
@@ -255,6 +261,11 @@ public final class EventEmitter: @unchecked Sendable {
     /// After a rejection with several batches in flight, send one batch at a time until the retried batches are
     /// through, so a second rejection names exactly the bad batch.
     private var cautious = false
+    /// Set when the daemon answered that it cannot store (no space, failed closed): the worker disconnects,
+    /// spools what is queued and waits (doubling up to `backoffMaxSeconds`) before resending.
+    private var storeRefused = false
+    private var refusalBackoff = 0.0
+    private var spoolDamageReported = 0
 
     private func run() {
         var connection: DaemonConnection?
@@ -272,6 +283,19 @@ public final class EventEmitter: @unchecked Sendable {
                 if count > 0 { spill() }
                 lock.unlock()
                 return
+            }
+            if connection == nil, storeRefused {
+                storeRefused = false
+                counters.storeRefusals += 1
+                let spilled = count > 0 && spill()
+                lock.unlock()
+                let first = refusalBackoff == 0
+                refusalBackoff = min(max(refusalBackoff * 2, options.backoffInitialSeconds), options.backoffMaxSeconds)
+                if first {
+                    options.notice("grid-eventd cannot store events now; \(spilled ? "spooling them and " : "")retrying")
+                }
+                sleepUnlessClosing(refusalBackoff)
+                continue
             }
             if connection == nil {
                 lock.unlock()
@@ -326,9 +350,11 @@ public final class EventEmitter: @unchecked Sendable {
                 }
                 lock.unlock()
                 let (records, end) = spool.read(maxEvents: options.maxBatchEvents, maxBytes: options.maxBatchBytes)
+                reportSpoolDamage(spool)
                 let (handled, acked) = sendSpooled(records, conn)
                 let through = handled == records.count ? end : (handled > 0 ? records[handled - 1].end : spool.readOffset)
                 spool.commit(through: through)  // file I/O: outside the lock, only this thread touches the spool
+                if acked > 0 { refusalBackoff = 0 }
                 lock.withLock {
                     counters.acked += acked
                     counters.spoolBytes = spool.pendingBytes
@@ -410,6 +436,7 @@ public final class EventEmitter: @unchecked Sendable {
                 lock.withLock { spillIfAboveHighWater() }
             }) != nil {
                 // The daemon answers every batch of a connection once, in order: this ack is the oldest batch's.
+                refusalBackoff = 0
                 lock.withLock {
                     if !window.isEmpty {
                         let first = window.removeFirst()
@@ -440,9 +467,21 @@ public final class EventEmitter: @unchecked Sendable {
             connection = nil
             lostConnection("batch rejected")
         } catch {
+            if let failure = error as? DaemonConnection.Failure, failure.storeUnavailable { storeRefused = true }
             connection = nil
             lostConnection("\(error)")
         }
+    }
+
+    /// Reports each damaged spool region once, with its offset (the events in it are lost).
+    private func reportSpoolDamage(_ spool: Spool) {
+        let damage = spool.corruptions
+        guard damage.count > spoolDamageReported else { return }
+        for d in damage[spoolDamageReported...] {
+            options.notice("spool \(spool.path): skipped \(d.bytes) damaged byte(s) at offset \(d.offset) (checksum mismatch); the events stored there are lost")
+            lock.withLock { counters.spoolDamagedBytes += Int(d.bytes) }
+        }
+        spoolDamageReported = damage.count
     }
 
     /// The connection is gone: every unacknowledged batch is kept, in order, to be sent first after reconnecting.
@@ -482,7 +521,11 @@ public final class EventEmitter: @unchecked Sendable {
                 options.notice("grid-eventd rejected \(run.count) spooled event(s): \(failure.description)")
                 return (j, acked)
             } catch {
-                options.notice("lost grid-eventd while replaying the spool (\(error)); will retry")
+                if let failure = error as? DaemonConnection.Failure, failure.storeUnavailable {
+                    storeRefused = true
+                } else {
+                    options.notice("lost grid-eventd while replaying the spool (\(error)); will retry")
+                }
                 return (i, acked)
             }
             i = j

@@ -251,7 +251,16 @@ public final class EventStore: @unchecked Sendable {
                     }
                     let scan = rebuildIndex(segment, into: &report)
                     for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
-                    if !segment.isCompacted { segment.end = scan.end }
+                    if !segment.isCompacted {
+                        segment.end = scan.end
+                        if !scan.sealed, scan.tornTail == nil {
+                            // Only the last segment is ever unsealed: an earlier one without its seal frame was cut
+                            // short.
+                            report.skipped.append(Damage(
+                                segment: id, offset: UInt64(scan.end), length: segment.capacity - UInt64(min(UInt64(scan.end), segment.capacity)),
+                                reason: "no seal frame: the segment was cut short (\(segment.bytes.count) of \(segment.capacity) bytes)"))
+                        }
+                    }
                     maintenanceDue = true
                 }
             }

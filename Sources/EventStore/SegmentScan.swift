@@ -153,6 +153,12 @@ enum SegmentScanner {
             }
             return result
         }
+        // A file cut inside a frame header: the bytes left are a torn tail too.
+        if pos < buf.count, !isZeroRange(buf, from: pos) {
+            result.tornTail = Damage(
+                segment: segment, offset: UInt64(pos), length: UInt64(buf.count - pos),
+                reason: "file ends inside a frame header")
+        }
         return result
     }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
-import EventDaemon
-import EventStore
+@_spi(Testing) import EventDaemon
+@_spi(Testing) import EventStore
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -61,6 +61,9 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("max-frame"), help: "Largest frame body accepted from a producer, bytes.")
     var maxFrame = 4 << 20
 
+    @Option(name: .customLong("frame-timeout"), help: "Seconds a producer may take to finish a frame it started, or to read the daemon's answers, before its connection is closed.")
+    var frameTimeout = 10.0
+
     @Option(name: .customLong("metrics-interval"), help: "Seconds between storage_metrics events the daemon records about itself.")
     var metricsInterval = 60.0
 
@@ -82,6 +85,7 @@ struct GridEventd: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         guard maxFrame >= 1024, maxFrame <= 64 << 20 else { throw ValidationError("--max-frame must be 1 KiB to 64 MiB") }
+        guard frameTimeout >= 0.1 else { throw ValidationError("--frame-timeout must be at least 0.1 seconds") }
         guard metricsInterval >= 0.1 else { throw ValidationError("--metrics-interval must be at least 0.1 seconds") }
     }
 
@@ -122,6 +126,16 @@ struct GridEventd: AsyncParsableCommand {
         config.allowedGids = Set(allowGid)
         config.maxFrame = maxFrame
         config.metricsIntervalSeconds = metricsInterval
+        config.frameTimeoutSeconds = frameTimeout
+        if let spec = ProcessInfo.processInfo.environment[TestFaults.environmentVariable], !spec.isEmpty {
+            do {
+                config.faults = try TestFaults.parse(spec)
+            } catch {
+                logger.critical("\(TestFaults.environmentVariable): \(error)")
+                throw ExitCode(1)
+            }
+            logger.warning("test faults armed from \(TestFaults.environmentVariable)=\(spec); never use this in production")
+        }
         let token = self.token ?? fileToken ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
         let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
         if !loopback, token == nil || token!.count < 16 {

@@ -32,6 +32,8 @@ final class DaemonProcess {
     let logPath: String
     /// HTTP address for the daemon (default: an ephemeral loopback port nobody uses).
     var extraHTTP = "127.0.0.1:0"
+    /// Extra environment variables for the daemon (for example `GRID_EVENTD_FAULTS`).
+    var environment: [String: String] = [:]
     private(set) var process: Process?
 
     init(dataDir: String, socket: String, extra: [String] = []) {
@@ -46,6 +48,7 @@ final class DaemonProcess {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: productPath("grid-eventd"))
         p.arguments = ["--data-dir", dataDir, "--socket", socket, "--metrics-interval", "3600", "--http", extraHTTP] + extra
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let logHandle = FileHandle(forWritingAtPath: logPath)!
         logHandle.seekToEndOfFile()

@@ -146,6 +146,32 @@ struct RecoveryTests {
         #expect(ids.contains(idsOfBatch(39)[9]))
     }
 
+    @Test func sealedSegmentCutShortIsReported() throws {
+        let dir = TempDir()
+        let store = try open(dir, capacity: 64 << 10)
+        for b in 0..<80 { try store.append(SyntheticEvents.batch(run: "cut", batch: b, events: 10)) }
+        #expect(store.stats.sealedSegments >= 2)
+        store.close()
+        let path = segmentPath(dir, 1)
+        let batches = try SegmentInspector.inspect(path: path).frames.filter { $0.kind == .batch }
+        let cut = batches[batches.count / 2]
+        // Cut inside a frame header: a torn tail in a sealed segment, reported where the frame starts.
+        #expect(truncate(path, off_t(cut.offset + 20)) == 0)
+        let first = try open(dir, capacity: 64 << 10)
+        #expect(first.recovery.skipped.contains { $0.segment == 1 && $0.offset == cut.offset }, "\(first.recovery.skipped)")
+        #expect(first.recovery.truncated.isEmpty)
+        first.close()
+        // Cut exactly at a frame boundary: no torn bytes, but the seal is missing.
+        #expect(truncate(path, off_t(cut.offset)) == 0)
+        let second = try open(dir, capacity: 64 << 10)
+        #expect(second.recovery.skipped.contains { $0.segment == 1 && $0.offset == cut.offset && $0.reason.contains("no seal") })
+        #expect(second.contains(id: SyntheticEvents.id(run: "cut", batch: 0, index: 0)))
+        second.close()
+        let verify = try runProduct("segdump", [dir.path, "--verify"])
+        #expect(verify.status == 1)
+        #expect((verify.stdout + verify.stderr).contains("offset \(cut.offset): no seal frame"), "\(verify.stdout)")
+    }
+
     @Test func leftoverTemporarySegmentIsRemoved() throws {
         let dir = TempDir()
         _ = try writeStore(dir, batches: 1)

@@ -168,6 +168,9 @@ struct SegDump: ParsableCommand {
             for d in r.damage { problems.append("segment \(r.id) (\(r.path)) offset \(d.offset): \(d.reason), \(d.length) bytes") }
             if let t = r.tornTail, i != reports.count - 1 || !isDirectoryInput {
                 problems.append("segment \(r.id) (\(r.path)) offset \(t.offset): \(t.reason) (torn tail), \(t.length) bytes")
+            } else if r.headerProblem == nil, !r.sealed, i != reports.count - 1, isDirectoryInput {
+                let end = r.frames.last.map { $0.offset + UInt64($0.size) } ?? 64
+                problems.append("segment \(r.id) (\(r.path)) offset \(end): no seal frame, the segment was cut short (\(r.fileBytes) of \(r.capacity) bytes)")
             }
         }
         return problems
