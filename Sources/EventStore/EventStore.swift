@@ -230,6 +230,7 @@ public final class EventStore: @unchecked Sendable {
                     }
                     segment.end = scan.end
                     segment.sealed = scan.sealed || options.readOnly
+                    segment.damaged = !scan.damage.isEmpty
                     for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
                     lastUsable = !scan.sealed
                     // The scan touched every page; they stay in the page cache, not in this process.
@@ -238,7 +239,9 @@ public final class EventStore: @unchecked Sendable {
             }
             segmentById[id] = segment
             if !scanned {
-                if indexFiles.contains(id), let mapped = openIndexFile(id, into: &report) {
+                if indexFiles.contains(id), let mapped = openIndexFile(id, into: &report),
+                    indexMatches(mapped, segment, into: &report)
+                {
                     segment.index = mapped
                     if !segment.isCompacted {
                         segment.end = mapped.header.segmentEnd
@@ -253,6 +256,10 @@ public final class EventStore: @unchecked Sendable {
                     for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
                     if !segment.isCompacted {
                         segment.end = scan.end
+                        if let torn = scan.tornTail { report.skipped.append(torn) }  // sealed: reported, not cut
+                        // A damaged segment keeps no index file (nor is it compacted): it is scanned, and its damage
+                        // reported, on every open.
+                        segment.damaged = !scan.damage.isEmpty || scan.tornTail != nil || !scan.sealed
                         if !scan.sealed, scan.tornTail == nil {
                             // Only the last segment is ever unsealed: an earlier one without its seal frame was cut
                             // short.
@@ -299,6 +306,21 @@ public final class EventStore: @unchecked Sendable {
             report.notices.append("index file of segment \(id) is unusable (\(error.message)); rebuilt it from the segment")
             return nil
         }
+    }
+
+    /// Whether an index file describes the data it sits beside: it must not cover more bytes than the segment
+    /// holds (a segment file cut short, or a compacted file of another length). A mismatch is reported and the
+    /// index rebuilt from the data.
+    private func indexMatches(_ mapped: MappedIndex, _ segment: Segment, into report: inout RecoveryReport) -> Bool {
+        let available = segment.compacted?.header.rawLength ?? segment.bytes.count
+        let expected = mapped.header.segmentEnd
+        let ok = segment.isCompacted ? expected == available : expected <= available
+        if !ok {
+            report.notices.append(
+                "index file of segment \(segment.id) covers \(expected) bytes, the segment holds \(available); rebuilt it from the segment")
+            mapped.close(sys)
+        }
+        return ok
     }
 
     /// The sequence of the last frame of a sealed segment (its seal frame when it has one), read from its data.
@@ -392,7 +414,10 @@ public final class EventStore: @unchecked Sendable {
         var report = RecoveryReport()
         _ = rebuildIndex(segment, into: &report)
         mapped.close(sys)
-        try? sys.unlink(directory + "/" + IndexFile.fileName(segment.id))
+        if !options.readOnly {
+            // Replaced by maintenance (or by close) from the index just rebuilt.
+            try? sys.unlink(directory + "/" + IndexFile.fileName(segment.id))
+        }
         maintenanceDue = true
         options.onNotice?(
             "index file of segment \(segment.id) failed its checksum (\(problem)); rebuilt from the segment"

@@ -68,7 +68,7 @@ extension EventStore {
             // encoded without the store's lock while readers keep using it.
             let started = monotonicNanos()
             let found: (MemoryIndex, Int)? = lock.withLock {
-                guard let memory = segment.memoryIndex, segment.sealed else { return nil }
+                guard let memory = segment.memoryIndex, segment.sealed, !segment.damaged else { return nil }
                 if !memory.frozen { memory.freeze() }
                 return (memory, segment.end)
             }

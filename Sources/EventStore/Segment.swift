@@ -32,6 +32,9 @@ final class Segment {
     // Compacted form.
     private(set) var compacted: CompactedFile?
 
+    /// Damage found when the segment was scanned on open: it is not given an index file, so the next open scans
+    /// it again and reports the damage again.
+    var damaged = false
     /// Damage found while reading (bad frames or blocks), reported once each.
     var readDamage: [Damage] = []
     private var reportedBlocks = Set<Int>()
@@ -137,7 +140,16 @@ final class Segment {
         var offset = Int(frame.offset) + Format.frameHeaderSize
         let end = offset + Int(frame.payloadLength)
         while offset < end {
-            guard let r = record(at: offset, cache: cache), offset + r.bytes.count <= end else { return }
+            guard let r = record(at: offset, cache: cache), offset + r.bytes.count <= end else {
+                // In a compacted segment a damaged block costs only its own records: blocks start at records, so
+                // the frame's records go on at the next block.
+                guard let compacted, let b = compacted.block(containing: offset), b + 1 < compacted.header.blocks.count
+                else { return }
+                let next = compacted.header.blocks[b + 1].rawOffset
+                guard next > offset, next < end else { return }
+                offset = next
+                continue
+            }
             if !body(offset, r) { return }
             offset += r.bytes.count
         }

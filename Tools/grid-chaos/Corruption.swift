@@ -1,12 +1,11 @@
 import EventStore
 import Foundation
 
-/// Bit flips and truncation where data rests: sealed segments and the emitter spool. Every piece of damage must be
-/// detected and reported with its location, cost only the frame (or spool record) it hit, and leave everything
-/// else served; grid-eventd must still open the damaged directory and take new writes.
-///
-/// Hook: index files and the manifest (being added on main) become more targets here: damage them the same way
-/// and expect the damage reported and the index rebuilt from the segments, with nothing lost.
+/// Bit flips and truncation where data rests: sealed segments (as written, and compacted), index files, the
+/// manifest and the emitter spool. Every piece of damage must be detected and reported with its location, cost
+/// only the frame, compressed block (or spool record) it hit, and leave everything else served; damaged index
+/// files and a damaged manifest cost nothing (rebuilt from the segments); grid-eventd must still open the
+/// damaged directory and take new writes.
 struct Corruption: Scenario {
     let name = "bitflip"
 
@@ -14,12 +13,14 @@ struct Corruption: Scenario {
         var result = ScenarioResult(name: name)
         let dir = try ctx.directory(name)
         try segments(ctx, dir, &result)
+        try compacted(ctx, dir, &result)
         try spool(ctx, dir, &result)
         return result
     }
 
     private func segments(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {
-        let cluster = Cluster(ctx, dir: dir, daemonArguments: ["--segment-size", "\(256 << 10)"])
+        // Uncompacted sealed segments (each with its index file): bit flips are found by the frame checks on read.
+        let cluster = Cluster(ctx, dir: dir, daemonArguments: ["--segment-size", "\(256 << 10)", "--compression", "none"])
         try cluster.daemon.start()
         let writer = try EmitterProcess(
             bin: ctx.bin, work: dir, storage: cluster.daemon.socket, name: "writer", rate: 15_000, count: 30_000,
@@ -30,7 +31,7 @@ struct Corruption: Scenario {
         result.check(cluster.daemon.stop() == 0, "grid-eventd did not stop cleanly")
 
         // What each frame holds, before the damage.
-        let files = try SegmentInspector.segmentFiles(in: cluster.daemon.dataDir)
+        let files = try SegmentInspector.segmentFiles(in: cluster.daemon.dataDir).filter { $0.hasSuffix(".sgs") }
         var reports: [SegmentReport] = []
         var idsByFrame: [String: [String]] = [:]
         for file in files {
@@ -76,7 +77,7 @@ struct Corruption: Scenario {
         result.check(lost.isEmpty, "\(lost.count) event(s) outside the damaged frames are no longer served")
         result.check(hitButServed.isEmpty, "\(hitButServed.count) event(s) from damaged frames are still served")
         for d in damaged {
-            let reported = check.damage.contains { $0.hasPrefix("segment \(d.segment) offset \(d.offset)") }
+            let reported = check.damage.contains { $0.hasPrefix("segment \(d.segment) offset \(d.offset):") }
             result.check(reported, "damage at segment \(d.segment) offset \(d.offset) not reported: \(check.damage)")
         }
         let segdump = StoreCheck.segdumpVerify(bin: ctx.bin, cluster.daemon.dataDir)
@@ -96,6 +97,83 @@ struct Corruption: Scenario {
         result.acked += after.acked
         result.add(StoreCheck(lost: after.lost, duplicated: after.duplicated, orderViolations: after.orderViolations))
         result.failures += after.failures.map { "after the damage: \($0)" }
+    }
+
+    /// Compacted segments, index files and the manifest.
+    private func compacted(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {
+        let cluster = Cluster(ctx, dir: dir + "/compacted", daemonArguments: ["--segment-size", "\(256 << 10)"])
+        try FileManager.default.createDirectory(atPath: cluster.dir, withIntermediateDirectories: true)
+        try cluster.daemon.start()
+        let writer = try EmitterProcess(
+            bin: ctx.bin, work: cluster.dir, storage: cluster.daemon.socket, name: "writer", rate: 15_000, count: 30_000,
+            spoolDir: cluster.spoolDir, seed: ctx.seed &+ 7)
+        let (exit, status) = writer.finish(stop: false)
+        result.check(exit == 0, "the writer did not finish: \(writer.log().suffix(500))")
+        result.acked += ProducerReport(status).acked
+        // Let the background compaction catch up before the daemon stops.
+        _ = cluster.wait(20) { (try? SegmentInspector.inspectManifest(in: cluster.daemon.dataDir))??.compacted.count ?? 0 >= 4 }
+        result.check(cluster.daemon.stop() == 0, "grid-eventd did not stop cleanly")
+        let data = cluster.daemon.dataDir
+        var before: [String: UInt64] = [:]  // id -> segment
+        for file in try SegmentInspector.segmentFiles(in: data) {
+            let report = try SegmentInspector.inspect(path: file) { _, record in
+                if case .concept(let c) = record { before[c.id] = segmentId(file) }
+            }
+            _ = report
+        }
+        let compactedFiles = try SegmentInspector.segmentFiles(in: data).filter { $0.hasSuffix(".sgc") }
+        let indexFiles = try SegmentInspector.indexFiles(in: data)
+        guard compactedFiles.count >= 3, indexFiles.count >= 3 else {
+            result.failures.append("expected at least 3 compacted segments with index files, found \(compactedFiles.count) and \(indexFiles.count)")
+            return
+        }
+        var rng = SystemRandomNumberGenerator()
+        // A flipped bit in the compressed bytes of one block of a compacted segment.
+        let blockFile = compactedFiles[1]
+        let blockSegment = segmentId(blockFile)
+        let size = (try FileManager.default.attributesOfItem(atPath: blockFile)[.size] as? Int) ?? 0
+        try flipBit(blockFile, at: UInt64(64 + size / 3), bit: Int.random(in: 0..<8, using: &rng))
+        // A flipped bit in a section of another segment's index file, and one in the manifest.
+        let indexFile = indexFiles.first { segmentId($0) != blockSegment }!
+        let indexSize = (try FileManager.default.attributesOfItem(atPath: indexFile)[.size] as? Int) ?? 0
+        try flipBit(indexFile, at: UInt64(indexSize / 2), bit: Int.random(in: 0..<8, using: &rng))
+        try flipBit(data + "/MANIFEST", at: 40, bit: 1)
+
+        let check = try StoreCheck.verify(data, producers: [])
+        let heard = NoticeLog()
+        var readOnly = StoreOptions(readOnly: true)
+        readOnly.onNotice = heard.append
+        let store = try EventStore.open(at: data, options: readOnly)
+        var served = Set<String>()
+        store.forEachEvent { served.insert($0.id); return true }
+        let notices = store.recovery.notices + heard.lines
+        store.close()
+        let lost = Set(before.keys).subtracting(served)
+        let lostElsewhere = lost.filter { before[$0] != blockSegment }
+        result.corruptReads += check.corruptReads
+        result.lost += lostElsewhere.count
+        result.check(!lost.isEmpty && lost.count <= 800, "a damaged 64 KiB block should cost its events only (lost \(lost.count))")
+        result.check(lostElsewhere.isEmpty, "\(lostElsewhere.count) event(s) outside the damaged block's segment are no longer served")
+        result.check(check.damage.contains { $0.hasPrefix("segment \(blockSegment) offset") && $0.contains("compressed block") },
+                     "the damaged block was not reported: \(check.damage)")
+        result.check(notices.contains { $0.contains("manifest is damaged") }, "the damaged manifest was not reported: \(notices)")
+        result.check(notices.contains { $0.contains("index file of segment \(segmentId(indexFile)) failed its checksum") },
+                     "the damaged index file was not reported: \(notices)")
+        let segdump = StoreCheck.segdumpVerify(bin: ctx.bin, data)
+        result.check(segdump?.contains(String(format: "seg-%010llu.sgc", blockSegment)) == true, "segdump --verify did not name the damaged block's file: \(segdump ?? "")")
+        result.check(segdump?.contains("index of segment \(segmentId(indexFile))") == true, "segdump --verify did not name the damaged index file")
+        result.check(segdump?.contains("manifest") == true, "segdump --verify did not name the damaged manifest")
+        result.notes.append("compacted: a flipped bit in one LZ4 block cost \(lost.count) of \(before.count) events (that block), reported; a damaged index file and manifest cost nothing")
+
+        // The daemon opens the directory, rebuilds the index, and takes new writes.
+        try cluster.daemon.start()
+        try cluster.startEmitters(1, rate: 20_000, prefix: "after")
+        cluster.watch(0.5)
+        var after = ScenarioResult(name: name)
+        try cluster.finishAndVerify(&after, expectCleanSegments: false)
+        result.acked += after.acked
+        result.add(StoreCheck(lost: after.lost, duplicated: after.duplicated, orderViolations: after.orderViolations))
+        result.failures += after.failures.map { "after the damage (compacted): \($0)" }
     }
 
     private func spool(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {
@@ -163,4 +241,18 @@ struct Corruption: Scenario {
         byte ^= UInt8(1 << bit)
         guard pwrite(fd, &byte, 1, off_t(offset)) == 1 else { throw ChaosError("cannot write \(path) at \(offset)") }
     }
+}
+
+/// The segment id in a file name `seg-NNNNNNNNNN.sgs` / `.sgc` / `.sgi`.
+func segmentId(_ path: String) -> UInt64 {
+    let name = path.split(separator: "/").last ?? ""
+    return UInt64(name.dropFirst(4).prefix(10)) ?? 0
+}
+
+/// Notices a store sends, collected across threads.
+final class NoticeLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    var lines: [String] { lock.withLock { list } }
+    func append(_ line: String) { lock.withLock { list.append(line) } }
 }
