@@ -186,7 +186,13 @@ public final class EventStore: @unchecked Sendable {
         report.concepts = index.conceptCount
         report.adjacency = index.adjacencyCount
         report.duplicates = index.duplicateCount
-        nextSequence = maxSequence + 1
+        // A frame whose sequence number is this high passed its checksum but was never written by a store (that
+        // takes 2^63 frames): refuse to write after it rather than trap when the numbers run out.
+        if maxSequence >= UInt64.max / 2, !options.readOnly {
+            throw StoreError(
+                .corrupt, "a frame carries sequence number \(maxSequence); no more can be written after it", path: directory)
+        }
+        nextSequence = maxSequence &+ 1
         lastWritten = maxSequence
         if !options.readOnly, segments.isEmpty || !lastUsable || segments.last!.sealed {
             let nextId = max(ids.last ?? 0, segments.last?.id ?? 0) + 1
