@@ -126,7 +126,7 @@ let package = Package(
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
-        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
         .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
         .testTarget(

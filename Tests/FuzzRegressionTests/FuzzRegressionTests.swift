@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import FuzzTargets
+import GridEvents
 import XCTest
 
 /// Replays every committed fuzz input (`Fuzz/Corpus/<target>/*` and `Fuzz/Regressions/<target>/*`) and every
@@ -83,5 +84,20 @@ final class FoundByFuzzingTests: XCTestCase {
         XCTAssertEqual(TimeFormat.parseRFC3339("2025-11-29T02:10:00.1234567Z"), TimeFormat.parseRFC3339("2025-11-29T02:10:00.123456Z"))
         XCTAssertEqual(TimeFormat.parseRFC3339("2025-11-29T02:10:00.123456789012345678Z"), 1_764_382_200_123_456)
         XCTAssertNil(TimeFormat.parseRFC3339("2025-11-29T02:10:00.1234700000abcd-2"))
+    }
+
+    /// A custom field named `id` (or `event_type`, `timestamp`, `entities`) was accepted, but the flat JSON form
+    /// read it back as the event's own id: such names are refused now.
+    func testCustomFieldsCannotTakeTheFlatFormsKeys() {
+        for name in ["id", "event_type", "timestamp", "entities"] {
+            let event = GridEvent(
+                id: "event-deploy-00000000abcd-1", timestamp: 0,
+                kind: .custom(name: "deploy", fields: [name: .int(1)], entities: []))
+            XCTAssertThrowsError(try event.validate(), name)
+        }
+        let fine = GridEvent(
+            id: "event-deploy-00000000abcd-1", timestamp: 0,
+            kind: .custom(name: "deploy", fields: ["fields": .int(1), "ids": .int(2)], entities: []))
+        XCTAssertNoThrow(try fine.validate())
     }
 }
