@@ -61,6 +61,10 @@ for t in "${targets[@]}"; do
         grep -E -m3 'Fatal error|runtime failure|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' "$log" | sed "s/^/  $t: /"
         echo "  $t: exit $rc, $found input(s) kept in Fuzz/Regressions/$t; full log $log"
     fi
+    # A target that crashed could not remove its scratch folder (FuzzTargets' Scratch); drop those of dead processes.
+    for d in /dev/shm/sge-fuzz-*; do
+        [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+    done
     printf '%-16s %8s %12s %8s %8s %8s %s\n' "$t" "$elapsed" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$found" | tee -a "$summary"
 done
 if [ ${#failed[@]} -gt 0 ]; then
