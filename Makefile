@@ -9,8 +9,12 @@ BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
 BENCH_RUNS ?= 3
 DATA_DIR ?= ./data
+# Fuzzing: seconds per target for `make fuzz`, and for the smoke pass `make test` runs.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz chaos clean
+.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean
 # The fault campaign (`make chaos`; a short run is part of `make test`).
 CHAOS_ROUNDS ?= 100
 CHAOS_SOAK_SECONDS ?= 180
@@ -42,6 +46,7 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 	.build/debug/grid-chaos --scenario all --rounds 10 --soak-seconds 15 --rate 2000 --json .build/chaos-short.json
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 # The full fault campaign in release mode: crash loop ($(CHAOS_ROUNDS) SIGKILLs), full disk, failing fdatasync, bit
 # flips, hostile clients and a $(CHAOS_SOAK_SECONDS) s soak; prints the summary, JSON in .build/chaos-results.json.
@@ -61,8 +66,23 @@ bench: release
 	cd Benchmarks && $(SWIFT) build -c release
 	cd Benchmarks && .build/release/grid-bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --json ../.build/bench-results.json --bin ../.build/release
 
-fuzz: deps
-	@echo "fuzz targets arrive with the decoders (see Fuzz/README.md)"
+# Builds the libFuzzer targets (Fuzz/, one per decoder) with libFuzzer and AddressSanitizer.
+fuzz-build: deps
+	@dir=$$(Tools/fuzz-mirror.sh) && cd "$$dir" && $(SWIFT) build $(FUZZ_BUILD_FLAGS)
+
+# Runs every fuzz target FUZZ_SECONDS (default 60) seconds; FUZZ_TARGETS="a b" picks some. Crash inputs land in
+# Fuzz/Regressions/<target>/ (which swift test replays) and fail the run. Table in .build/fuzz-work/summary.txt.
+fuzz: fuzz-build
+	Tools/fuzz-run.sh "$$(Tools/fuzz-mirror.sh)/.build/release" $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# A few seconds per target with a fixed seed, so the fuzz build and harnesses never rot (part of make test).
+fuzz-smoke: fuzz-build
+	FUZZ_SEED=1 Tools/fuzz-run.sh "$$(Tools/fuzz-mirror.sh)/.build/release" $(FUZZ_SMOKE_SECONDS)
+
+# Rewrites the seed corpus Fuzz/Corpus/<target>/seed-NN from real encodings (FuzzTargets' seeds).
+fuzz-corpus: deps
+	$(SWIFT) build --build-tests
+	FUZZ_WRITE_CORPUS=1 $(SWIFT) test --skip-build --filter FuzzRegressionTests.testWriteCorpus
 
 clean:
 	rm -rf .build

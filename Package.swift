@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
         .executable(name: "grid-cli", targets: ["grid-cli"]),
         .executable(name: "grid-master", targets: ["grid-master"]),
@@ -37,6 +39,7 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
+        .target(name: "FuzzTargets", dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery"]),
         .target(
             name: "EventDaemon",
             dependencies: [
@@ -132,6 +135,7 @@ let package = Package(
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
         .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
         .testTarget(

@@ -83,7 +83,6 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 /// The routes of DESIGN.md's HTTP contract.
 public enum HTTPAPI {
     static let maxBody = 64 << 10
-    static let maxParameter = 1024
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
@@ -315,55 +314,36 @@ public enum HTTPAPI {
 
     // MARK: Parameters
 
+    // The parsing itself lives in EventQuery's `QueryParameters` (pure, shared with the fuzz tests); these adapt a
+    // request to it and its errors to the JSON error shape.
+
+    static func lookup(_ request: Request) -> QueryParameters.Lookup {
+        let parameters = request.uri.queryParameters
+        return { parameters.get($0) }
+    }
+
+    static func adapt<T>(_ body: () throws(ParameterError) -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw APIError.bad(error.code, error.message)
+        }
+    }
+
     static func parameter(_ request: Request, _ name: String) throws -> String? {
-        guard let v = request.uri.queryParameters.get(name), !v.isEmpty else { return nil }
-        guard v.utf8.count <= maxParameter else { throw APIError.bad("bad_parameter", "\(name) is longer than \(maxParameter) bytes") }
-        return v
+        try adapt { () throws(ParameterError) in try QueryParameters.string(lookup(request), name) }
     }
 
     static func intParameter(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let raw = try parameter(request, name) else { return value }
-        guard let v = Int(raw) else { throw APIError.bad("bad_\(name)", "\(name) must be an integer, got \"\(raw.prefix(40))\"") }
-        guard range.contains(v) else { throw APIError.bad("bad_\(name)", "\(name) must be \(range.lowerBound) to \(range.upperBound), got \(v)") }
-        return v
-    }
-
-    static func timeParameter(_ request: Request, _ name: String) throws -> Int64? {
-        guard let raw = try parameter(request, name) else { return nil }
-        guard let t = TimeText.parse(raw) else {
-            throw APIError.bad("bad_time", "\(name) must be RFC 3339 like 2026-11-29T02:10:00Z, got \"\(raw.prefix(40))\"")
-        }
-        return t
+        try adapt { () throws(ParameterError) in try QueryParameters.int(lookup(request), name, default: value, range: range) }
     }
 
     static func typesParameter(_ request: Request) throws -> [EventType] {
-        guard let raw = try parameter(request, "type") else { return [] }
-        return try raw.split(separator: ",").map { name in
-            guard let t = EventType(name: String(name)) ?? (name == "custom" ? .custom : nil) else {
-                throw APIError.bad("unknown_type", "unknown event type \"\(name.prefix(60))\"; known: \(EventType.allCases.map(\.name).joined(separator: ", "))")
-            }
-            return t
-        }
+        try adapt { () throws(ParameterError) in try QueryParameters.types(lookup(request)) }
     }
 
     static func structuredQuery(_ request: Request) throws -> EventQuery {
-        var q = EventQuery()
-        q.types = try typesParameter(request)
-        if let entity = try parameter(request, "entity") {
-            guard (try? GridEvent.validateId(entity, what: "entity")) != nil else { throw APIError.bad("bad_entity", "invalid entity id") }
-            q.entity = entity
-        }
-        q.since = try timeParameter(request, "since")
-        q.until = try timeParameter(request, "until")
-        if let s = q.since, let u = q.until, s >= u { throw APIError.bad("bad_time", "since must be before until") }
-        q.idPrefix = try parameter(request, "prefix")
-        q.limit = try intParameter(request, "limit", default: 50, range: 1...QueryEngine.maxLimit)
-        q.cursor = try parameter(request, "cursor")
-        if let order = try parameter(request, "order") {
-            guard order == "newest" || order == "oldest" else { throw APIError.bad("bad_order", "order must be newest or oldest") }
-            q.newestFirst = order == "newest"
-        }
-        return q
+        try adapt { () throws(ParameterError) in try QueryParameters.structuredQuery(lookup(request)) }
     }
 
     /// Maps engine errors to 4xx.

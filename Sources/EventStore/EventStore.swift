@@ -283,7 +283,13 @@ public final class EventStore: @unchecked Sendable {
             report.adjacency += s.index.adjacencyCount
             report.duplicates += s.index.duplicateCount
         }
-        nextSequence = maxSequence + 1
+        // A frame whose sequence number is this high passed its checksum but was never written by a store (that
+        // takes 2^63 frames): refuse to write after it rather than trap when the numbers run out.
+        if maxSequence >= UInt64.max / 2, !options.readOnly {
+            throw StoreError(
+                .corrupt, "a frame carries sequence number \(maxSequence); no more can be written after it", path: directory)
+        }
+        nextSequence = maxSequence &+ 1
         lastWritten = maxSequence
         if writable, segments.isEmpty || !lastUsable || segments.last!.sealed {
             let nextId = max(ids.last ?? 0, segments.last?.id ?? 0, manifest.firstSegment) + 1
@@ -338,7 +344,7 @@ public final class EventStore: @unchecked Sendable {
                 if local + 16 <= data.count { best = data.withUnsafeBytes { $0.u64(local + 8) } }
             }
         }
-        return best + 1  // the seal frame follows the last batch frame
+        return best &+ 1  // the seal frame follows the last batch frame
     }
 
     /// Scans a raw segment and indexes it in memory.

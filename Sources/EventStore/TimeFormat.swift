@@ -51,7 +51,8 @@ public enum TimeFormat {
                 i += 1
             }
             guard digits > 0 else { return nil }
-            for _ in digits..<6 where digits < 6 { micros *= 10 }
+            // More than six digits are cut to microseconds (the range below would trap for them).
+            if digits < 6 { for _ in digits..<6 { micros *= 10 } }
         }
         var offsetSeconds = 0
         guard i < b.count else { return nil }

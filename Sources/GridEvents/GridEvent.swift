@@ -88,7 +88,14 @@ public struct GridEvent: Sendable, Equatable {
         if what == "custom event name", EventType(name: name) != nil || name == "custom" {
             throw EventError("\(name) is a catalogue event type; give the fields of the catalogue type instead")
         }
+        if what == "field name", reservedFieldNames.contains(name) {
+            throw EventError("\(name) cannot name a field: the flat JSON form uses it for the event itself")
+        }
     }
+
+    /// Keys of the flat JSON form that name the event, not a field: a custom field of one of these names would be
+    /// read back as the event's own id, time or entities.
+    public static let reservedFieldNames: Set<String> = ["event_type", "id", "timestamp", "entities"]
 
     /// The concept record and adjacency entries that store this event: every entity -> the event (edge type =
     /// the event's type code) and the event -> its one-minute time bucket (edge type 999).
