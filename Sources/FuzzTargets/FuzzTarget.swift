@@ -35,7 +35,8 @@ public struct FuzzTarget: Sendable {
 /// `Fuzz/Package.swift`'s list and a 5-line entry file in `Fuzz/Targets/<name>/`.
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
-        wireFrames, wireBatch, segmentFrames, storeRecovery, spoolFile, eventJSON, questions, httpQuery,
+        wireFrames, wireBatch, segmentFrames, storeRecovery, spoolFile, eventJSON, questions, httpQuery, indexFile,
+        compactedSegment,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
