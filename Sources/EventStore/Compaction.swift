@@ -136,7 +136,7 @@ enum CompactedFormat {
         let v = buf.u32(8)
         guard v == version else { return .failure(FormatProblem("unsupported compacted-segment version \(v)")) }
         let count = Int(buf.u32(32))
-        let indexOffset = Int(buf.u64(40))
+        let indexOffset = Int(clamping: buf.u64(40))
         guard indexOffset >= headerSize, count <= (buf.count - min(indexOffset, buf.count)) / blockEntrySize,
             indexOffset + count * blockEntrySize == buf.count
         else { return .failure(FormatProblem("block index lies outside the file")) }
@@ -152,10 +152,11 @@ enum CompactedFormat {
         for i in 0..<count {
             let at = i * blockEntrySize
             let b = Block(
-                rawOffset: Int(index.u32(at)), rawLength: Int(index.u32(at + 4)), fileOffset: Int(index.u64(at + 8)),
+                rawOffset: Int(index.u32(at)), rawLength: Int(index.u32(at + 4)), fileOffset: Int(clamping: index.u64(at + 8)),
                 compressedLength: Int(index.u32(at + 16)), packedLength: Int(index.u32(at + 20)),
                 checksum: index.u64(at + 24), rawChecksum: index.u64(at + 32))
-            guard b.rawOffset == expected, b.fileOffset >= headerSize, b.compressedLength <= indexOffset - min(b.fileOffset, indexOffset)
+            guard b.rawOffset == expected, b.fileOffset >= headerSize, b.fileOffset <= indexOffset,
+                b.compressedLength <= indexOffset - b.fileOffset
             else { return .failure(FormatProblem("block \(i) entry is inconsistent")) }
             expected += b.rawLength
             blocks.append(b)

@@ -214,9 +214,13 @@ enum IndexFile {
             sections.append((Int(offset), Int(length), buf.u64(at + 16)))
         }
         let h = Header(
-            segment: buf.u64(16), conceptCount: Int(buf.u64(24)), adjacencyCount: Int(buf.u64(32)),
-            duplicateCount: Int(buf.u64(40)), recordCount: Int(buf.u64(48)), minTimestamp: buf.i64(56),
-            maxTimestamp: buf.i64(64), segmentEnd: Int(buf.u64(72)), sections: sections)
+            segment: buf.u64(16), conceptCount: Int(clamping: buf.u64(24)), adjacencyCount: Int(clamping: buf.u64(32)),
+            duplicateCount: Int(clamping: buf.u64(40)), recordCount: Int(clamping: buf.u64(48)), minTimestamp: buf.i64(56),
+            maxTimestamp: buf.i64(64), segmentEnd: Int(clamping: buf.u64(72)), sections: sections)
+        // Counts a file of this size cannot hold are lies (and would overflow the size checks below).
+        guard h.conceptCount <= buf.count, h.adjacencyCount <= buf.count, h.duplicateCount <= buf.count,
+            h.recordCount <= Int(UInt32.max), h.segmentEnd <= StoreOptions.maxSegmentCapacity
+        else { return .failure(FormatProblem("counts in the header do not fit the file")) }
         // Sizes the readers rely on.
         func size(_ s: Section) -> Int { sections[s.rawValue].1 }
         guard size(.ids) == h.conceptCount * idEntrySize,
@@ -327,8 +331,9 @@ final class MappedIndex: SegmentIndex {
         let n = ids.count / IndexFile.idEntrySize
         guard n > 0, dir.count >= 8 else { return }
         let bits = Int(dir.u32(0))
+        guard bits <= 24 else { return }
         let bucket = IndexFile.bucketOf(hash, bits: bits)
-        guard bits <= 24, 4 * (bucket + 3) <= dir.count else { return }
+        guard 4 * (bucket + 3) <= dir.count else { return }
         var lo = min(n, Int(dir.u32(4 + 4 * bucket)))
         var hi = min(n, Int(dir.u32(8 + 4 * bucket)))
         while lo < hi {
