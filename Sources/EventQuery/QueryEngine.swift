@@ -143,7 +143,7 @@ public final class QueryEngine: Sendable {
                 let n = store.count(type: t, in: query.range)
                 if n > 0 { counts[EventType(rawValue: t)?.name ?? String(t), default: 0] += n }
             }
-        case .minute, .hour, .day where simple:
+        case .minute where simple, .hour where simple, .day where simple:
             let width = key.bucketMicros!
             let types = query.types.isEmpty ? Array(store.typeCounts().keys) : query.types.map(\.rawValue)
             for t in types {

@@ -5,7 +5,7 @@ internal import CLZ4
 
 /// How sealed segments are compacted.
 public enum Compression: String, Sendable, CaseIterable {
-    /// LZ4's fast compressor: about 10x the throughput of `high`, a somewhat larger file.
+    /// LZ4's fast compressor: about 3x the throughput of `high`, files about 25% larger.
     case fast
     /// LZ4 HC at level 9: slower to compact, smaller files, the same read speed.
     case high

@@ -17,7 +17,13 @@ public final class EventStore: @unchecked Sendable {
     let sys: SystemCalls
     let lock = ConditionLock()
     let commit = GroupCommit()
-    var segments: [Segment] = []
+    var segments: [Segment] = [] {
+        didSet { segmentsGeneration &+= 1 }
+    }
+    private var segmentsGeneration = 0
+    /// Time spans of the segments, as plain values (the duplicate check looks at every segment per event).
+    private var spans: [(min: Int64, max: Int64, position: Int)] = []
+    private var spansGeneration = -1
     var segmentById: [UInt64: Segment] = [:]
     var nextSequence: UInt64 = 1
     var lastWritten: UInt64 = 0
@@ -394,7 +400,13 @@ public final class EventStore: @unchecked Sendable {
         let h = view.idHash
         if sameIdIndexed(view, hash: h, in: segment) { return true }
         let ts = view.timestamp
-        for s in segments where s !== segment && s.index.spans(ts) {
+        if spansGeneration != segmentsGeneration {
+            spans = segments.enumerated().map { (i, s) in (s.index.minTimestamp, s.index.maxTimestamp, i) }
+            spansGeneration = segmentsGeneration
+        }
+        for span in spans where span.min <= ts && ts <= span.max {
+            let s = segments[span.position]
+            guard s !== segment else { continue }
             if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
             if sameIdIndexed(view, hash: h, in: s) { return true }
         }

@@ -314,6 +314,12 @@ final class MappedIndex: SegmentIndex {
                 return UnsafeRawBufferPointer(start: base, count: 0)
             }
             verified[s.rawValue] = true
+            // Checking read every page of the section; let them go from this process's resident set (they stay
+            // in the page cache), so memory follows what queries touch, not the size of the store.
+            let page = 4096
+            let first = (offset + page - 1) / page * page
+            let last = (offset + count) / page * page
+            if last > first { _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED) }
         }
         return bytes
     }

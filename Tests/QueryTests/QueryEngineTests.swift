@@ -111,6 +111,14 @@ struct QueryEngineTests {
         let expectedHours = Dictionary(grouping: f.events.filter { $0.type == .agentHeartbeat }) { TimeText.format($0.timestamp / hour * hour) }.mapValues(\.count)
         #expect(Dictionary(uniqueKeysWithValues: byHour.map { ($0.key, $0.count) }) == expectedHours)
 
+        // By hour with an entity filter: only that entity's events count (a `where` once covered `.day` alone, so
+        // minute and hour groups ignored the entity).
+        let agentHours = f.engine.group(EventQuery(types: [.agentHeartbeat], entity: "agent-002"), by: .hour)
+        let expectedAgentHours = Dictionary(grouping: f.expected(types: [.agentHeartbeat], entity: "agent-002")) {
+            TimeText.format($0.timestamp / hour * hour)
+        }.mapValues(\.count)
+        #expect(Dictionary(uniqueKeysWithValues: agentHours.map { ($0.key, $0.count) }) == expectedAgentHours)
+
         let byNode = f.engine.group(EventQuery(types: [.nodeCrashed]), by: .node)
         #expect(byNode.reduce(0) { $0 + $1.count } == f.expected(types: [.nodeCrashed]).count)
     }
