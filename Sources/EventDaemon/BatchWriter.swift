@@ -28,7 +28,7 @@ final class BatchWriter: @unchecked Sendable {
     /// thread so the single writer only writes, indexes and syncs.
     func makeJob(producer: String, firstSequence: UInt64, events: [GridEvent], receivedAt: UInt64,
                  completion: @escaping @Sendable (Result<UInt64, StoreError>) -> Void) throws(StoreError) -> Job {
-        let stored = store.contains(ids: events.map(\.id))
+        let stored = store.contains(ids: events.map(\.id), timestamps: events.map(\.timestamp))
         var fresh: [GridEvent] = []
         fresh.reserveCapacity(events.count)
         for (e, isStored) in zip(events, stored) where !isStored { fresh.append(e) }

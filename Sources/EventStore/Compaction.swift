@@ -220,17 +220,7 @@ final class CompactedFile {
 
     init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
         self.path = path
-        fd = try sys.open(path, flags: O_RDONLY)
-        do throws(StoreError) {
-            length = Int(try sys.fileSize(fd, path: path))
-            guard length >= CompactedFormat.headerSize else {
-                throw StoreError(.corrupt, "compacted segment shorter than its header", path: path)
-            }
-            base = try sys.mapReadOnly(fd, length: length, path: path)
-        } catch {
-            sys.close(fd)
-            throw error
-        }
+        (fd, base, length) = try sys.mapWholeFile(path, minimum: CompactedFormat.headerSize, what: "compacted segment")
         switch CompactedFormat.parse(UnsafeRawBufferPointer(start: base, count: length)) {
         case .failure(let p):
             sys.unmap(base, length: length)

@@ -82,11 +82,13 @@ extension EventStore {
         return first + rest
     }
 
-    /// Where the event with this id is stored (full-id compare).
-    private func locate(_ id: String) -> Location? {
+    /// Where the event with this id is stored (full-id compare). With `timestamp` (the event's own), only the
+    /// segments whose time span holds it are searched: an event keeps its timestamp, so no other can hold it.
+    private func locate(_ id: String, timestamp: Int64? = nil) -> Location? {
         let h = Hash.id(id)
         var idCopy = id
-        for s in searchOrder(hint: nil) {
+        let candidates = timestamp.map { ts in (active.map { [$0] } ?? []) + segments(spanning: ts) }
+        for s in candidates ?? searchOrder(hint: nil) {
             if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
             var found: Location?
             s.index.forEachOffset(hash: h) { offset in
@@ -122,9 +124,18 @@ extension EventStore {
         lock.withLock { locate(id) != nil }
     }
 
-    /// For each id, whether it is stored; one lock for the whole list.
+    /// For each id, whether it is stored; one lock for the whole list. Probes every segment per id: with the
+    /// events' timestamps at hand, `contains(ids:timestamps:)` is much cheaper.
     public func contains(ids: [String]) -> [Bool] {
         lock.withLock { ids.map { locate($0) != nil } }
+    }
+
+    /// For each event (id and its timestamp), whether it is stored: a resend after a lost ack carries the same
+    /// timestamp, so only the segments whose time span holds it are searched (usually one or two, however many
+    /// segments the store has). One lock for the whole list.
+    public func contains(ids: [String], timestamps: [Int64]) -> [Bool] {
+        precondition(ids.count == timestamps.count, "one timestamp per id")
+        return lock.withLock { zip(ids, timestamps).map { locate($0, timestamp: $1) != nil } }
     }
 
     /// The event with this id, or nil. A hash probe per segment and a full-id compare.

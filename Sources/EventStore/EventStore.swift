@@ -399,18 +399,27 @@ public final class EventStore: @unchecked Sendable {
     func isKnown(_ view: ConceptView, indexing segment: Segment) -> Bool {
         let h = view.idHash
         if sameIdIndexed(view, hash: h, in: segment) { return true }
-        let ts = view.timestamp
-        if spansGeneration != segmentsGeneration {
-            spans = segments.enumerated().map { (i, s) in (s.index.minTimestamp, s.index.maxTimestamp, i) }
-            spansGeneration = segmentsGeneration
-        }
-        for span in spans where span.min <= ts && ts <= span.max {
-            let s = segments[span.position]
-            guard s !== segment else { continue }
+        for s in segments(spanning: view.timestamp) where s !== segment {
             if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
             if sameIdIndexed(view, hash: h, in: s) { return true }
         }
         return false
+    }
+
+    /// The sealed segments whose time span holds `timestamp`, newest first, found by comparing plain values (a
+    /// store may have thousands of segments; this runs for every event appended). The active segment, whose
+    /// span still grows, is not included.
+    func segments(spanning timestamp: Int64) -> [Segment] {
+        if spansGeneration != segmentsGeneration {
+            spans = segments.enumerated().map { (i, s) in (s.index.minTimestamp, s.index.maxTimestamp, i) }
+            spansGeneration = segmentsGeneration
+        }
+        var out: [Segment] = []
+        for span in spans.reversed() where span.min <= timestamp && timestamp <= span.max {
+            let s = segments[span.position]
+            if s !== active { out.append(s) }
+        }
+        return out
     }
 
     private func sameIdIndexed(_ view: ConceptView, hash: UInt64, in segment: Segment) -> Bool {

@@ -249,18 +249,8 @@ final class MappedIndex: SegmentIndex {
     init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
         self.segment = segment
         self.path = path
-        fd = try sys.open(path, flags: O_RDONLY)
         let size: Int
-        do throws(StoreError) {
-            size = Int(try sys.fileSize(fd, path: path))
-            guard size >= IndexFile.headerSize else {
-                throw StoreError(.corrupt, "index file shorter than its header", path: path)
-            }
-            base = try sys.mapReadOnly(fd, length: size, path: path)
-        } catch {
-            sys.close(fd)
-            throw error
-        }
+        (fd, base, size) = try sys.mapWholeFile(path, minimum: IndexFile.headerSize, what: "index file")
         length = size
         let buf = UnsafeRawBufferPointer(start: base, count: size)
         switch IndexFile.parseHeader(buf) {

@@ -167,6 +167,22 @@ struct SystemCalls: Sendable {
         return UnsafeRawPointer(p)
     }
 
+    /// Opens `path` read-only and maps all of it; refuses (`.corrupt`, naming `what`) a file shorter than
+    /// `minimum`. The caller unmaps and closes.
+    func mapWholeFile(_ path: String, minimum: Int, what: String) throws(StoreError)
+        -> (fd: Int32, base: UnsafeRawPointer, length: Int)
+    {
+        let fd = try open(path, flags: O_RDONLY)
+        do throws(StoreError) {
+            let length = Int(try fileSize(fd, path: path))
+            guard length >= minimum else { throw StoreError(.corrupt, "\(what) shorter than its header", path: path) }
+            return (fd, try mapReadOnly(fd, length: length, path: path), length)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     func unmap(_ pointer: UnsafeRawPointer, length: Int) {
         _ = Glibc.munmap(UnsafeMutableRawPointer(mutating: pointer), length)
     }

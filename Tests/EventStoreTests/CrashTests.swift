@@ -10,30 +10,15 @@ struct CrashTests {
     @Test func killedWriterLosesNothingAcknowledged() throws {
         let dir = TempDir("crash")
         var acknowledged: [String: Int] = [:]  // "run-batch" -> events
-        var rng = SystemRandomNumberGenerator()
         let rounds = 20
         var totalAcked = 0
         for round in 0..<rounds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: productPath("store-stress"))
             let mode = round % 3 == 2 ? "always" : "batch"
-            process.arguments = [
+            let (lines, killed) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "r\(round)", "--events", "40",
                 "--segment-capacity", "262144", "--durability", mode,
-            ]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            usleep(UInt32.random(in: 80_000...400_000, using: &rng))
-            kill(process.processIdentifier, SIGKILL)
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal)
-            let text = String(decoding: data, as: UTF8.self)
-            // Only complete lines count: a line cut by the kill was not reported.
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            if !text.hasSuffix("\n") { lines.removeLast() }
+            ], delayMicros: 80_000...400_000)
+            #expect(killed)
             for line in lines where line.hasPrefix("durable ") {
                 let f = line.split(separator: " ")
                 acknowledged["\(f[1])-\(f[2])"] = Int(f[3])!
@@ -74,27 +59,14 @@ struct CompactionCrashTests {
     @Test func killedCompactionLeavesOldOrNewStateNeverAMix() throws {
         let dir = TempDir("crash-compact")
         var acknowledged: [String: Int] = [:]
-        var rng = SystemRandomNumberGenerator()
         let rounds = 24
         var compactions = 0
         for round in 0..<rounds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: productPath("store-stress"))
-            process.arguments = [
+            let (lines, _) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "c\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "1",
                 "--compression", round % 2 == 0 ? "high" : "fast",
-            ]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            usleep(UInt32.random(in: 60_000...350_000, using: &rng))
-            kill(process.processIdentifier, SIGKILL)
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            if !text.hasSuffix("\n") { lines.removeLast() }
+            ], delayMicros: 60_000...350_000)
             for line in lines {
                 if line.hasPrefix("durable ") {
                     let f = line.split(separator: " ")
@@ -135,26 +107,13 @@ struct RetentionCrashTests {
     @Test func killedRetentionDeletesWholeSegmentsOrNothing() throws {
         let dir = TempDir("crash-retain")
         var acknowledged: [String: (events: Int, segment: UInt64)] = [:]
-        var rng = SystemRandomNumberGenerator()
         let rounds = 12
         var deletions = 0
         for round in 0..<rounds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: productPath("store-stress"))
-            process.arguments = [
+            let (lines, _) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "r\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "2", "--max-bytes", "200KB",
-            ]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            usleep(UInt32.random(in: 60_000...300_000, using: &rng))
-            kill(process.processIdentifier, SIGKILL)
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            if !text.hasSuffix("\n") { lines.removeLast() }
+            ], delayMicros: 60_000...300_000)
             for line in lines {
                 let f = line.split(separator: " ")
                 if line.hasPrefix("durable "), f.count >= 8 {
@@ -191,4 +150,23 @@ struct RetentionCrashTests {
         }
         #expect(deletions >= rounds / 2, "retention ran too rarely to test anything (\(deletions) passes)")
     }
+}
+
+/// Runs `store-stress` with `arguments`, SIGKILLs it after a random delay in `delayMicros`, and returns the lines
+/// it had printed completely (a line cut by the kill was not reported) and whether it died by the signal.
+func killedStoreStress(_ arguments: [String], delayMicros: ClosedRange<UInt32>) throws -> (lines: [Substring], killed: Bool) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: productPath("store-stress"))
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    usleep(UInt32.random(in: delayMicros))
+    kill(process.processIdentifier, SIGKILL)
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    if !text.hasSuffix("\n") { lines.removeLast() }
+    return (lines, process.terminationReason == .uncaughtSignal)
 }
