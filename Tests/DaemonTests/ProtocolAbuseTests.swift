@@ -12,7 +12,9 @@ struct ProtocolAbuseTests {
         let fd = Foundation.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         guard connectUnix(fd, socket) else { return ([], false) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        // Longer than the daemon's 5 s hello timeout, so a silent connection sees the daemon's timeout frame
+        // rather than its own receive timeout.
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var decoder = WireDecoder()
@@ -83,7 +85,9 @@ struct ProtocolAbuseTests {
         var decoder = WireDecoder()
         var got: [WireFrame] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        // Longer than the daemon's 5 s hello timeout, so a silent connection sees the daemon's timeout frame
+        // rather than its own receive timeout.
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         while got.count < 3 {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
