@@ -8,6 +8,8 @@ TEST_APT_PACKAGES := chromium
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
 BENCH_RUNS ?= 3
+# Extra grid-bench flags, e.g. BENCH_FLAGS=--ten-million for the 10M-event open and size rows.
+BENCH_FLAGS ?=
 DATA_DIR ?= ./data
 # Fuzzing: seconds per target for `make fuzz`, and for the smoke pass `make test` runs.
 FUZZ_SECONDS ?= 60
@@ -64,7 +66,7 @@ run: release
 bench: release
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
 	cd Benchmarks && $(SWIFT) build -c release
-	cd Benchmarks && .build/release/grid-bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --json ../.build/bench-results.json --bin ../.build/release
+	cd Benchmarks && .build/release/grid-bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --json ../.build/bench-results.json --bin ../.build/release $(BENCH_FLAGS)
 
 # Builds the libFuzzer targets (Fuzz/, one per decoder) with libFuzzer and AddressSanitizer.
 fuzz-build: deps
