@@ -156,7 +156,9 @@ enum CompactedFormat {
                 compressedLength: Int(index.u32(at + 16)), packedLength: Int(index.u32(at + 20)),
                 checksum: index.u64(at + 24), rawChecksum: index.u64(at + 32))
             guard b.rawOffset == expected, b.fileOffset >= headerSize, b.fileOffset <= indexOffset,
-                b.compressedLength <= indexOffset - b.fileOffset
+                b.compressedLength <= indexOffset - b.fileOffset, b.rawLength <= StoreOptions.maxSegmentCapacity,
+                b.packedLength <= Int(LZ4_compressBound(Int32(StoreOptions.maxSegmentCapacity))),
+                b.compressedLength <= Int(LZ4_compressBound(Int32(b.packedLength)))
             else { return .failure(FormatProblem("block \(i) entry is inconsistent")) }
             expected += b.rawLength
             blocks.append(b)
@@ -194,7 +196,7 @@ enum CompactedFormat {
     }
 }
 
-/// A decompressed block (or its first `count` bytes), shared between the cache and the views that read it:
+/// A decompressed block, shared between the cache and the views that read it:
 /// its memory stays put until the last reference goes.
 final class DecodedBlock {
     let storage: UnsafeMutableRawBufferPointer
@@ -220,20 +222,9 @@ final class CompactedFile {
 
     init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
         self.path = path
-        (fd, base, length) = try sys.mapWholeFile(path, minimum: CompactedFormat.headerSize, what: "compacted segment")
-        switch CompactedFormat.parse(UnsafeRawBufferPointer(start: base, count: length)) {
-        case .failure(let p):
-            sys.unmap(base, length: length)
-            sys.close(fd)
-            throw StoreError(.corrupt, "compacted segment: \(p.reason)", path: path)
-        case .success(let h):
-            guard h.segment == segment else {
-                sys.unmap(base, length: length)
-                sys.close(fd)
-                throw StoreError(.corrupt, "compacted segment names segment \(h.segment)", path: path)
-            }
-            header = h
-        }
+        (fd, base, length, header) = try sys.mapSegmentFile(
+            path, segment: segment, minimum: CompactedFormat.headerSize, what: "compacted segment",
+            parse: CompactedFormat.parse, segmentOf: \.segment)
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
@@ -287,18 +278,16 @@ final class BlockCache {
 
     static func key(segment: UInt64, block: Int) -> UInt64 { (segment << 32) | UInt64(UInt32(block)) }
 
-    /// The cached block `key` when at least `length` of its bytes are decoded; else decodes it with `load`
-    /// (which receives `length`) and keeps the result.
-    func get(_ key: UInt64, atLeast length: Int, load: (Int) -> DecodedBlock?) -> DecodedBlock? {
+    /// The cached block `key`, else decodes it with `load` and keeps the result.
+    func get(_ key: UInt64, load: () -> DecodedBlock?) -> DecodedBlock? {
         clock += 1
-        if let b = blocks[key], b.bytes.count >= length {
+        if let b = blocks[key] {
             hits += 1
             b.lastUse = clock
             return b
         }
         misses += 1
-        guard let b = load(length) else { return nil }
-        if let old = blocks.removeValue(forKey: key) { bytes -= old.storage.count }
+        guard let b = load() else { return nil }
         b.lastUse = clock
         while bytes + b.storage.count > capacity, !blocks.isEmpty {
             let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!

@@ -71,15 +71,11 @@ extension EventStore {
             position: EventPosition(timestamp: view.timestamp, location: loc.raw))
     }
 
-    /// Segments to search for an id or hash: the active one first, then those whose time span includes
-    /// `hint` (an event's edges carry its timestamp), then the rest, newest first.
+    /// Segments to search for an id or hash, newest first: with `hint` (the event's timestamp), the active one
+    /// and those whose time span holds it; without, all of them.
     private func searchOrder(hint: Int64?) -> [Segment] {
-        var first: [Segment] = []
-        var rest: [Segment] = []
-        for s in segments.reversed() {
-            if s === active || (hint.map { s.index.spans($0) } ?? false) { first.append(s) } else { rest.append(s) }
-        }
-        return first + rest
+        guard let hint else { return segments.reversed() }
+        return (active.map { [$0] } ?? []) + segments(spanning: hint)
     }
 
     /// Where the event with this id is stored (full-id compare). With `timestamp` (the event's own), only the
@@ -87,8 +83,7 @@ extension EventStore {
     private func locate(_ id: String, timestamp: Int64? = nil) -> Location? {
         let h = Hash.id(id)
         var idCopy = id
-        let candidates = timestamp.map { ts in (active.map { [$0] } ?? []) + segments(spanning: ts) }
-        for s in candidates ?? searchOrder(hint: nil) {
+        for s in searchOrder(hint: timestamp) {
             if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
             var found: Location?
             s.index.forEachOffset(hash: h) { offset in
@@ -104,17 +99,23 @@ extension EventStore {
     }
 
     /// Where the event with this id hash is stored (first match; no full-id compare). `hint`: its timestamp.
+    /// An edge's timestamp is its event's, so the segments spanning `hint` are searched first; every segment
+    /// only when they do not hold it (an edge stamped otherwise).
     private func locate(hash: UInt64, hint: Int64?) -> Location? {
-        for s in searchOrder(hint: hint) {
-            if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
-            var found: Int?
-            s.index.forEachOffset(hash: hash) { offset in
-                found = offset
-                return false
+        func search(_ candidates: [Segment]) -> Location? {
+            for s in candidates {
+                if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
+                var found: Int?
+                s.index.forEachOffset(hash: hash) { offset in
+                    found = offset
+                    return false
+                }
+                if let found { return Location(segment: s.id, offset: found) }
             }
-            if let found { return Location(segment: s.id, offset: found) }
+            return nil
         }
-        return nil
+        if let hint, let found = search(searchOrder(hint: hint)) { return found }
+        return search(searchOrder(hint: nil))
     }
 
     private func clamp(_ limit: Int) -> Int { max(0, min(limit, Self.maxReadLimit)) }

@@ -32,8 +32,6 @@ public final class EventStore: @unchecked Sendable {
     private var lockFd: Int32 = -1
     var manifest = Manifest()
     let cache: BlockCache
-    /// Sealed segments whose index file or compaction is pending, in id order.
-    var maintenanceDue = false
     var maintenanceThread: MaintenanceThread?
     /// One maintenance pass at a time (the background thread or an explicit `runMaintenance()`).
     let maintenanceLock = ConditionLock()
@@ -60,10 +58,11 @@ public final class EventStore: @unchecked Sendable {
         -> EventStore
     {
         guard options.segmentCapacity >= StoreOptions.minSegmentCapacity,
-            options.segmentCapacity <= StoreOptions.maxSegmentCapacity
+            options.segmentCapacity <= StoreOptions.maxSegmentCapacity,
+            options.segmentCapacity % Format.frameAlignment == 0
         else {
             throw StoreError.invalid(
-                "segment capacity \(options.segmentCapacity) is outside \(StoreOptions.minSegmentCapacity)...\(StoreOptions.maxSegmentCapacity) bytes"
+                "segment capacity \(options.segmentCapacity) is outside \(StoreOptions.minSegmentCapacity)...\(StoreOptions.maxSegmentCapacity) bytes or not a multiple of \(Format.frameAlignment)"
             )
         }
         let sys = SystemCalls(faults: options.faults)
@@ -144,11 +143,11 @@ public final class EventStore: @unchecked Sendable {
         for name in try sys.listDirectory(directory) {
             if name.hasSuffix(".tmp") {
                 if writable { try sys.unlink(directory + "/" + name) }  // an unfinished create, compaction or write
-            } else if let id = Format.segmentId(fromFileName: name) {
+            } else if let id = Format.segmentId(name, suffix: ".sgs") {
                 raw.insert(id)
-            } else if name.hasPrefix("seg-"), name.hasSuffix(".sgc"), let id = UInt64(name.dropFirst(4).dropLast(4)) {
+            } else if let id = Format.segmentId(name, suffix: ".sgc") {
                 compactedIds.insert(id)
-            } else if name.hasPrefix("seg-"), name.hasSuffix(".sgi"), let id = UInt64(name.dropFirst(4).dropLast(4)) {
+            } else if let id = Format.segmentId(name, suffix: ".sgi") {
                 indexFiles.insert(id)
             }
         }
@@ -161,6 +160,7 @@ public final class EventStore: @unchecked Sendable {
         }
         let ids = raw.union(compactedIds).sorted()
         var maxSequence: UInt64 = 0
+        var newestFromIndex: Segment?
         var lastUsable = true
         for (i, id) in ids.enumerated() {
             let isLast = i == ids.count - 1
@@ -253,7 +253,7 @@ public final class EventStore: @unchecked Sendable {
                         segment.end = mapped.header.segmentEnd
                         segment.needsFrameChecks = true
                     }
-                    maxSequence = max(maxSequence, try lastSequence(of: segment))
+                    newestFromIndex = segment
                 } else {
                     if indexFiles.contains(id) == false {
                         report.notices.append("segment \(id) has no index file; rebuilt it by scanning the segment")
@@ -274,14 +274,12 @@ public final class EventStore: @unchecked Sendable {
                                 reason: "no seal frame: the segment was cut short (\(segment.bytes.count) of \(segment.capacity) bytes)"))
                         }
                     }
-                    maintenanceDue = true
                 }
-            }
-            if segment.sealed, segment.memoryIndex != nil || (!segment.isCompacted && options.compression != .none) {
-                maintenanceDue = true
             }
             segments.append(segment)
         }
+        // Sequences grow with segment ids: of the segments opened from index files only the newest is read.
+        if let newestFromIndex { maxSequence = max(maxSequence, try lastSequence(of: newestFromIndex)) }
         report.segments = segments.count
         for s in segments {
             report.frames += s.index.frameCount
@@ -344,10 +342,10 @@ public final class EventStore: @unchecked Sendable {
             if !segment.isCompacted, Int(f.offset) + Format.frameHeaderSize <= segment.bytes.count {
                 best = segment.bytes.u64(Int(f.offset) + 8)
             } else if let file = segment.compacted, let b = file.block(containing: Int(f.offset)),
-                let data = CompactedFormat.decompress(file.header.blocks[b], from: file.bytes)
+                let block = CompactedFormat.decode(file.header.blocks[b], from: file.bytes)
             {
                 let local = Int(f.offset) - file.header.blocks[b].rawOffset
-                if local + 16 <= data.count { best = data.withUnsafeBytes { $0.u64(local + 8) } }
+                if local + 16 <= block.count { best = block.bytes.u64(local + 8) }
             }
         }
         return best &+ 1  // the seal frame follows the last batch frame
@@ -445,7 +443,6 @@ public final class EventStore: @unchecked Sendable {
             // Replaced by maintenance (or by close) from the index just rebuilt.
             try? sys.unlink(directory + "/" + IndexFile.fileName(segment.id))
         }
-        maintenanceDue = true
         options.onNotice?(
             "index file of segment \(segment.id) failed its checksum (\(problem)); rebuilt from the segment"
                 + (report.skipped.isEmpty ? "" : "; " + report.skipped.map(\.description).joined(separator: "; ")))
@@ -517,7 +514,6 @@ public final class EventStore: @unchecked Sendable {
         segment.memoryIndex?.freeze()
         lastWritten = sequence
         commit.markDurable(sequence)
-        maintenanceDue = true
         maintenanceThread?.wake()
     }
 
@@ -777,12 +773,18 @@ public final class EventStore: @unchecked Sendable {
         maintenanceThread?.stop()
         // A segment sealed moments ago would otherwise be rescanned on the next open: write its index file now
         // (fast; compaction can wait for the next run).
-        if !options.readOnly, lock.withLock({ !isClosed && failure == nil }) {
-            try? maintenanceLock.withLock { () throws(StoreError) in
+        // Under the maintenance lock: an explicit `runMaintenance()` on another thread reads segment mappings
+        // outside the store's lock, so none may be unmapped while it runs.
+        maintenanceLock.withLock {
+            if !options.readOnly, lock.withLock({ !isClosed && failure == nil }) {
                 var report = MaintenanceReport()
-                try writeIndexFiles(&report)
+                try? writeIndexFiles(&report)
             }
+            closeFiles()
         }
+    }
+
+    private func closeFiles() {
         lock.withLock {
             if isClosed { return }
             isClosed = true

@@ -27,9 +27,15 @@ enum Format {
         return "seg-" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + ".sgs"
     }
 
-    static func segmentId(fromFileName name: String) -> UInt64? {
-        guard name.hasPrefix("seg-"), name.hasSuffix(".sgs") else { return nil }
-        return UInt64(name.dropFirst(4).dropLast(4))
+    static func segmentId(fromFileName name: String) -> UInt64? { segmentId(name, suffix: ".sgs") }
+
+    /// The id in a store file name `seg-NNNNNNNNNN<suffix>` (`.sgs`, `.sgc`, `.sgi`); nil for any other name,
+    /// including ones that would parse to an id but are not the name the store writes (`seg-5.sgs`).
+    static func segmentId(_ name: String, suffix: String) -> UInt64? {
+        guard name.hasPrefix("seg-"), name.hasSuffix(suffix), let id = UInt64(name.dropFirst(4).dropLast(suffix.count)),
+            name == "seg-" + String(segmentFileName(id).dropFirst(4).dropLast(4)) + suffix
+        else { return nil }
+        return id
     }
 
     /// Encodes a segment header.
@@ -63,6 +69,10 @@ enum Format {
         if Hash.bytes(buf.slice(0, 56)) != sum { return .failure(FormatProblem("header checksum mismatch")) }
         let version = buf.u32(8)
         if version != formatVersion { return .failure(FormatProblem("unsupported format version \(version) (this build reads 1)")) }
+        let capacity = buf.u64(32)
+        guard capacity >= UInt64(StoreOptions.minSegmentCapacity), capacity <= UInt64(StoreOptions.maxSegmentCapacity) else {
+            return .failure(FormatProblem("capacity \(capacity) is outside the segment sizes this build writes"))
+        }
         return .success(SegmentHeader(id: buf.u64(16), version: version, created: buf.i64(24), capacity: buf.u64(32)))
     }
 

@@ -249,23 +249,9 @@ final class MappedIndex: SegmentIndex {
     init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
         self.segment = segment
         self.path = path
-        let size: Int
-        (fd, base, size) = try sys.mapWholeFile(path, minimum: IndexFile.headerSize, what: "index file")
-        length = size
-        let buf = UnsafeRawBufferPointer(start: base, count: size)
-        switch IndexFile.parseHeader(buf) {
-        case .failure(let p):
-            sys.unmap(base, length: size)
-            sys.close(fd)
-            throw StoreError(.corrupt, "index file: \(p.reason)", path: path)
-        case .success(let h):
-            guard h.segment == segment else {
-                sys.unmap(base, length: size)
-                sys.close(fd)
-                throw StoreError(.corrupt, "index file names segment \(h.segment)", path: path)
-            }
-            header = h
-        }
+        (fd, base, length, header) = try sys.mapSegmentFile(
+            path, segment: segment, minimum: IndexFile.headerSize, what: "index file", parse: IndexFile.parseHeader,
+            segmentOf: \.segment)
     }
 
     func close(_ sys: SystemCalls) {

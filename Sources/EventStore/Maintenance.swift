@@ -47,7 +47,6 @@ extension EventStore {
     public func runMaintenance() throws(StoreError) -> MaintenanceReport {
         try maintenanceLock.withLock { () throws(StoreError) -> MaintenanceReport in
             var report = MaintenanceReport()
-            lock.withLock { maintenanceDue = false }
             try writeIndexFiles(&report)
             if options.compression != .none { try compactSealed(&report) }
             try applyRetention(&report)
@@ -108,6 +107,7 @@ extension EventStore {
                     case .failure(let problem):
                         // A frame that rotted since it was written is not carried over: its bytes are zeroed, so
                         // its records read as absent, and the damage is reported.
+                        guard Int(f.offset) < view.count else { break }  // an index that lies: nothing to zero
                         let n = min(Format.frameHeaderSize + Int(f.payloadLength), view.count - Int(f.offset))
                         buf.baseAddress!.advanced(by: Int(f.offset)).initializeMemory(as: UInt8.self, repeating: 0, count: n)
                         options.onNotice?(

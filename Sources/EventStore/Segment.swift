@@ -82,7 +82,7 @@ final class Segment {
             guard let b = compacted.block(containing: offset) else { return nil }
             let block = compacted.header.blocks[b]
             let local = offset - block.rawOffset
-            let decoded = cache.get(BlockCache.key(segment: id, block: b), atLeast: block.rawLength) { _ in
+            let decoded = cache.get(BlockCache.key(segment: id, block: b)) {
                 CompactedFormat.decode(block, from: compacted.bytes)
             }
             guard let decoded else {
@@ -112,14 +112,7 @@ final class Segment {
     /// For a raw sealed segment opened from its index file: checks the checksum of the frame holding `offset`
     /// the first time it is read. A frame that fails is reported and never served.
     private func frameIsValid(containing offset: Int) -> Bool {
-        var lo = 0
-        var hi = index.frameCount
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if Int(index.frame(at: mid).offset) <= offset { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo > 0 else { return false }
-        let i = lo - 1
+        guard let i = index.frameIndex(containing: offset) else { return false }
         if checkedFrames.count != index.frameCount { checkedFrames = [Bool](repeating: false, count: index.frameCount) }
         if checkedFrames[i] { return true }
         let f = index.frame(at: i)

@@ -121,15 +121,20 @@ extension SegmentIndex {
         return found
     }
 
-    /// The frame that contains byte `offset` (binary search over the frame list).
-    func frame(containing offset: Int) -> FrameEntry? {
+    /// The position in the frame list of the frame that contains byte `offset` (binary search).
+    func frameIndex(containing offset: Int) -> Int? {
         var lo = 0
         var hi = frameCount
         while lo < hi {
             let mid = (lo + hi) / 2
             if Int(frame(at: mid).offset) <= offset { lo = mid + 1 } else { hi = mid }
         }
-        return lo == 0 ? nil : frame(at: lo - 1)
+        return lo == 0 ? nil : lo - 1
+    }
+
+    /// The frame that contains byte `offset`.
+    func frame(containing offset: Int) -> FrameEntry? {
+        frameIndex(containing: offset).map { frame(at: $0) }
     }
 }
 

@@ -84,10 +84,7 @@ public enum SegmentInspector {
             .map { directory + "/" + $0.1 }
     }
 
-    static func compactedId(_ name: String) -> UInt64? {
-        guard name.hasPrefix("seg-"), name.hasSuffix(".sgc") else { return nil }
-        return UInt64(name.dropFirst(4).dropLast(4))
-    }
+    static func compactedId(_ name: String) -> UInt64? { Format.segmentId(name, suffix: ".sgc") }
 
     /// Paths of the index files in `directory`, in segment order.
     public static func indexFiles(in directory: String) throws(StoreError) -> [String] {
@@ -101,7 +98,7 @@ public enum SegmentInspector {
     public static func inspectIndex(path: String) throws(StoreError) -> IndexReport {
         let sys = SystemCalls.live
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        let id = UInt64(name.dropFirst(4).dropLast(4)) ?? 0
+        let id = Format.segmentId(name, suffix: ".sgi") ?? 0
         let fd = try sys.open(path, flags: O_RDONLY)
         defer { sys.close(fd) }
         let size = try sys.fileSize(fd, path: path)

@@ -183,6 +183,24 @@ struct SystemCalls: Sendable {
         }
     }
 
+    /// `mapWholeFile`, then `parse` over the mapped bytes; a file whose header does not parse, or names another
+    /// segment than `segment`, is unmapped, closed and refused (`.corrupt`, naming `what`).
+    func mapSegmentFile<Header>(
+        _ path: String, segment: UInt64, minimum: Int, what: String,
+        parse: (UnsafeRawBufferPointer) -> Result<Header, FormatProblem>, segmentOf: (Header) -> UInt64
+    ) throws(StoreError) -> (fd: Int32, base: UnsafeRawPointer, length: Int, header: Header) {
+        let (fd, base, length) = try mapWholeFile(path, minimum: minimum, what: what)
+        let problem: String
+        switch parse(UnsafeRawBufferPointer(start: base, count: length)) {
+        case .success(let h) where segmentOf(h) == segment: return (fd, base, length, h)
+        case .success(let h): problem = "\(what) names segment \(segmentOf(h))"
+        case .failure(let p): problem = "\(what): \(p.reason)"
+        }
+        unmap(base, length: length)
+        close(fd)
+        throw StoreError(.corrupt, problem, path: path)
+    }
+
     func unmap(_ pointer: UnsafeRawPointer, length: Int) {
         _ = Glibc.munmap(UnsafeMutableRawPointer(mutating: pointer), length)
     }

@@ -30,11 +30,7 @@ struct CrashTests {
             #expect(problems.isEmpty, "round \(round): \(problems.prefix(3))")
             #expect(store.recovery.skipped.isEmpty, "round \(round): \(store.recovery.summary)")
             #expect(Set(ids).count == ids.count, "round \(round): duplicates")
-            var present: [String: Int] = [:]
-            for id in ids {
-                let p = id.split(separator: "-")
-                present["\(p[2])-\(p[3])", default: 0] += 1
-            }
+            let present = eventsPerBatch(ids)
             for (batch, n) in acknowledged {
                 #expect(present[batch] == n, "round \(round): acknowledged batch \(batch) has \(present[batch] ?? 0) of \(n)")
             }
@@ -62,11 +58,12 @@ struct CompactionCrashTests {
         let rounds = 24
         var compactions = 0
         for round in 0..<rounds {
-            let (lines, _) = try killedStoreStress([
+            let (lines, killed) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "c\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "1",
                 "--compression", round % 2 == 0 ? "high" : "fast",
             ], delayMicros: 60_000...350_000)
+            #expect(killed, "round \(round): the child stopped before the kill (a failed maintenance pass?)")
             for line in lines {
                 if line.hasPrefix("durable ") {
                     let f = line.split(separator: " ")
@@ -80,14 +77,12 @@ struct CompactionCrashTests {
             let (ids, problems) = allSyntheticIds(store)
             #expect(problems.isEmpty, "round \(round): \(problems.prefix(3))")
             #expect(Set(ids).count == ids.count, "round \(round): duplicates")
-            var present: [String: Int] = [:]
-            for id in ids {
-                let p = id.split(separator: "-")
-                present["\(p[2])-\(p[3])", default: 0] += 1
-            }
+            let present = eventsPerBatch(ids)
             for (batch, n) in acknowledged {
                 #expect(present[batch] == n, "round \(round): acknowledged batch \(batch) has \(present[batch] ?? 0) of \(n)")
             }
+            // Batches are atomic: whatever is present is whole.
+            for (batch, n) in present { #expect(n == 40, "round \(round): partial batch \(batch)") }
             store.close()
             let verify = try runProduct("segdump", [dir.path, "--verify"])
             #expect(verify.status == 0, "round \(round): \(verify.stdout.suffix(600))")
@@ -110,10 +105,11 @@ struct RetentionCrashTests {
         let rounds = 12
         var deletions = 0
         for round in 0..<rounds {
-            let (lines, _) = try killedStoreStress([
+            let (lines, killed) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "r\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "2", "--max-bytes", "200KB",
             ], delayMicros: 60_000...300_000)
+            #expect(killed, "round \(round): the child stopped before the kill (a failed maintenance pass?)")
             for line in lines {
                 let f = line.split(separator: " ")
                 if line.hasPrefix("durable "), f.count >= 8 {
@@ -131,11 +127,7 @@ struct RetentionCrashTests {
             let (ids, problems) = allSyntheticIds(store)
             #expect(problems.isEmpty, "round \(round): \(problems.prefix(3))")
             #expect(Set(ids).count == ids.count, "round \(round): duplicates")
-            var present: [String: Int] = [:]
-            for id in ids {
-                let p = id.split(separator: "-")
-                present["\(p[2])-\(p[3])", default: 0] += 1
-            }
+            let present = eventsPerBatch(ids)
             for (batch, ack) in acknowledged {
                 if ack.segment >= firstSegment {
                     #expect(present[batch] == ack.events, "round \(round): batch \(batch) in live segment \(ack.segment) has \(present[batch] ?? 0)")
@@ -169,4 +161,14 @@ func killedStoreStress(_ arguments: [String], delayMicros: ClosedRange<UInt32>) 
     var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     if !text.hasSuffix("\n") { lines.removeLast() }
     return (lines, process.terminationReason == .uncaughtSignal)
+}
+
+/// How many of `ids` (synthetic ids `event-synthetic-RUN-BATCH-INDEX`) each batch has, keyed `RUN-BATCH`.
+func eventsPerBatch(_ ids: [String]) -> [String: Int] {
+    var present: [String: Int] = [:]
+    for id in ids {
+        let p = id.split(separator: "-")
+        present["\(p[2])-\(p[3])", default: 0] += 1
+    }
+    return present
 }
