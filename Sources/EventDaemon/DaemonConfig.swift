@@ -47,6 +47,19 @@ public struct DaemonConfig: Sendable {
 
     public var resolvedSocketPath: String { socketPath ?? (dataDirectory + "/grid-eventd.sock") }
 
+    /// What is wrong with these settings (from flags and a config file alike), or nil when they can be used.
+    public var problem: String? {
+        if maxFrame < 1024 || maxFrame > 64 << 20 { return "max frame (--max-frame, max_frame) must be 1 KiB to 64 MiB, not \(maxFrame)" }
+        if !(frameTimeoutSeconds >= 0.1) { return "frame timeout (--frame-timeout, frame_timeout) must be at least 0.1 seconds" }
+        if !(metricsIntervalSeconds >= 0.1) {
+            return "metrics interval (--metrics-interval, metrics_interval) must be at least 0.1 seconds"
+        }
+        if segmentCapacity < 64 << 10 || segmentCapacity > 1 << 30 {
+            return "segment size (--segment-size, segment_size) must be 64 KiB to 1 GiB, not \(segmentCapacity)"
+        }
+        return nil
+    }
+
     /// The store options this configuration asks for.
     public var storeOptions: StoreOptions {
         var o = StoreOptions(durability: durability, segmentCapacity: segmentCapacity)
@@ -58,7 +71,7 @@ public struct DaemonConfig: Sendable {
 
     /// Settings from a config file (`grid-eventd --config FILE`): the same names as the flags, with `_` for `-`:
     /// `data_dir`, `socket`, `http`, `sync`, `segment_size`, `compression`, `retain`, `max_bytes`, `max_frame`,
-    /// `metrics_interval`, `frame_timeout`. Returns the `http` value separately (the caller parses HOST:PORT).
+    /// `metrics_interval`, `frame_timeout`, `token`. Returns the `http` value separately (the caller parses HOST:PORT).
     /// - Throws: `ConfigFile.ParseError` naming the line of an unknown key or a bad value.
     public mutating func apply(_ file: ConfigFile) throws -> (http: String?, token: String?) {
         var http: String?

@@ -46,9 +46,10 @@ public struct ConfigFile: Sendable {
 
     /// Reads a config file of at most 64 KiB; `tables` lists the `[table]` names allowed.
     public static func load(path: String, tables: Set<String> = []) throws -> ConfigFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ParseError(description: "cannot read \(path)")
-        }
+        // Read at most one byte past the limit, so /dev/zero or a FIFO cannot hang the reader or fill memory.
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.read(upToCount: (64 << 10) + 1)
+        else { throw ParseError(description: "cannot read \(path)") }
+        try? handle.close()
         guard data.count <= 64 << 10 else { throw ParseError(description: "\(path) is larger than 64 KiB") }
         return try parse(String(decoding: data, as: UTF8.self), name: path, tables: tables)
     }

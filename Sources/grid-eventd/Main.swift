@@ -58,14 +58,14 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("allow-gid"), help: "Also accept producers whose primary gid is this (repeatable).")
     var allowGid: [UInt32] = []
 
-    @Option(name: .customLong("max-frame"), help: "Largest frame body accepted from a producer, bytes.")
-    var maxFrame = 4 << 20
+    @Option(name: .customLong("max-frame"), help: "Largest frame body accepted from a producer, bytes (1 KiB to 64 MiB). Default 4 MiB.")
+    var maxFrame: Int?
 
-    @Option(name: .customLong("frame-timeout"), help: "Seconds a producer may take to finish a frame it started, or to read the daemon's answers, before its connection is closed.")
-    var frameTimeout = 10.0
+    @Option(name: .customLong("frame-timeout"), help: "Seconds a producer may take to finish a frame it started, or to read the daemon's answers, before its connection is closed. Default 10.")
+    var frameTimeout: Double?
 
-    @Option(name: .customLong("metrics-interval"), help: "Seconds between storage_metrics events the daemon records about itself.")
-    var metricsInterval = 60.0
+    @Option(name: .customLong("metrics-interval"), help: "Seconds between storage_metrics events the daemon records about itself. Default 60.")
+    var metricsInterval: Double?
 
     @Option(help: "Bearer token required on every HTTP request. Required when --http binds beyond loopback. Default: $GRID_EVENTS_TOKEN.")
     var token: String?
@@ -84,9 +84,7 @@ struct GridEventd: AsyncParsableCommand {
         } catch let error as StoreError {
             throw ValidationError(error.message)
         }
-        guard maxFrame >= 1024, maxFrame <= 64 << 20 else { throw ValidationError("--max-frame must be 1 KiB to 64 MiB") }
-        guard frameTimeout >= 0.1 else { throw ValidationError("--frame-timeout must be at least 0.1 seconds") }
-        guard metricsInterval >= 0.1 else { throw ValidationError("--metrics-interval must be at least 0.1 seconds") }
+        // Ranges are checked on the merged settings (flags and --config file) by DaemonConfig.validate().
     }
 
     func run() async throws {
@@ -124,9 +122,13 @@ struct GridEventd: AsyncParsableCommand {
         if let maxBytes { config.maxBytes = try Quantity.bytes(maxBytes) }
         config.allowedUids = Set(allowUid)
         config.allowedGids = Set(allowGid)
-        config.maxFrame = maxFrame
-        config.metricsIntervalSeconds = metricsInterval
-        config.frameTimeoutSeconds = frameTimeout
+        if let maxFrame { config.maxFrame = maxFrame }
+        if let metricsInterval { config.metricsIntervalSeconds = metricsInterval }
+        if let frameTimeout { config.frameTimeoutSeconds = frameTimeout }
+        if let problem = config.problem {
+            logger.critical("\(problem)")
+            throw ExitCode(1)
+        }
         if let spec = ProcessInfo.processInfo.environment[TestFaults.environmentVariable], !spec.isEmpty {
             do {
                 config.faults = try TestFaults.parse(spec)

@@ -58,6 +58,15 @@ struct RetentionDaemonTests {
         r = try Child("grid-eventd", ["--data-dir", dir.file("data"), "--config", config, "--http", "127.0.0.1:0"]).wait(timeout: 20)
         #expect(r.status != 0)
         #expect(r.stderr.contains("bad.toml:2: unknown key retian"), "\(r.stderr)")
+        // Values from the file are range-checked like the flags (and reach the daemon: a flag default no longer
+        // overrides them).
+        for (line, message) in [("max_frame = 1000", "max frame"), ("metrics_interval = 0", "metrics interval"),
+                                ("frame_timeout = 0", "frame timeout")] {
+            try (line + "\n").write(toFile: config, atomically: true, encoding: .utf8)
+            r = try Child("grid-eventd", ["--data-dir", dir.file("data"), "--config", config, "--http", "127.0.0.1:0"]).wait(timeout: 20)
+            #expect(r.status != 0, "\(line)")
+            #expect(r.stderr.contains(message), "\(line): \(r.stderr)")
+        }
     }
 
     @Test func configValuesMapOntoStoreOptions() throws {

@@ -228,7 +228,6 @@ struct StoreCheck {
             if let first = lostHere.first, check.firstProblems.count < 5 {
                 check.firstProblems.append("producer \(p.tag): \(lostHere.count) acknowledged event(s) missing, first sequence \(first)")
             }
-            continue
         }
         // Damage found by the reads above (frames or compressed blocks failing their checksums).
         check.damage += store.stats.readDamage.map(\.description)

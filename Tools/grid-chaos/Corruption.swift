@@ -21,13 +21,7 @@ struct Corruption: Scenario {
     private func segments(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {
         // Uncompacted sealed segments (each with its index file): bit flips are found by the frame checks on read.
         let cluster = Cluster(ctx, dir: dir, daemonArguments: ["--segment-size", "\(256 << 10)", "--compression", "none"])
-        try cluster.daemon.start()
-        let writer = try EmitterProcess(
-            bin: ctx.bin, work: dir, storage: cluster.daemon.socket, name: "writer", rate: 15_000, count: 30_000,
-            spoolDir: cluster.spoolDir, seed: ctx.seed)
-        let (exit, status) = writer.finish(stop: false)
-        result.check(exit == 0, "the writer did not finish: \(writer.log().suffix(500))")
-        result.acked += ProducerReport(status).acked
+        try write30k(cluster, seed: ctx.seed, &result)
         result.check(cluster.daemon.stop() == 0, "grid-eventd did not stop cleanly")
 
         // What each frame holds, before the damage.
@@ -89,37 +83,23 @@ struct Corruption: Scenario {
         result.notes.append("segments: \(damaged.count) damaged places (3 bit flips, 1 truncation) cost \(expectedLost.count) of \(allIds.count) events, all reported; the rest served")
 
         // The daemon opens the damaged directory and takes new writes.
-        try cluster.daemon.start()
-        try cluster.startEmitters(1, rate: 20_000, prefix: "after")
-        cluster.watch(0.5)
-        var after = ScenarioResult(name: name)
-        try cluster.finishAndVerify(&after, expectCleanSegments: false)
-        result.acked += after.acked
-        result.add(StoreCheck(lost: after.lost, duplicated: after.duplicated, orderViolations: after.orderViolations))
-        result.failures += after.failures.map { "after the damage: \($0)" }
+        try writeAfterDamage(cluster, label: "after the damage", &result)
     }
 
     /// Compacted segments, index files and the manifest.
     private func compacted(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {
         let cluster = Cluster(ctx, dir: dir + "/compacted", daemonArguments: ["--segment-size", "\(256 << 10)"])
         try FileManager.default.createDirectory(atPath: cluster.dir, withIntermediateDirectories: true)
-        try cluster.daemon.start()
-        let writer = try EmitterProcess(
-            bin: ctx.bin, work: cluster.dir, storage: cluster.daemon.socket, name: "writer", rate: 15_000, count: 30_000,
-            spoolDir: cluster.spoolDir, seed: ctx.seed &+ 7)
-        let (exit, status) = writer.finish(stop: false)
-        result.check(exit == 0, "the writer did not finish: \(writer.log().suffix(500))")
-        result.acked += ProducerReport(status).acked
+        try write30k(cluster, seed: ctx.seed &+ 7, &result)
         // Let the background compaction catch up before the daemon stops.
         _ = cluster.wait(20) { (try? SegmentInspector.inspectManifest(in: cluster.daemon.dataDir))??.compacted.count ?? 0 >= 4 }
         result.check(cluster.daemon.stop() == 0, "grid-eventd did not stop cleanly")
         let data = cluster.daemon.dataDir
         var before: [String: UInt64] = [:]  // id -> segment
         for file in try SegmentInspector.segmentFiles(in: data) {
-            let report = try SegmentInspector.inspect(path: file) { _, record in
+            _ = try SegmentInspector.inspect(path: file) { _, record in
                 if case .concept(let c) = record { before[c.id] = segmentId(file) }
             }
-            _ = report
         }
         let compactedFiles = try SegmentInspector.segmentFiles(in: data).filter { $0.hasSuffix(".sgc") }
         let indexFiles = try SegmentInspector.indexFiles(in: data)
@@ -166,14 +146,34 @@ struct Corruption: Scenario {
         result.notes.append("compacted: a flipped bit in one LZ4 block cost \(lost.count) of \(before.count) events (that block), reported; a damaged index file and manifest cost nothing")
 
         // The daemon opens the directory, rebuilds the index, and takes new writes.
+        try writeAfterDamage(cluster, label: "after the damage (compacted)", &result)
+    }
+
+    /// Starts the cluster's daemon and has one producer write 30,000 events through it, waiting for every ack.
+    private func write30k(_ cluster: Cluster, seed: UInt64, _ result: inout ScenarioResult) throws {
+        try cluster.daemon.start()
+        let writer = try EmitterProcess(
+            bin: cluster.ctx.bin, work: cluster.dir, storage: cluster.daemon.socket, name: "writer", rate: 15_000,
+            count: 30_000, spoolDir: cluster.spoolDir, seed: seed)
+        let (exit, status) = writer.finish(stop: false)
+        result.check(exit == 0, "the writer did not finish: \(writer.log().suffix(500))")
+        result.acked += ProducerReport(status).acked
+    }
+
+    /// Restarts the daemon on the damaged directory; a new producer must write through it with nothing lost.
+    private func writeAfterDamage(_ cluster: Cluster, label: String, _ result: inout ScenarioResult) throws {
         try cluster.daemon.start()
         try cluster.startEmitters(1, rate: 20_000, prefix: "after")
         cluster.watch(0.5)
         var after = ScenarioResult(name: name)
         try cluster.finishAndVerify(&after, expectCleanSegments: false)
         result.acked += after.acked
-        result.add(StoreCheck(lost: after.lost, duplicated: after.duplicated, orderViolations: after.orderViolations))
-        result.failures += after.failures.map { "after the damage (compacted): \($0)" }
+        result.add(StoreCheck(
+            lost: after.lost, duplicated: after.duplicated, orderViolations: after.orderViolations,
+            corruptReads: after.corruptReads))
+        result.maxDaemonRSS = max(result.maxDaemonRSS, after.maxDaemonRSS)
+        result.maxQueued = max(result.maxQueued, after.maxQueued)
+        result.failures += after.failures.map { "\(label): \($0)" }
     }
 
     private func spool(_ ctx: ChaosContext, _ dir: String, _ result: inout ScenarioResult) throws {

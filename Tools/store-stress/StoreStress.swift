@@ -90,7 +90,7 @@ struct AppendLoop: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure in-process append throughput.")
 
-    @Option(help: "Data directory (default: a fresh temporary one, removed afterwards).")
+    @Option(help: "Data directory; each durability mode writes to DIR/<mode> (default: a fresh temporary one, removed afterwards).")
     var dataDir: String?
 
     @Option(help: "Total records to append (events plus adjacency entries).")
@@ -108,12 +108,20 @@ struct Bench: ParsableCommand {
     @Flag(help: "Do not run index writing and compaction in the background while appending.")
     var noMaintenance = false
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard batchRecords >= 4, records >= batchRecords * threads else {
+            throw ValidationError("--batch-records must be at least 4 and --records at least --batch-records x --threads")
+        }
+    }
+
     func run() throws {
         let eventsPerBatch = max(1, batchRecords / 4)
         for modeName in durability.split(separator: ",") {
             guard let mode = Durability(rawValue: String(modeName)) else { throw ValidationError("unknown durability \(modeName)") }
-            let dir = dataDir ?? NSTemporaryDirectory() + "store-bench-\(getpid())-\(modeName)"
-            try? FileManager.default.removeItem(atPath: dir)
+            // A directory of this run's own per mode: a --data-dir given is never emptied, only added to.
+            let dir = (dataDir ?? NSTemporaryDirectory() + "store-bench-\(getpid())") + "/\(modeName)"
+            if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) }
             var options = StoreOptions(durability: mode)
             options.backgroundMaintenance = !noMaintenance
             options.onNotice = { if $0.hasPrefix("maintenance") { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
@@ -143,8 +151,8 @@ struct Bench: ParsableCommand {
             print(String(format: "durability=%@ threads=%d batch=%d records (%d events, ~%d bytes/record): %.0f events/s, %.0f records/s, %.1f MB/s, %.2fs, %d segments",
                          String(modeName), threads, eventsPerBatch * 4, eventsPerBatch, recordBytes / (eventsPerBatch * 4),
                          Double(events) / seconds, Double(recs) / seconds, Double(stats.dataBytes) / seconds / 1e6, seconds, stats.segments))
-            if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) }
         }
+        if dataDir == nil { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "store-bench-\(getpid())") }
     }
 }
 
