@@ -16,7 +16,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean
+.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest
+# The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
+# worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
+SECONDS ?= 600
 # The fault campaign (`make chaos`; a short run is part of `make test`).
 CHAOS_ROUNDS ?= 100
 CHAOS_SOAK_SECONDS ?= 180
@@ -49,6 +52,11 @@ test: test-deps
 	$(SWIFT) test --skip-build --no-parallel
 	.build/debug/grid-chaos --scenario all --rounds 10 --soak-seconds 15 --rate 2000 --json .build/chaos-short.json
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# The differential test of the query engine against a plain scan, with new random worlds for $(SECONDS) seconds.
+difftest: deps
+	$(SWIFT) build --build-tests
+	DIFFTEST_SECONDS=$(SECONDS) $(SWIFT) test --skip-build --filter "DifferentialTests|HTTPAnswersTests|TranslatorRobustnessTests"
 
 # The full fault campaign in release mode: crash loop ($(CHAOS_ROUNDS) SIGKILLs), full disk, failing fdatasync, bit
 # flips, hostile clients and a $(CHAOS_SOAK_SECONDS) s soak; prints the summary, JSON in .build/chaos-results.json.

@@ -136,12 +136,14 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
-        .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
+        // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
+        .target(name: "QueryOracle", dependencies: ["EventQuery", "GridEvents", "EventStore"], path: "Tests/Support/QueryOracle"),
+        .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
         .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
         .testTarget(
             name: "HTTPTests",
             dependencies: [
-                "EventDaemon", "EventQuery", "GridEvents", "EventStore", "EventEmitter",
+                "EventDaemon", "EventQuery", "GridEvents", "EventStore", "EventEmitter", "QueryOracle",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -126,7 +126,7 @@ public enum Dashboard {
           try {
             const s = await api('/api/stats');
             $('h-events').textContent = s.events.toLocaleString();
-            $('h-bytes').textContent = bytes(s.data_bytes);
+            $('h-bytes').textContent = bytes(s.disk_bytes);
             $('h-rate').textContent = Math.round(s.ingest.rate_per_second).toLocaleString();
             $('h-segments').textContent = s.segments;
           } catch (e) { $('h-events').textContent = '?'; }

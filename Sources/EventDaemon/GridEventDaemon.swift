@@ -94,7 +94,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             return metricsSequence
         }
         let kind = GridEventKind.storageMetrics(
-            events: stats.events, bytesOnDisk: stats.dataBytes, ingestRate: writer.metrics.takeRate(),
+            events: stats.events, bytesOnDisk: stats.diskBytes, ingestRate: writer.metrics.takeRate(),
             ackP99Micros: writer.metrics.ackP99Micros, residentBytes: residentBytes())
         writer.appendOwn(GridEvent(
             id: GridEvent.makeId(typeName: kind.typeName, producerTag: daemonTag, sequence: seq),

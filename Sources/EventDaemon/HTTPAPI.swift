@@ -253,7 +253,8 @@ public enum HTTPAPI {
             }
             let depth = try intParameter(request, "depth", default: 1, range: 1...4)
             let limit = try intParameter(request, "limit", default: 200, range: 1...5000)
-            let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit) }
+            let perNode = try intParameter(request, "per_node", default: 50, range: 1...5000)
+            let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit, perNode: perNode) }
             var w = JSONWriter()
             w.raw("{\"id\":")
             w.string(id)
@@ -289,6 +290,7 @@ public enum HTTPAPI {
             var w = JSONWriter()
             w.raw("{\"events\":\(s.events),\"adjacency_entries\":\(s.adjacencyEntries),\"segments\":\(s.segments),")
             w.raw("\"sealed_segments\":\(s.sealedSegments),\"data_bytes\":\(s.dataBytes),\"file_bytes\":\(s.fileBytes),")
+            w.raw("\"disk_bytes\":\(s.diskBytes),")
             w.raw("\"duplicates_ignored\":\(s.duplicatesIgnored),\"last_sequence\":\(s.lastSequence),")
             w.raw("\"oldest\":")
             if let t = s.minTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }

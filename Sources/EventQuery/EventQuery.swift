@@ -31,6 +31,12 @@ public struct EventQuery: Sendable, Equatable {
         self.cursor = cursor
     }
 
+    /// The position a cursor this server issued stands for (nil for anything else): for clients and tests that
+    /// page by position.
+    public static func position(ofCursor cursor: String) -> EventPosition? {
+        try? Cursor.decode(cursor)
+    }
+
     var range: Range<Int64> {
         let lo = since ?? Int64.min
         let hi = until ?? Int64.max

@@ -14,6 +14,18 @@ public struct AgentState: Sendable, Equatable {
     public var hostname: String?
     public var endpoint: String?
     public var nodes: [NodeState]
+
+    public init(agentId: String, health: Health, lastHeartbeat: Int64?, lastTransition: String, lastTransitionAt: Int64,
+                hostname: String?, endpoint: String?, nodes: [NodeState]) {
+        self.agentId = agentId
+        self.health = health
+        self.lastHeartbeat = lastHeartbeat
+        self.lastTransition = lastTransition
+        self.lastTransitionAt = lastTransitionAt
+        self.hostname = hostname
+        self.endpoint = endpoint
+        self.nodes = nodes
+    }
 }
 
 /// A storage node's state derived from its events alone.
@@ -29,6 +41,19 @@ public struct NodeState: Sendable, Equatable {
     public var lastEventAt: Int64
     /// The error or exit detail of the newest failure, if the state is crashed or failed.
     public var detail: String?
+
+    public init(nodeId: String, agentId: String, state: State, pid: Int?, port: Int?, restartCount: Int, lastEvent: String,
+                lastEventAt: Int64, detail: String?) {
+        self.nodeId = nodeId
+        self.agentId = agentId
+        self.state = state
+        self.pid = pid
+        self.port = port
+        self.restartCount = restartCount
+        self.lastEvent = lastEvent
+        self.lastEventAt = lastEventAt
+        self.detail = detail
+    }
 }
 
 extension QueryEngine {
@@ -38,13 +63,12 @@ extension QueryEngine {
     /// Distinct values of `field` among events of the given (rare) types.
     private func distinct(_ field: String, in types: [EventType]) -> [String] {
         var out = Set<String>()
-        for t in types {
-            for stored in store.events(type: t.rawValue, limit: Self.maxScan) {
-                guard let e = try? GridEvent(stored: stored) else { continue }
-                for (name, value) in e.kind.namedFields where name == field {
-                    if case .string(let s) = value { out.insert(s) }
-                }
+        store.read(types.map { .type($0.rawValue) }, ReadBounds()) { stored in
+            guard let e = try? GridEvent(stored: stored) else { return true }
+            for (name, value) in e.kind.namedFields where name == field {
+                if case .string(let s) = value { out.insert(s) }
             }
+            return true
         }
         return out.sorted()
     }
@@ -91,7 +115,8 @@ extension QueryEngine {
         return result
     }
 
-    static func nodeTransition(_ kind: GridEventKind) -> (NodeState.State, String, String?) {
+    /// The state, agent and detail a node's lifecycle event leaves it in.
+    public static func nodeTransition(_ kind: GridEventKind) -> (NodeState.State, String, String?) {
         switch kind {
         case .spawnRequested(_, let a, _, _, _): return (.starting, a, nil)
         case .spawnSucceeded(_, let a, _, _): return (.running, a, nil)

@@ -8,6 +8,12 @@ public struct GraphNode: Sendable, Equatable {
     public var kind: Kind
     /// Hops from the start.
     public var depth: Int
+
+    public init(id: String, kind: Kind, depth: Int) {
+        self.id = id
+        self.kind = kind
+        self.depth = depth
+    }
 }
 
 /// An edge of a traversal result.
@@ -16,13 +22,26 @@ public struct GraphEdge: Sendable, Equatable, Hashable {
     public var target: String
     public var edgeType: UInt16
     public var timestamp: Int64
+
+    public init(source: String, target: String, edgeType: UInt16, timestamp: Int64) {
+        self.source = source
+        self.target = target
+        self.edgeType = edgeType
+        self.timestamp = timestamp
+    }
 }
 
 public struct GraphResult: Sendable {
     public var nodes: [GraphNode]
     public var edges: [GraphEdge]
-    /// True when the node limit cut the traversal short.
+    /// True when the node limit, or the limit of neighbors per node, left nodes or edges out.
     public var truncated: Bool
+
+    public init(nodes: [GraphNode], edges: [GraphEdge], truncated: Bool) {
+        self.nodes = nodes
+        self.edges = edges
+        self.truncated = truncated
+    }
 }
 
 extension QueryEngine {
@@ -32,6 +51,7 @@ extension QueryEngine {
     public func neighbors(of id: String, depth: Int = 1, limit: Int = 200, perNode: Int = 50) throws(QueryError) -> GraphResult {
         guard (1...4).contains(depth) else { throw QueryError(.badQuery, "depth must be 1 to 4, got \(depth)") }
         guard (1...5000).contains(limit) else { throw QueryError(.badLimit, "limit must be 1 to 5000, got \(limit)") }
+        guard (1...5000).contains(perNode) else { throw QueryError(.badLimit, "per_node must be 1 to 5000, got \(perNode)") }
         var names: [UInt64: (String, GraphNode.Kind)] = [:]
         func kindOf(_ id: String) -> GraphNode.Kind {
             id.hasPrefix("time-") ? .time : (store.contains(id: id) ? .event : .entity)
@@ -52,7 +72,9 @@ extension QueryEngine {
                     let bucket = GridEvent.timeBucketId(stored.timestamp)
                     names[Hash.id(bucket)] = (bucket, .time)
                 }
-                for n in store.neighbors(ofHash: node, limit: perNode) {
+                let list = store.neighborList(ofHash: node, limit: perNode)
+                if list.truncated { truncated = true }
+                for n in list.neighbors {
                     let name: (String, GraphNode.Kind)
                     if let eventId = n.eventId {
                         name = (eventId, .event)

@@ -7,8 +7,6 @@ public final class QueryEngine: Sendable {
     public let store: EventStore
     /// Largest page a query may ask for.
     public static let maxLimit = 1000
-    /// Most events an aggregation or state derivation reads.
-    public static let maxScan = 100_000
 
     public init(store: EventStore) {
         self.store = store
@@ -16,7 +14,8 @@ public final class QueryEngine: Sendable {
 
     // MARK: Finding
 
-    /// A page of events matching `query`.
+    /// A page of events matching `query`: exactly `limit` events and a cursor when more match, else all that
+    /// remain and no cursor.
     /// - Throws: `QueryError` for a limit outside 1...1000 or a cursor this server did not issue.
     public func find(_ query: EventQuery) throws(QueryError) -> QueryPage {
         guard (1...Self.maxLimit).contains(query.limit) else {
@@ -24,10 +23,9 @@ public final class QueryEngine: Sendable {
         }
         let cursor = try query.cursor.map { (c) throws(QueryError) in try Cursor.decode(c) }
         var out: [StoredEvent] = []
-        let wanted = query.limit + 1
-        scan(query, after: cursor, chunk: min(256, wanted)) { e in
+        scan(query, after: cursor) { e in
             out.append(e)
-            return out.count < wanted
+            return out.count <= query.limit
         }
         let more = out.count > query.limit
         if more { out.removeLast() }
@@ -36,129 +34,117 @@ public final class QueryEngine: Sendable {
             nextCursor: more ? out.last.map { Cursor.encode($0.position) } : nil)
     }
 
-    /// Calls `body` with each matching stored event in query order until it returns false.
-    func scan(_ query: EventQuery, after cursor: EventPosition?, chunk: Int = 256, _ body: (StoredEvent) -> Bool) {
-        let range = query.range
-        let prefix = query.prefix
-        let typeCodes = Set(query.types.map(\.rawValue))
-        func matches(_ e: StoredEvent) -> Bool {
-            guard range.contains(e.timestamp) else { return false }
-            if !typeCodes.isEmpty, !typeCodes.contains(e.typeCode) { return false }
-            if let prefix, !e.id.hasPrefix(prefix) { return false }
-            if let name = query.customName {
-                guard e.typeCode == EventType.custom.rawValue, let g = try? GridEvent(stored: e), g.typeName == name else { return false }
-            }
-            return true
+    /// The index lists a query walks, and the type codes it keeps. An entity's adjacency list when it names one;
+    /// else its types' lists; else the types an `event-<type>` id prefix names; else every event.
+    func plan(_ query: EventQuery) -> (sources: [ReadSource], types: Set<UInt16>?) {
+        var types = Set(query.types.map(\.rawValue))
+        if query.customName != nil {
+            types = types.isEmpty ? [EventType.custom.rawValue] : types.intersection([EventType.custom.rawValue])
         }
-        let newest = query.newestFirst
-        if let entity = query.entity {
-            // The entity's adjacency list, newest first.
-            if newest {
-                var before = cursor ?? EventPosition(timestamp: range.upperBound == .max ? .max : range.upperBound, location: 0)
-                while true {
-                    let page = store.timeline(entity: entity, limit: chunk, before: before)
-                    if page.isEmpty { return }
-                    for e in page {
-                        if e.timestamp < range.lowerBound { return }
-                        if matches(e), !body(e) { return }
-                    }
-                    before = page.last!.position
-                    if page.count < chunk { return }
-                }
-            } else {
-                var all = store.timeline(entity: entity, limit: Self.maxScan).filter { range.contains($0.timestamp) }
-                all.reverse()
-                for e in all {
-                    if let cursor, !(cursor < e.position) { continue }
-                    if matches(e), !body(e) { return }
-                }
-            }
-            return
-        }
-        // Sources, each sorted in query order; merged by position.
-        var sources: [(EventPosition?, Int) -> [StoredEvent]] = []
-        var types = query.types.map(\.rawValue)
-        if types.isEmpty, let prefix, prefix.hasPrefix("event-") {
-            // An id prefix names types: `event-spawn_` -> spawn_requested, spawn_succeeded, spawn_failed.
+        if types.isEmpty, query.types.isEmpty, let prefix = query.prefix, prefix.hasPrefix("event-") {
+            // An id prefix names types: `event-spawn_` -> spawn_requested, spawn_succeeded, spawn_failed (and custom
+            // events, whose names may start so).
             let stem = String(prefix.dropFirst("event-".count))
-            let present = store.typeCounts().keys
-            types = present.filter { code in
-                guard let t = EventType(rawValue: code) else { return false }
+            types = Set(EventType.allCases.filter { t in
                 if t == .custom { return true }
                 let name = t.name + "-"
                 return name.hasPrefix(stem) || stem.hasPrefix(name)
-            }.sorted()
-            if types.isEmpty { return }
+            }.map(\.rawValue))
         }
-        if query.customName != nil, types.isEmpty { types = [EventType.custom.rawValue] }
-        if types.isEmpty {
-            sources.append { after, n in self.store.events(in: range, limit: n, newestFirst: newest, after: after) }
-        } else {
-            for t in types {
-                sources.append { after, n in self.store.events(type: t, in: range, limit: n, newestFirst: newest, after: after) }
+        let filter: Set<UInt16>? = types.isEmpty && query.types.isEmpty && query.customName == nil ? nil : types
+        if let entity = query.entity { return ([.entity(entity)], filter) }
+        if let filter { return (filter.sorted().map { ReadSource.type($0) }, filter) }
+        if let prefix = query.prefix { return ([.idPrefix(prefix)], nil) }
+        return ([.all], nil)
+    }
+
+    /// Calls `body` with each matching stored event in query order until it returns false: one merging read over
+    /// the chosen lists, nothing skipped and nothing capped.
+    func scan(_ query: EventQuery, after cursor: EventPosition?, _ body: (StoredEvent) -> Bool) {
+        let (sources, types) = plan(query)
+        if types?.isEmpty == true { return }
+        let name = query.customName
+        store.read(sources, ReadBounds(range: query.range, newestFirst: query.newestFirst, after: cursor), types: types,
+                   idPrefix: query.prefix) { e in
+            if let name {
+                guard e.typeCode == EventType.custom.rawValue, let g = try? GridEvent(stored: e), g.typeName == name else { return true }
             }
+            return body(e)
         }
-        var position = cursor
-        let precedes: (EventPosition, EventPosition) -> Bool = newest ? { $1 < $0 } : { $0 < $1 }
-        while true {
-            var merged: [StoredEvent] = []
-            for source in sources { merged += source(position, chunk) }
-            if merged.isEmpty { return }
-            merged.sort { precedes($0.position, $1.position) }
-            // Only the first `chunk` are safe: a source may hold more beyond its own chunk.
-            let page = merged.prefix(chunk)
-            for e in page where matches(e) {
-                if !body(e) { return }
+    }
+
+    /// Whether a query can be answered from positions and type codes alone (no id or custom-name filter).
+    private func positional(_ query: EventQuery) -> Bool { query.idPrefix == nil && query.customName == nil }
+
+    /// Calls `body` with the timestamp and type code of each matching event, for queries without id or name
+    /// filters: no event is read. The type code is known when the query walks type lists or an entity's
+    /// adjacency list (0 when it walks every event).
+    private func scanPositions(_ query: EventQuery, _ body: (Int64, UInt16) -> Void) {
+        let (sources, types) = plan(query)
+        if types?.isEmpty == true { return }
+        store.readPositions(sources, ReadBounds(range: query.range, newestFirst: false)) { p, t in
+            if let types {
+                guard let t, types.contains(t) else { return true }
             }
-            position = page.last!.position
-            if merged.count <= chunk, sources.count == 1 { return }
+            body(p.timestamp, t ?? 0)
+            return true
         }
     }
 
     // MARK: Counting and grouping
 
-    /// How many events match. A type-in-window count with no other filter is answered from the type index with
-    /// binary searches; other filters read the matching events (at most `maxScan`).
+    /// How many events match, exactly. A type-in-window count is answered from the type lists with binary
+    /// searches; an entity's from its adjacency lists without reading events; id and name filters read the
+    /// candidate events.
     public func count(_ query: EventQuery) -> Int {
-        if query.entity == nil, query.idPrefix == nil, query.customName == nil {
+        if query.entity == nil, positional(query) {
             let types = query.types.isEmpty ? Array(store.typeCounts().keys) : query.types.map(\.rawValue)
             return types.reduce(0) { $0 + store.count(type: $1, in: query.range) }
         }
         var n = 0
+        if positional(query), query.entity != nil {
+            scanPositions(query) { _, _ in n += 1 }
+            return n
+        }
         scan(query, after: nil) { _ in
             n += 1
-            return n < Self.maxScan
+            return true
         }
         return n
     }
 
-    /// Counts of matching events per group, largest first (ties by key); `top` keeps the first N.
+    /// Counts of matching events per group, largest first (ties by key), or by key for time buckets; `top` keeps
+    /// the first N. Exact: every matching event is counted. Types and time buckets are counted from the indexes
+    /// alone; other keys read each matching event.
     public func group(_ query: EventQuery, by key: GroupKey, top: Int? = nil) -> [Bucket] {
         var counts: [String: Int] = [:]
-        let simple = query.entity == nil && query.idPrefix == nil && query.customName == nil
         switch key {
-        case .type where simple:
+        case .type where query.entity == nil && positional(query):
             let types = query.types.isEmpty ? Array(store.typeCounts().keys) : query.types.map(\.rawValue)
-            for t in types {
+            for t in types where t != EventType.custom.rawValue {
                 let n = store.count(type: t, in: query.range)
                 if n > 0 { counts[EventType(rawValue: t)?.name ?? String(t), default: 0] += n }
             }
-        case .minute where simple, .hour where simple, .day where simple:
-            let width = key.bucketMicros!
-            let types = query.types.isEmpty ? Array(store.typeCounts().keys) : query.types.map(\.rawValue)
-            for t in types {
-                for ts in store.timestamps(type: t, in: query.range) {
-                    let start = ts >= 0 ? ts / width * width : ((ts + 1) / width - 1) * width
-                    counts[TimeText.format(start), default: 0] += 1
-                }
+            if types.contains(EventType.custom.rawValue) { countCustomNames(query, into: &counts) }
+        case .type where positional(query):
+            var byCode: [UInt16: Int] = [:]
+            scanPositions(query) { _, t in byCode[t, default: 0] += 1 }
+            for (t, n) in byCode where t != EventType.custom.rawValue {
+                counts[EventType(rawValue: t)?.name ?? String(t), default: 0] += n
             }
+            if byCode[EventType.custom.rawValue] != nil { countCustomNames(query, into: &counts) }
+        case .minute where positional(query), .hour where positional(query), .day where positional(query):
+            let width = key.bucketMicros!
+            var byStart: [Int64: Int] = [:]
+            scanPositions(query) { ts, _ in
+                byStart[ts >= 0 ? ts / width * width : ((ts + 1) / width - 1) * width, default: 0] += 1
+            }
+            for (start, n) in byStart { counts[TimeText.format(start)] = n }
         default:
-            var seen = 0
             scan(query, after: nil) { stored in
-                seen += 1
-                guard let e = try? GridEvent(stored: stored) else { return seen < Self.maxScan }
+                guard let e = try? GridEvent(stored: stored) else { return true }
                 for k in Self.keys(of: e, key) { counts[k, default: 0] += 1 }
-                return seen < Self.maxScan
+                return true
             }
         }
         var buckets = counts.map { Bucket(key: $0.key, count: $0.value) }
@@ -169,6 +155,16 @@ public final class QueryEngine: Sendable {
         }
         if let top { buckets = Array(buckets.prefix(max(0, top))) }
         return buckets
+    }
+
+    /// Custom events count under their own names: those are read.
+    private func countCustomNames(_ query: EventQuery, into counts: inout [String: Int]) {
+        var q = query
+        q.types = [.custom]
+        scan(q, after: nil) { stored in
+            if let e = try? GridEvent(stored: stored) { counts[e.typeName, default: 0] += 1 }
+            return true
+        }
     }
 
     static func keys(of e: GridEvent, _ key: GroupKey) -> [String] {
@@ -183,7 +179,8 @@ public final class QueryEngine: Sendable {
             return []
         case .minute, .hour, .day:
             let width = key.bucketMicros!
-            return [TimeText.format(e.timestamp / width * width)]
+            let ts = e.timestamp
+            return [TimeText.format(ts >= 0 ? ts / width * width : ((ts + 1) / width - 1) * width)]
         }
     }
 }

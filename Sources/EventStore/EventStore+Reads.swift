@@ -51,7 +51,8 @@ public struct StoreStats: Sendable, Equatable {
     /// Index files and their bytes.
     public var indexFiles: Int = 0
     public var indexBytes: Int = 0
-    /// Bytes on disk of everything: segment files (as reserved), compacted files and index files.
+    /// Bytes the store's files occupy on disk, as `du` counts them (allocated blocks): segment files (the active
+    /// one's whole reservation), compacted files and index files.
     public var diskBytes: Int = 0
     /// What retention has deleted since the store was created.
     public var retention = RetentionTotals()
@@ -59,10 +60,13 @@ public struct StoreStats: Sendable, Equatable {
     public var readDamage: [Damage] = []
 }
 
-extension EventStore {
-    /// Limit applied when a read asks for more (bounded memory per read).
-    public static let maxReadLimit = 100_000
+/// A node's newest neighbors, and whether it has more than were asked for.
+public struct NeighborList: Sendable, Equatable {
+    public var neighbors: [Neighbor]
+    public var truncated: Bool
+}
 
+extension EventStore {
     private func materialize(_ loc: Location) -> StoredEvent? {
         guard let view = conceptView(loc), let tail = view.decodeTail() else { return nil }
         return StoredEvent(
@@ -118,8 +122,6 @@ extension EventStore {
         return search(searchOrder(hint: nil))
     }
 
-    private func clamp(_ limit: Int) -> Int { max(0, min(limit, Self.maxReadLimit)) }
-
     /// Whether an event with this id is stored. Reads no payload: a hash probe per segment.
     public func contains(id: String) -> Bool {
         lock.withLock { locate(id) != nil }
@@ -144,145 +146,107 @@ extension EventStore {
         lock.withLock { locate(id).flatMap(materialize) }
     }
 
-    /// Segments with their checked indexes, newest data first (by the newest timestamp they hold).
-    private func indexedSegments(overlapping range: Range<Int64>? = nil) -> [(Segment, any SegmentIndex)] {
-        var out: [(Segment, any SegmentIndex)] = []
+    /// Cursors over `sources` in every segment whose time span meets the bounds. Call with the lock held.
+    private func cursors(_ sources: [ReadSource], _ bounds: ReadBounds) -> [any PositionCursor] {
+        var out: [any PositionCursor] = []
         for s in segments where s.index.hasTimeRange {
-            if let range, s.index.maxTimestamp < range.lowerBound || s.index.minTimestamp >= range.upperBound { continue }
-            out.append((s, checkedIndex(s)))
+            if s.index.maxTimestamp < bounds.range.lowerBound || s.index.minTimestamp >= bounds.range.upperBound { continue }
+            let index = checkedIndex(s)
+            for source in sources {
+                switch source {
+                case .all:
+                    out.append(RunCursor(index.allRun, type: nil, bounds: bounds))
+                case .type(let t):
+                    if let run = index.typeRun(t) { out.append(RunCursor(run, type: t, bounds: bounds)) }
+                case .entity(let entity):
+                    guard let edges = index.edgeRun(Hash.id(entity)) else { continue }
+                    out.append(EdgeCursor(edges, bounds: bounds) { [unowned self] e in
+                        self.locate(hash: e.other, hint: e.timestamp).map { EventPosition(timestamp: e.timestamp, location: $0.raw) }
+                    })
+                case .idPrefix(let raw):
+                    let prefix = raw.hasSuffix("*") ? String(raw.dropLast()) : raw
+                    index.forEachStem { stem, run in
+                        if stem.hasPrefix(prefix) || prefix.hasPrefix(stem) { out.append(RunCursor(run, type: nil, bounds: bounds)) }
+                    }
+                }
+            }
         }
-        return out.sorted { $0.1.maxTimestamp > $1.1.maxTimestamp }
+        return out
     }
 
-    /// An entity's events, newest first, from its adjacency lists. `before` continues a previous page.
-    /// Candidates are chosen from the edges alone (an entity -> event edge carries the event's timestamp), and
-    /// only the page that is returned is read and decoded: a compacted segment's blocks are decompressed only
-    /// for the events that make the page. O(limit) after an O(log n) seek per segment.
-    public func timeline(entity: String, limit: Int = 50, before: EventPosition? = nil) -> [StoredEvent] {
-        let limit = clamp(limit)
-        guard limit > 0 else { return [] }
-        let node = Hash.id(entity)
-        return lock.withLock {
-            // Positions found through the index only (no event is read yet).
-            var candidates: [EventPosition] = []
-            var seen = Set<UInt64>()
-            var edge = Int64.min  // the timestamp a segment must reach once `limit` candidates are known
-            for (_, index) in indexedSegments() {
-                if candidates.count >= limit {
-                    candidates.sort { $1 < $0 }
-                    edge = candidates[limit - 1].timestamp
-                    if index.maxTimestamp < edge { break }
-                }
-                guard let list = index.edgeRun(node) else { continue }
-                var taken = 0
-                list.forEachDescending(before: list.count) { e in
-                    if let before, e.timestamp > before.timestamp { return true }
-                    if e.timestamp < edge { return false }
-                    guard e.outgoing, !seen.contains(e.other), let loc = locate(hash: e.other, hint: e.timestamp) else { return true }
-                    let p = EventPosition(timestamp: e.timestamp, location: loc.raw)
-                    if let before, !(p < before) { return true }
-                    seen.insert(e.other)
-                    candidates.append(p)
-                    taken += 1
-                    return taken < limit
-                }
+    /// Calls `body` with the position of every event that `sources` name inside `bounds`, in order, merged across
+    /// segments (and across sources: an event named twice comes once), with its type code when the index knows
+    /// it (type lists and entity edges do), until `body` returns false. Reads no event.
+    public func readPositions(_ sources: [ReadSource], _ bounds: ReadBounds, _ body: (EventPosition, UInt16?) -> Bool) {
+        lock.withLock {
+            var it = MergingIterator(cursors(sources, bounds), newestFirst: bounds.newestFirst)
+            while let (p, t) = it.next() {
+                if !body(p, t) { return }
             }
-            candidates.sort { $1 < $0 }
-            var out: [StoredEvent] = []
-            for p in candidates where out.count < limit {
-                guard let event = materialize(Location(raw: p.location)) else { continue }
-                if let before, !(event.position < before) { continue }
-                out.append(event)
-            }
-            out.sort { $1.position < $0.position }
-            return out
         }
+    }
+
+    /// Calls `body` with every event that `sources` name inside `bounds`, in order (see `readPositions`), until it
+    /// returns false. `types` keeps only events of those type codes and `idPrefix` only ids starting with it; both
+    /// are checked before an event is decoded. Only the events handed to `body` are decoded (a compacted block is
+    /// decompressed only for them).
+    public func read(
+        _ sources: [ReadSource], _ bounds: ReadBounds, types: Set<UInt16>? = nil, idPrefix: String? = nil,
+        _ body: (StoredEvent) -> Bool
+    ) {
+        let prefix = idPrefix.map { Array($0.utf8) }
+        lock.withLock {
+            var it = MergingIterator(cursors(sources, bounds), newestFirst: bounds.newestFirst)
+            while let (p, t) = it.next() {
+                if let types, let t, !types.contains(t) { continue }
+                let loc = Location(raw: p.location)
+                if let prefix {
+                    guard let view = conceptView(loc), view.idBytes.starts(with: prefix) else { continue }
+                }
+                guard let e = materialize(loc) else { continue }
+                if let types, !types.contains(e.typeCode) { continue }
+                if !body(e) { return }
+            }
+        }
+    }
+
+    /// The first `limit` events of a read.
+    private func collect(_ sources: [ReadSource], _ bounds: ReadBounds, limit: Int, idPrefix: String? = nil) -> [StoredEvent] {
+        guard limit > 0 else { return [] }
+        var out: [StoredEvent] = []
+        read(sources, bounds, idPrefix: idPrefix) { e in
+            out.append(e)
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// An entity's events, newest first, from its adjacency lists. `before` continues a previous page. Only the
+    /// events returned are decoded. O(limit) after an O(log n) seek per segment.
+    public func timeline(entity: String, limit: Int = 50, before: EventPosition? = nil) -> [StoredEvent] {
+        collect([.entity(entity)], ReadBounds(after: before), limit: limit)
     }
 
     /// Events of one type with timestamps in `range`, newest first (or oldest first), after the cursor `after`
-    /// in that order. O(log n + limit) per segment that overlaps the range.
+    /// in that order. O(log n) per segment to seek, then O(limit).
     public func events(
         type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max, limit: Int = 50, newestFirst: Bool = true,
         after cursor: EventPosition? = nil
     ) -> [StoredEvent] {
-        let limit = clamp(limit)
-        return lock.withLock {
-            page(runs: { $0.typeRun(type) }, range: range, limit: limit, newestFirst: newestFirst, after: cursor)
-        }
-    }
-
-    /// One page of positions drawn from a run per segment, merged in time order.
-    private func page(
-        runs: (any SegmentIndex) -> (any PositionRun)?, range: Range<Int64>, limit: Int, newestFirst: Bool,
-        after cursor: EventPosition?
-    ) -> [StoredEvent] {
-        guard limit > 0, !range.isEmpty else { return [] }
-        var ordered = indexedSegments(overlapping: range)
-        if !newestFirst { ordered.sort { $0.1.minTimestamp < $1.1.minTimestamp } }
-        let before: (EventPosition, EventPosition) -> Bool = newestFirst ? { $1 < $0 } : { $0 < $1 }
-        var found: [EventPosition] = []
-        for (_, index) in ordered {
-            if found.count >= limit {
-                found.sort(by: before)
-                found.removeLast(found.count - limit)
-                let edge = found[limit - 1].timestamp
-                if newestFirst ? index.maxTimestamp < edge : index.minTimestamp > edge { break }
-            }
-            guard let list = runs(index) else { continue }
-            var r = list.indices(in: range)
-            if let cursor {
-                let c = list.lowerBound(cursor)
-                // A cursor outside the range leaves nothing, never an inverted range.
-                if newestFirst {
-                    r = r.lowerBound..<max(r.lowerBound, min(r.upperBound, c))
-                } else {
-                    let start = (c < list.count && list[c] == cursor) ? c + 1 : c
-                    r = min(r.upperBound, max(r.lowerBound, start))..<r.upperBound
-                }
-            }
-            if r.isEmpty { continue }
-            var taken = 0
-            let visit = { (p: EventPosition) -> Bool in
-                found.append(p)
-                taken += 1
-                return taken < min(limit, r.count)
-            }
-            if newestFirst { list.forEachDescending(before: r.upperBound, visit) } else { list.forEachAscending(from: r.lowerBound, visit) }
-        }
-        found.sort(by: before)
-        var out: [StoredEvent] = []
-        out.reserveCapacity(min(limit, found.count))
-        for p in found where out.count < limit {
-            if let e = materialize(Location(raw: p.location)) { out.append(e) }
-        }
-        return out
+        collect([.type(type)], ReadBounds(range: range, newestFirst: newestFirst, after: cursor), limit: limit)
     }
 
     /// How many events of `type` have timestamps in `range`. O(log n) per segment: two binary searches, no
     /// record read.
     public func count(type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max) -> Int {
-        lock.withLock {
-            indexedSegments(overlapping: range).reduce(0) { $0 + ($1.1.typeRun(type)?.indices(in: range).count ?? 0) }
-        }
-    }
-
-    /// Timestamps of the events of `type` in `range`, oldest first, without decoding any event (for time
-    /// histograms). At most `maxReadLimit` are returned.
-    public func timestamps(type: UInt16, in range: Range<Int64>) -> [Int64] {
-        lock.withLock {
-            var out: [Int64] = []
-            for (_, index) in indexedSegments(overlapping: range) {
-                guard let list = index.typeRun(type) else { continue }
-                let r = list.indices(in: range)
-                var n = 0
-                list.forEachAscending(from: r.lowerBound) { p in
-                    out.append(p.timestamp)
-                    n += 1
-                    return n < r.count && n < Self.maxReadLimit
-                }
+        guard !range.isEmpty else { return 0 }
+        return lock.withLock {
+            var n = 0
+            for s in segments where s.index.hasTimeRange {
+                if s.index.maxTimestamp < range.lowerBound || s.index.minTimestamp >= range.upperBound { continue }
+                n += checkedIndex(s).typeRun(type)?.indices(in: range).count ?? 0
             }
-            out.sort()
-            return Array(out.prefix(Self.maxReadLimit))
+            return n
         }
     }
 
@@ -290,7 +254,8 @@ extension EventStore {
     public func typeCounts() -> [UInt16: Int] {
         lock.withLock {
             var counts: [UInt16: Int] = [:]
-            for (_, index) in indexedSegments() {
+            for s in segments where s.index.hasTimeRange {
+                let index = checkedIndex(s)
                 for t in index.typeCodes { counts[t, default: 0] += index.typeRun(t)?.count ?? 0 }
             }
             return counts
@@ -300,33 +265,8 @@ extension EventStore {
     /// Events whose id starts with `prefix` (a trailing `*` is allowed: `event-spawn_*`), newest first.
     /// Uses the stem index: only ids whose stem is compatible with the prefix are looked at.
     public func events(idPrefix: String, limit: Int = 50) -> [StoredEvent] {
-        let limit = clamp(limit)
         let prefix = idPrefix.hasSuffix("*") ? String(idPrefix.dropLast()) : idPrefix
-        return lock.withLock {
-            var out: [StoredEvent] = []
-            for (_, index) in indexedSegments() {
-                index.forEachStem { stem, list in
-                    let exact: Bool
-                    if stem.hasPrefix(prefix) {
-                        exact = true
-                    } else if prefix.hasPrefix(stem) {
-                        exact = false
-                    } else {
-                        return
-                    }
-                    var taken = 0
-                    list.forEachDescending(before: list.count) { p in
-                        guard let e = materialize(Location(raw: p.location)) else { return true }
-                        if !exact, !e.id.hasPrefix(prefix) { return true }
-                        out.append(e)
-                        taken += 1
-                        return taken < limit
-                    }
-                }
-            }
-            out.sort { $1.position < $0.position }
-            return Array(out.prefix(limit))
-        }
+        return collect([.idPrefix(prefix)], ReadBounds(), limit: limit, idPrefix: prefix)
     }
 
     /// All events with timestamps in `range`, newest first (or oldest first), after the cursor `after` in that
@@ -334,21 +274,24 @@ extension EventStore {
     public func events(
         in range: Range<Int64>, limit: Int = 50, newestFirst: Bool = true, after cursor: EventPosition? = nil
     ) -> [StoredEvent] {
-        let limit = clamp(limit)
-        return lock.withLock {
-            page(runs: { $0.allRun }, range: range, limit: limit, newestFirst: newestFirst, after: cursor)
-        }
+        collect([.all], ReadBounds(range: range, newestFirst: newestFirst, after: cursor), limit: limit)
     }
 
     /// Neighbors of any node (an entity, an event, a time bucket), newest first. An event's own edges are read
     /// from the frame that stored it; other nodes' from their adjacency lists.
     public func neighbors(of id: String, limit: Int = 100) -> [Neighbor] {
-        neighbors(ofHash: Hash.id(id), limit: limit)
+        neighborList(ofHash: Hash.id(id), limit: limit).neighbors
     }
 
     /// Neighbors of the node with id hash `node`.
     public func neighbors(ofHash node: UInt64, limit: Int = 100) -> [Neighbor] {
-        let limit = clamp(limit)
+        neighborList(ofHash: node, limit: limit).neighbors
+    }
+
+    /// The newest `limit` neighbors of the node with id hash `node` (newest first; ties by the neighbor's hash),
+    /// and whether it has more.
+    public func neighborList(ofHash node: UInt64, limit: Int = 100) -> NeighborList {
+        guard limit > 0 else { return NeighborList(neighbors: [], truncated: false) }
         return lock.withLock {
             var out: [Neighbor] = []
             if let loc = locate(hash: node, hint: nil), let segment = segmentById[loc.segment],
@@ -365,25 +308,38 @@ extension EventStore {
                     return true
                 }
             }
-            for (_, index) in indexedSegments() {
-                guard let list = index.edgeRun(node) else { continue }
+            // From each segment, the newest `limit + 1` edges and every edge that shares a timestamp with the last of
+            // them: the newest `limit + 1` overall are among them, whatever the tie order.
+            for s in segments where s.index.hasTimeRange {
+                guard let list = checkedIndex(s).edgeRun(node) else { continue }
                 var taken = 0
+                var lastTimestamp = Int64.min
                 list.forEachDescending(before: list.count) { e in
+                    if taken > limit, e.timestamp != lastTimestamp { return false }
                     out.append(Neighbor(node: e.other, eventId: nil, edgeType: e.edgeType, timestamp: e.timestamp, outgoing: e.outgoing))
                     taken += 1
-                    return taken < limit * 2
+                    lastTimestamp = e.timestamp
+                    return true
                 }
             }
-            out.sort { $0.timestamp != $1.timestamp ? $0.timestamp > $1.timestamp : $0.node < $1.node }
+            out.sort {
+                if $0.timestamp != $1.timestamp { return $0.timestamp > $1.timestamp }
+                if $0.node != $1.node { return $0.node < $1.node }
+                if $0.edgeType != $1.edgeType { return $0.edgeType < $1.edgeType }
+                return !$0.outgoing && $1.outgoing
+            }
             var unique: [Neighbor] = []
             var seen = Set<Neighbor>()
-            for var n in out where unique.count < limit {
-                if seen.insert(n).inserted {
-                    if let loc = locate(hash: n.node, hint: n.timestamp), let view = conceptView(loc) { n.eventId = view.id }
-                    unique.append(n)
+            var more = false
+            for var n in out where seen.insert(n).inserted {
+                if unique.count == limit {
+                    more = true
+                    break
                 }
+                if let loc = locate(hash: n.node, hint: n.timestamp), let view = conceptView(loc) { n.eventId = view.id }
+                unique.append(n)
             }
-            return unique
+            return NeighborList(neighbors: unique, truncated: more)
         }
     }
 
@@ -441,7 +397,11 @@ extension EventStore {
                 }
                 st.readDamage += s.readDamage
             }
-            st.diskBytes = st.fileBytes + st.indexBytes
+            st.diskBytes = 0
+            for s in segments {
+                st.diskBytes += sys.allocatedBytes(s.path) ?? s.diskBytes
+                if let m = s.mappedIndex { st.diskBytes += sys.allocatedBytes(m.path) ?? m.fileBytes }
+            }
             st.retention = manifest.retention
             return st
         }

@@ -431,6 +431,11 @@ struct MappedEdges: EdgeRun {
     let bytes: UnsafeRawBufferPointer
     var count: Int { bytes.count / IndexFile.edgeEntrySize }
 
+    subscript(i: Int) -> EdgeItem {
+        let at = i * IndexFile.edgeEntrySize
+        return EdgeItem(timestamp: bytes.i64(at), other: bytes.u64(at + 8), edgeType: bytes.u16(at + 16), outgoing: bytes.u8(at + 18) != 0)
+    }
+
     func forEachDescending(before end: Int, _ body: (EdgeItem) -> Bool) {
         var i = min(end, count) - 1
         while i >= 0 {

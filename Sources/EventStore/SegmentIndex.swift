@@ -68,6 +68,20 @@ struct EdgeItem: Comparable {
 protocol EdgeRun {
     var count: Int { get }
     func forEachDescending(before end: Int, _ body: (EdgeItem) -> Bool)
+    subscript(i: Int) -> EdgeItem { get }
+}
+
+extension EdgeRun {
+    /// Number of edges with timestamps below `timestamp`. O(log n).
+    func lowerBound(timestamp: Int64) -> Int {
+        var lo = 0
+        var hi = count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if self[mid].timestamp < timestamp { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
 }
 
 typealias EdgeList = SortedList<EdgeItem>

@@ -249,6 +249,14 @@ struct SystemCalls: Sendable {
     }
 
     /// True for a directory, false for something else, nil when nothing is there.
+    /// The bytes the file at `path` occupies on disk (its allocated blocks, as `du` counts them); nil when it
+    /// cannot be stat-ed.
+    func allocatedBytes(_ path: String) -> Int? {
+        var st = stat()
+        guard Glibc.lstat(path, &st) == 0 else { return nil }
+        return Int(st.st_blocks) * 512
+    }
+
     func isDirectory(_ path: String) -> Bool? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return Glibc.errno == ENOENT ? nil : false }

@@ -93,7 +93,7 @@ enum SealedLayout {
             _ = store.events(type: type, limit: 10)
             _ = store.events(type: type, limit: 10, newestFirst: false)
             _ = store.count(type: type)
-            _ = store.timestamps(type: type, in: Int64.min..<Int64.max)
+            store.readPositions([.type(type)], ReadBounds()) { _, _ in true }
         }
         _ = store.typeCounts()
         _ = store.events(idPrefix: "event-agent_", limit: 10)

@@ -41,7 +41,12 @@ struct StoreAnswers: Equatable {
                     }
                 }
                 counts.append(store.count(type: type, in: range))
-                timestamps.append(store.timestamps(type: type, in: range))
+                var stamps: [Int64] = []
+                store.readPositions([.type(type)], ReadBounds(range: range, newestFirst: false)) { p, _ in
+                    stamps.append(p.timestamp)
+                    return true
+                }
+                timestamps.append(stamps)
             }
         }
         typeCounts = store.typeCounts()

@@ -74,7 +74,9 @@ struct DashboardTests {
         let app = Application(router: HTTPAPI.router(daemon.apiContext()!), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let query = "count%20spawn%20failures%20today"
+            // "In the last hour", not "today": the fixture's spawn failure is 60 s old, which is yesterday during the
+            // first minute after midnight UTC.
+            let query = "count%20spawn%20failures%20in%20the%20last%20hour"
             let dom = try chromium(["--virtual-time-budget=6000", "--dump-dom"], url: "http://127.0.0.1:\(port)/?stream=off&q=\(query)")
             // Agent cards with the states the fixture implies.
             #expect(dom.contains(#"class="card healthy" data-agent="agent-001""#), "\(dom.prefix(3000))")
@@ -89,7 +91,7 @@ struct DashboardTests {
             let crashAt = stream.range(of: #"data-id="\#(crash)""#)?.lowerBound
             #expect(heartbeatAt != nil && crashAt != nil && heartbeatAt! < crashAt!)
             // The query's interpretation and answer.
-            #expect(dom.contains("Understood: Count of spawn failures today, by type."))
+            #expect(dom.contains("Understood: Count of spawn failures in the last hour, by type."), "\(dom.prefix(3000))")
             #expect(dom.contains(#"<div class="big count">1</div>"#))
             // The chart has bars for the fixture's types.
             #expect(dom.contains(#"data-type="node_crashed""#))

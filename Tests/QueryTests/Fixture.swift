@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import GridEvents
+import QueryOracle
 @testable import EventQuery
 
 /// A store filled with generated grid events whose answers are computed independently from the same list.
@@ -45,16 +46,5 @@ final class Fixture {
                 && (range == nil || range!.contains(e.timestamp)) && (prefix == nil || e.id.hasPrefix(prefix!))
         }
         .sorted { $0.timestamp > $1.timestamp }
-    }
-}
-
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
     }
 }

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import GridEvents
+import QueryOracle
 import Testing
 @testable import EventQuery
 

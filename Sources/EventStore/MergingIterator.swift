@@ -1,0 +1,215 @@
+/// Which of the indexes a read walks. Every read of events crosses segments through one `MergingIterator`
+/// over the lists these name.
+public enum ReadSource: Hashable, Sendable {
+    /// Every event.
+    case all
+    /// The events of one type code.
+    case type(UInt16)
+    /// The events that mention an entity (its adjacency list).
+    case entity(String)
+    /// The events whose id starts with this (a trailing `*` is allowed). Candidates come from the id-stem lists;
+    /// the caller compares whole ids.
+    case idPrefix(String)
+}
+
+/// A read's direction and bounds: positions in `range` (by timestamp), newest first or oldest first, strictly
+/// after `after` in that order.
+public struct ReadBounds: Sendable, Equatable {
+    public var range: Range<Int64>
+    public var newestFirst: Bool
+    public var after: EventPosition?
+
+    public init(range: Range<Int64> = Int64.min..<Int64.max, newestFirst: Bool = true, after: EventPosition? = nil) {
+        self.range = range
+        self.newestFirst = newestFirst
+        self.after = after
+    }
+
+    /// Whether `p` comes after `other` in this order.
+    @inline(__always) func precedes(_ p: EventPosition, _ other: EventPosition) -> Bool {
+        newestFirst ? other < p : p < other
+    }
+
+    /// Whether `p` lies inside the bounds.
+    @inline(__always) func admits(_ p: EventPosition) -> Bool {
+        guard range.contains(p.timestamp) else { return false }
+        guard let after else { return true }
+        return precedes(after, p)
+    }
+}
+
+/// One ordered stream of positions, from one list of one segment. `current` is nil once exhausted.
+protocol PositionCursor {
+    /// The position under the cursor and its event's type code when the list knows it.
+    var current: (EventPosition, UInt16?)? { get }
+    mutating func advance()
+}
+
+/// A cursor over a time-ordered run of positions (type lists, the all-events list, id-stem lists).
+struct RunCursor: PositionCursor {
+    let run: any PositionRun
+    let type: UInt16?
+    let descending: Bool
+    private var i: Int
+    private let stop: Int
+    private(set) var current: (EventPosition, UInt16?)?
+
+    init(_ run: any PositionRun, type: UInt16?, bounds: ReadBounds) {
+        self.run = run
+        self.type = type
+        descending = bounds.newestFirst
+        let lo = run.lowerBound(EventPosition(timestamp: bounds.range.lowerBound, location: 0))
+        let hi = bounds.range.upperBound == .max ? run.count : run.lowerBound(EventPosition(timestamp: bounds.range.upperBound, location: 0))
+        if descending {
+            var start = hi - 1
+            if let after = bounds.after { start = min(start, run.lowerBound(after) - 1) }
+            i = start
+            stop = lo
+        } else {
+            var start = lo
+            if let after = bounds.after {
+                let at = run.lowerBound(after)
+                start = max(start, at < run.count && run[at] == after ? at + 1 : at)
+            }
+            i = start
+            stop = hi
+        }
+        current = nil
+        load()
+    }
+
+    private mutating func load() {
+        let inside = descending ? i >= stop && i >= 0 : i < stop
+        current = inside ? (run[i], type) : nil
+    }
+
+    mutating func advance() {
+        i += descending ? -1 : 1
+        load()
+    }
+}
+
+/// A cursor over an entity's adjacency list in one segment: its outgoing edges name the events that mention it.
+/// Edges are ordered by (timestamp, event hash); positions by (timestamp, location). So each group of edges
+/// sharing a timestamp is resolved to positions and sorted before it is handed out.
+struct EdgeCursor: PositionCursor {
+    let edges: any EdgeRun
+    let bounds: ReadBounds
+    let resolve: (EdgeItem) -> EventPosition?
+    private var i: Int
+    private var group: [(EventPosition, UInt16?)] = []
+    private var k = 0
+    private(set) var current: (EventPosition, UInt16?)?
+
+    init(_ edges: any EdgeRun, bounds: ReadBounds, resolve: @escaping (EdgeItem) -> EventPosition?) {
+        self.edges = edges
+        self.bounds = bounds
+        self.resolve = resolve
+        current = nil
+        let lo = edges.lowerBound(timestamp: bounds.range.lowerBound)
+        let hi = bounds.range.upperBound == .max ? edges.count : edges.lowerBound(timestamp: bounds.range.upperBound)
+        if bounds.newestFirst {
+            var start = hi - 1
+            if let after = bounds.after { start = min(start, edges.lowerBound(timestamp: after.timestamp &+ 1) - 1) }
+            i = start
+            floor = lo
+            ceiling = hi
+        } else {
+            var start = lo
+            if let after = bounds.after { start = max(start, edges.lowerBound(timestamp: after.timestamp)) }
+            i = start
+            floor = lo
+            ceiling = hi
+        }
+        fill()
+    }
+
+    private let floor: Int
+    private let ceiling: Int
+
+    /// Reads the next group of edges that share a timestamp, keeping the positions inside the bounds.
+    private mutating func fill() {
+        group.removeAll(keepingCapacity: true)
+        k = 0
+        while group.isEmpty {
+            guard i >= floor, i < ceiling, i >= 0 else {
+                current = nil
+                return
+            }
+            let ts = edges[i].timestamp
+            while i >= floor, i < ceiling, i >= 0, edges[i].timestamp == ts {
+                let e = edges[i]
+                i += bounds.newestFirst ? -1 : 1
+                guard e.outgoing, let p = resolve(e), bounds.admits(p) else { continue }
+                group.append((p, e.edgeType))
+            }
+            if bounds.newestFirst {
+                group.sort { $1.0 < $0.0 }
+            } else {
+                group.sort { $0.0 < $1.0 }
+            }
+        }
+        current = group[0]
+    }
+
+    mutating func advance() {
+        k += 1
+        if k < group.count {
+            current = group[k]
+        } else {
+            fill()
+        }
+    }
+}
+
+/// Merges cursors (any number of segments and lists) into one stream in the read's order; a position met twice
+/// (the same event reached through two lists) is given once. A binary heap: O(log cursors) per position.
+struct MergingIterator {
+    private var heap: [any PositionCursor] = []
+    private let newestFirst: Bool
+    private var last: EventPosition?
+
+    init(_ cursors: [any PositionCursor], newestFirst: Bool) {
+        self.newestFirst = newestFirst
+        heap = cursors.filter { $0.current != nil }
+        if heap.count > 1 {
+            for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        }
+    }
+
+    @inline(__always) private func before(_ a: Int, _ b: Int) -> Bool {
+        let pa = heap[a].current!.0
+        let pb = heap[b].current!.0
+        return newestFirst ? pb < pa : pa < pb
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var best = i
+            if l < heap.count, before(l, best) { best = l }
+            if r < heap.count, before(r, best) { best = r }
+            if best == i { return }
+            heap.swapAt(i, best)
+            i = best
+        }
+    }
+
+    /// The next position and its type code (when the list knows it), or nil at the end.
+    mutating func next() -> (EventPosition, UInt16?)? {
+        while let top = heap.first?.current {
+            heap[0].advance()
+            if heap[0].current == nil {
+                heap.swapAt(0, heap.count - 1)
+                heap.removeLast()
+            }
+            if !heap.isEmpty { siftDown(0) }
+            if top.0 == last { continue }
+            last = top.0
+            return top
+        }
+        return nil
+    }
+}
