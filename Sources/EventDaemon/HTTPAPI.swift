@@ -214,7 +214,8 @@ public enum HTTPAPI {
             guard let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
                 throw APIError(status: .notFound, code: "not_found", message: "no event with id \(id.prefix(256))")
             }
-            let graph = try run { try api.engine.neighbors(of: id, depth: 1) }
+            // An event has at most 64 entities and one time bucket: every one of its edges fits.
+            let graph = try run { try api.engine.neighbors(of: id, depth: 1, limit: 5000, perNode: 5000) }
             var w = JSONWriter()
             w.raw("{\"event\":")
             event.apiJSON(into: &w)
