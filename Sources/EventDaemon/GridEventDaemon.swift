@@ -1,4 +1,5 @@
 @_spi(Testing) import EventStore
+import EventQuery
 import EventWire
 import GridEvents
 import Logging
@@ -17,6 +18,8 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public let logger: Logger
     public private(set) var store: EventStore?
     private var writer: BatchWriter?
+    /// The grid state kept as events arrive, with its checkpoints (`/api/grid/agents`).
+    public private(set) var gridState: GridStateKeeper?
     private var group: MultiThreadedEventLoopGroup?
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
@@ -43,7 +46,20 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         options.faults = config.faults
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
-        let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds)
+        var stateOptions = GridStateKeeper.Options(interval: config.gridCheckpointInterval, maxBytes: config.gridCheckpointBytes)
+        stateOptions.onNotice = { logger.info("\($0)") }
+        let gridState: GridStateKeeper
+        do {
+            gridState = try GridStateKeeper.open(store, options: stateOptions)
+        } catch {
+            store.close()
+            throw error
+        }
+        let opened = gridState.openReport
+        logger.info("grid state ready in \(opened.seconds) s: \(opened.checkpoint.map { "checkpoint \($0)" } ?? "full replay"), \(opened.eventsRead) events read")
+        self.gridState = gridState
+        let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds,
+                                 gridState: gridState)
         writer.start()
         self.writer = writer
         let path = config.resolvedSocketPath
@@ -51,6 +67,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             try SocketPath.prepare(path)
         } catch {
             writer.stop()
+            gridState.close()
             store.close()
             throw error
         }
@@ -74,6 +91,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         } catch {
             try? group.syncShutdownGracefully()
             writer.stop()
+            gridState.close()
             store.close()
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
@@ -119,7 +137,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public func apiContext() -> APIContext? {
         guard let store, let writer else { return nil }
         let connections = self.connections
-        return APIContext(store: store, feed: writer.feed, ingest: {
+        return APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
     }
@@ -144,6 +162,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             try? channel.close().wait()
         }
         writer?.stop()
+        gridState?.close()
         store?.close()
         try? group?.syncShutdownGracefully()
         unlink(config.resolvedSocketPath)
