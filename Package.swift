@@ -139,7 +139,7 @@ let package = Package(
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
         .target(name: "QueryOracle", dependencies: ["EventQuery", "GridEvents", "EventStore"], path: "Tests/Support/QueryOracle"),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
-        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
+        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
         .testTarget(
             name: "HTTPTests",
             dependencies: [

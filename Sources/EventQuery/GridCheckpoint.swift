@@ -83,7 +83,8 @@ public struct GridCheckpoint: Sendable, Equatable {
         func rel(_ t: Int64) -> Int64 { asOf &- t }
         var b = BinaryWriter(capacity: 64 + fold.agents.count * 64 + fold.nodes.count * 48)
         b.varint(UInt64(fold.agents.count))
-        for (id, a) in fold.agents.sorted(by: { $0.key < $1.key }) {
+        for id in fold.agentOrder {
+            let a = fold.agents[id]!
             b.string(id)
             var flags: UInt8 = a.listed ? 1 : 0
             if a.transitionType != nil { flags |= 2 }
@@ -104,7 +105,8 @@ public struct GridCheckpoint: Sendable, Equatable {
             if let e = a.endpoint { b.varint(ref(e)) }
         }
         b.varint(UInt64(fold.nodes.count))
-        for (id, n) in fold.nodes.sorted(by: { $0.key < $1.key }) {
+        for id in fold.nodeOrder {
+            let n = fold.nodes[id]!
             b.string(id)
             var flags: UInt8 = n.listed ? 1 : 0
             if n.detail != nil { flags |= 2 }
@@ -226,8 +228,10 @@ public struct GridCheckpoint: Sendable, Equatable {
             guard i < UInt64(table.count) else { throw EventError("string reference \(i) outside the table") }
             return table[Int(i)]
         }
-        var fold = GridFold()
+        var agents: [(String, GridFold.Agent)] = []
+        var nodes: [(String, GridFold.Node)] = []
         let agentCount = try count()
+        agents.reserveCapacity(agentCount)
         for _ in 0..<agentCount {
             let id = try r.string(limit: 256)
             let flags = try r.u8()
@@ -243,9 +247,10 @@ public struct GridCheckpoint: Sendable, Equatable {
             if flags & 8 != 0 { a.registeredAt = abs(try r.svarint()) }
             if flags & 16 != 0 { a.hostname = try string() }
             if flags & 32 != 0 { a.endpoint = try string() }
-            fold.agents[id] = a
+            agents.append((id, a))
         }
         let nodeCount = try count()
+        nodes.reserveCapacity(nodeCount)
         for _ in 0..<nodeCount {
             let id = try r.string(limit: 256)
             let flags = try r.u8()
@@ -272,9 +277,12 @@ public struct GridCheckpoint: Sendable, Equatable {
                 n.restartAt = abs(try r.svarint())
             }
             n.restartIsNewest = flags & 64 != 0
-            fold.nodes[id] = n
+            nodes.append((id, n))
         }
         guard r.isAtEnd else { throw EventError("\(r.remaining) bytes after the last node") }
+        guard let fold = GridFold(sortedAgents: agents, sortedNodes: nodes) else {
+            throw EventError("agent or node ids out of order")
+        }
         return fold
     }
 }

@@ -60,10 +60,39 @@ public struct GridFold: Sendable, Equatable {
         public var restartIsNewest = false
     }
 
-    public var agents: [String: Agent] = [:]
-    public var nodes: [String: Node] = [:]
+    public private(set) var agents: [String: Agent] = [:]
+    public private(set) var nodes: [String: Node] = [:]
+    /// Every key of `agents` and `nodes`, sorted (kept so that reading the state does not sort: a new agent or
+    /// node costs one insertion, O(n), and is rare).
+    public private(set) var agentOrder: [String] = []
+    public private(set) var nodeOrder: [String] = []
 
     public init() {}
+
+    /// A fold from its parts, ids given in increasing order (checkpoints are written so).
+    /// - Returns: nil when the ids are not strictly increasing.
+    init?(sortedAgents: [(String, Agent)], sortedNodes: [(String, Node)]) {
+        for (i, (id, a)) in sortedAgents.enumerated() {
+            if i > 0, !(sortedAgents[i - 1].0 < id) { return nil }
+            agents[id] = a
+        }
+        for (i, (id, n)) in sortedNodes.enumerated() {
+            if i > 0, !(sortedNodes[i - 1].0 < id) { return nil }
+            nodes[id] = n
+        }
+        agentOrder = sortedAgents.map(\.0)
+        nodeOrder = sortedNodes.map(\.0)
+    }
+
+    private static func insertSorted(_ id: String, into order: inout [String]) {
+        var lo = 0
+        var hi = order.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if order[mid] < id { lo = mid + 1 } else { hi = mid }
+        }
+        order.insert(id, at: lo)
+    }
 
     /// The type codes the fold reads; every other event leaves it unchanged.
     public static let typeCodes: Set<UInt16> = Set(
@@ -129,44 +158,64 @@ public struct GridFold: Sendable, Equatable {
     }
 
     private mutating func update(agent id: String, listed: Bool, _ body: (inout Agent) -> Void) {
-        body(&agents[id, default: Agent()])
-        if listed { agents[id]!.listed = true }
+        if let i = agents.index(forKey: id) {
+            body(&agents.values[i])
+            if listed { agents.values[i].listed = true }
+        } else {
+            var a = Agent()
+            body(&a)
+            a.listed = listed
+            agents[id] = a
+            Self.insertSorted(id, into: &agentOrder)
+        }
     }
 
     private mutating func update(node id: String, _ e: GridEvent, listed: Bool, _ body: (inout Node) -> Void) {
-        var f = nodes[id] ?? Node()
-        if e.timestamp >= f.lastAt {
-            let (state, agent, detail) = QueryEngine.nodeTransition(e.kind)
-            f.lastType = e.type
-            f.lastAt = e.timestamp
-            f.state = state
-            f.agentId = agent
-            f.detail = detail
+        func change(_ f: inout Node) {
+            if e.timestamp >= f.lastAt {
+                let (state, agent, detail) = QueryEngine.nodeTransition(e.kind)
+                f.lastType = e.type
+                f.lastAt = e.timestamp
+                f.state = state
+                f.agentId = agent
+                f.detail = detail
+            }
+            body(&f)
+            if listed { f.listed = true }
         }
-        body(&f)
-        if listed { f.listed = true }
-        nodes[id] = f
+        if let i = nodes.index(forKey: id) {
+            change(&nodes.values[i])
+        } else {
+            var f = Node()
+            change(&f)
+            nodes[id] = f
+            Self.insertSorted(id, into: &nodeOrder)
+        }
     }
 
     // MARK: Reading
 
-    /// Every listed node's state, by node id. O(nodes log nodes).
+    /// Every listed node's state, by node id. O(nodes).
     public func nodeStates() -> [NodeState] {
-        nodes.filter(\.value.listed).sorted { $0.key < $1.key }.map { id, f in
-            NodeState(
+        var out: [NodeState] = []
+        out.reserveCapacity(nodeOrder.count)
+        for id in nodeOrder {
+            guard let f = nodes[id], f.listed else { continue }
+            out.append(NodeState(
                 nodeId: id, agentId: f.agentId, state: f.state,
-                pid: [.stopped, .failed, .crashed].contains(f.state) ? nil : f.pid, port: f.port,
+                pid: f.state == .stopped || f.state == .failed || f.state == .crashed ? nil : f.pid, port: f.port,
                 restartCount: f.restartIsNewest ? f.restartCount : 0, lastEvent: f.lastType.name, lastEventAt: f.lastAt,
-                detail: f.detail)
+                detail: f.detail))
         }
+        return out
     }
 
     /// Every listed agent's state with its nodes (those whose newest event names it), by agent id, and every
-    /// listed node. O((agents + nodes) log).
+    /// listed node. O(agents + nodes).
     public func states() -> (agents: [AgentState], nodes: [NodeState]) {
         let nodeStates = nodeStates()
         let byAgent = Dictionary(grouping: nodeStates, by: \.agentId)
-        let agentStates = agents.filter(\.value.listed).sorted { $0.key < $1.key }.map { id, f in
+        let agentStates = agentOrder.compactMap { id in agents[id].flatMap { $0.listed ? (id, $0) : nil } }.map { id, f in
             let health: AgentState.Health
             switch f.newestType {
             case .agentDegraded: health = .degraded
