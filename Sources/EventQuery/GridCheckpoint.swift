@@ -95,12 +95,13 @@ public struct GridCheckpoint: Sendable, Equatable {
             b.u8(flags)
             b.u16(a.newestType.rawValue)
             b.svarint(rel(a.newestAt))
+            // The agent's other times relative to its newest (often the same event: one byte).
             if let t = a.transitionType {
                 b.u16(t.rawValue)
-                b.svarint(rel(a.transitionAt))
+                b.svarint(a.newestAt &- a.transitionAt)
             }
-            if let t = a.heartbeatAt { b.svarint(rel(t)) }
-            if let t = a.registeredAt { b.svarint(rel(t)) }
+            if let t = a.heartbeatAt { b.svarint(a.newestAt &- t) }
+            if let t = a.registeredAt { b.svarint(a.newestAt &- t) }
             if let h = a.hostname { b.varint(ref(h)) }
             if let e = a.endpoint { b.varint(ref(e)) }
         }
@@ -121,18 +122,19 @@ public struct GridCheckpoint: Sendable, Equatable {
             b.svarint(rel(n.lastAt))
             b.varint(ref(n.agentId))
             if let d = n.detail { b.varint(ref(d)) }
+            // The node's other times relative to its newest event's (often the same event: one byte).
             if let p = n.port {
                 b.svarint(Int64(p))
-                b.svarint(rel(n.portAt))
+                b.svarint(n.lastAt &- n.portAt)
             }
             if let p = n.pid {
                 b.svarint(Int64(p))
-                b.svarint(rel(n.pidAt))
+                b.svarint(n.lastAt &- n.pidAt)
             }
-            if let t = n.succeededAt { b.svarint(rel(t)) }
+            if let t = n.succeededAt { b.svarint(n.lastAt &- t) }
             if n.restartAt != .min {
                 b.svarint(Int64(n.restartCount))
-                b.svarint(rel(n.restartAt))
+                b.svarint(n.lastAt &- n.restartAt)
             }
         }
         // The string table (agent ids of nodes, details, hosts, endpoints) goes last; readers find it from the
@@ -239,12 +241,13 @@ public struct GridCheckpoint: Sendable, Equatable {
             a.listed = flags & 1 != 0
             a.newestType = try type()
             a.newestAt = abs(try r.svarint())
+            let newest = a.newestAt
             if flags & 2 != 0 {
                 a.transitionType = try type()
-                a.transitionAt = abs(try r.svarint())
+                a.transitionAt = newest &- (try r.svarint())
             }
-            if flags & 4 != 0 { a.heartbeatAt = abs(try r.svarint()) }
-            if flags & 8 != 0 { a.registeredAt = abs(try r.svarint()) }
+            if flags & 4 != 0 { a.heartbeatAt = newest &- (try r.svarint()) }
+            if flags & 8 != 0 { a.registeredAt = newest &- (try r.svarint()) }
             if flags & 16 != 0 { a.hostname = try string() }
             if flags & 32 != 0 { a.endpoint = try string() }
             agents.append((id, a))
@@ -261,20 +264,21 @@ public struct GridCheckpoint: Sendable, Equatable {
             guard state < nodeStates.count else { throw EventError("unknown node state \(state)") }
             n.state = nodeStates[state]
             n.lastAt = abs(try r.svarint())
+            let last = n.lastAt
             n.agentId = try string()
             if flags & 2 != 0 { n.detail = try string() }
             if flags & 4 != 0 {
                 n.port = try int()
-                n.portAt = abs(try r.svarint())
+                n.portAt = last &- (try r.svarint())
             }
             if flags & 8 != 0 {
                 n.pid = try int()
-                n.pidAt = abs(try r.svarint())
+                n.pidAt = last &- (try r.svarint())
             }
-            if flags & 16 != 0 { n.succeededAt = abs(try r.svarint()) }
+            if flags & 16 != 0 { n.succeededAt = last &- (try r.svarint()) }
             if flags & 32 != 0 {
                 n.restartCount = try int()
-                n.restartAt = abs(try r.svarint())
+                n.restartAt = last &- (try r.svarint())
             }
             n.restartIsNewest = flags & 64 != 0
             nodes.append((id, n))

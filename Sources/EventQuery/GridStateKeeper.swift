@@ -16,16 +16,16 @@ public final class GridStateKeeper: @unchecked Sendable {
     public struct Options: Sendable {
         /// Grid events folded between two checkpoints. Time travel reads at most about this many events after
         /// its checkpoint; each checkpoint costs about 40 bytes per node and agent on disk.
-        public var interval = 20_000
+        public var interval = 10_000
         /// Disk budget of all checkpoint files; past it the checkpoint whose loss leaves the smallest gap in time
         /// is deleted (never the newest or the oldest), so checkpoints thin out evenly.
-        public var maxBytes = 256 << 20
+        public var maxBytes = 512 << 20
         /// Write checkpoints on a background queue (the daemon); false writes them inside `observe` (tests).
         public var writeInBackground = true
         /// Receives one-line notices (checkpoint used, damaged or ahead of the store, full replay, write failures).
         public var onNotice: (@Sendable (String) -> Void)?
 
-        public init(interval: Int = 20_000, maxBytes: Int = 256 << 20) {
+        public init(interval: Int = 10_000, maxBytes: Int = 512 << 20) {
             self.interval = interval
             self.maxBytes = maxBytes
         }
