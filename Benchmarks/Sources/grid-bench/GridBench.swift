@@ -16,6 +16,8 @@ struct GridBench: ParsableCommand {
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
     @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+    @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
+    var gridStateOnly = false
 
     struct Row {
         var name: String
@@ -30,6 +32,13 @@ struct GridBench: ParsableCommand {
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        if gridStateOnly {
+            var rows: [Row] = []
+            try gridStateRows(events: events, into: &rows)
+            if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+            report(rows)
+            return
+        }
         print("generating \(events) grid events (17 types, 100 agents, 2,000 nodes, one day)...")
         var grid = SampleGrid(seed: 5)
         let all = grid.events(events)
@@ -220,6 +229,8 @@ struct GridBench: ParsableCommand {
         } else {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
         }
+        try gridStateRows(events: events, into: &rows)
+        if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
         report(rows)
     }
 
