@@ -477,13 +477,28 @@ public enum HTTPAPI {
         w.raw(",\"restart_count\":\(n.restartCount),\"last_event\":")
         w.string(n.lastEvent)
         w.raw(",\"last_event_at\":")
-        w.string(TimeText.format(n.lastEventAt))
+        w.time(n.lastEventAt)
         w.raw(",\"detail\":")
         if let d = n.detail { w.string(d) } else { w.raw("null") }
         w.raw("}")
     }
 
     static func agentsJSON(_ agents: [AgentState], nodes: [NodeState], at: Int64? = nil) -> String {
+        // Each node appears twice (under its agent and in `nodes`): encode it once.
+        var encoded: [String: String] = [:]
+        encoded.reserveCapacity(nodes.count)
+        for n in nodes {
+            var nw = JSONWriter()
+            nodeJSON(n, into: &nw)
+            encoded[n.nodeId] = nw.text
+        }
+        func node(_ n: NodeState, into w: inout JSONWriter) {
+            if let text = encoded[n.nodeId] {
+                w.raw(text)
+            } else {
+                nodeJSON(n, into: &w)
+            }
+        }
         var w = JSONWriter()
         if let at {
             w.raw("{\"at\":")
@@ -499,11 +514,11 @@ public enum HTTPAPI {
             w.raw(",\"state\":")
             w.string(a.health.rawValue)
             w.raw(",\"last_heartbeat\":")
-            if let t = a.lastHeartbeat { w.string(TimeText.format(t)) } else { w.raw("null") }
+            if let t = a.lastHeartbeat { w.time(t) } else { w.raw("null") }
             w.raw(",\"last_transition\":")
             w.string(a.lastTransition)
             w.raw(",\"last_transition_at\":")
-            w.string(TimeText.format(a.lastTransitionAt))
+            w.time(a.lastTransitionAt)
             w.raw(",\"hostname\":")
             if let h = a.hostname { w.string(h) } else { w.raw("null") }
             w.raw(",\"endpoint\":")
@@ -511,14 +526,14 @@ public enum HTTPAPI {
             w.raw(",\"nodes\":[")
             for (k, n) in a.nodes.enumerated() {
                 if k > 0 { w.raw(",") }
-                nodeJSON(n, into: &w)
+                node(n, into: &w)
             }
             w.raw("]}")
         }
         w.raw("],\"nodes\":[")
         for (k, n) in nodes.enumerated() {
             if k > 0 { w.raw(",") }
-            nodeJSON(n, into: &w)
+            node(n, into: &w)
         }
         w.raw("]}")
         return w.text
