@@ -279,6 +279,8 @@ public struct GridCheckpoint: Sendable, Equatable {
             if flags & 32 != 0 {
                 n.restartCount = try int()
                 n.restartAt = last &- (try r.svarint())
+                // Int64.min stands for "no restart" in the fold.
+                guard n.restartAt != .min else { throw EventError("restart time out of range") }
             }
             n.restartIsNewest = flags & 64 != 0
             nodes.append((id, n))
