@@ -140,13 +140,14 @@ final class BatchWriter: @unchecked Sendable {
         }
         report(failure)
         if let gridState, !toFold.isEmpty {
+            // Folded on the keeper's thread; the bounds are the store's now, before the next group is appended.
             if failure == nil {
-                gridState.observe(toFold)
+                gridState.enqueue(toFold, bounds: store.logBounds)
             } else {
                 // Frames before the failing one may be stored (and would never be resent as new): fold exactly
                 // those the store now holds.
                 let stored = store.contains(ids: toFold.map(\.id), timestamps: toFold.map(\.timestamp))
-                gridState.observe(zip(toFold, stored).lazy.filter(\.1).map(\.0))
+                gridState.enqueue(zip(toFold, stored).filter(\.1).map(\.0), bounds: store.logBounds)
             }
         }
         for job in jobs {

@@ -6,8 +6,9 @@ import GridEvents
 /// (`DIR/gridstate/`), rebuilds it on open from the newest checkpoint plus the events stored after it, and answers
 /// the state as of any past moment from the nearest checkpoint at or before it.
 ///
-/// The owner must hand every event it stores to `observe` once, in the order they were stored, leaving out events
-/// the store ignored as duplicates (see `GridFold` for why). The daemon's single writer does.
+/// The owner must hand every event it stores to `observe` (or `enqueue`) once, in the order they were stored,
+/// leaving out events the store ignored as duplicates (see `GridFold` for why). The daemon's single writer does,
+/// through `enqueue`, so folding is off its path.
 ///
 /// Retention: the state remembers what it has folded. Deleting old segments does not change the current state
 /// (an agent that registered before the retention horizon keeps its host); a moment whose events retention has
@@ -71,6 +72,8 @@ public final class GridStateKeeper: @unchecked Sendable {
     private var answer: (version: UInt64, states: (agents: [AgentState], nodes: [NodeState]))?
     private var version: UInt64 = 0
     private let writes = DispatchQueue(label: "grid-state-checkpoints")
+    /// Where events handed over by `enqueue` are folded, in order.
+    private let folding = DispatchQueue(label: "grid-state-fold")
     private var closed = false
 
     public static let directoryName = "gridstate"
@@ -191,8 +194,25 @@ public final class GridStateKeeper: @unchecked Sendable {
     // MARK: Folding as events arrive
 
     /// Folds events just stored, in the order they were stored (duplicates the store ignored left out), and
-    /// writes a checkpoint every `interval` grid events. O(events).
+    /// writes a checkpoint every `interval` grid events. O(events). The store must not have stored anything
+    /// since (its `logBounds` now are what a checkpoint records); a writer that goes on appending uses `enqueue`.
     public func observe(_ events: some Sequence<GridEvent>) {
+        observe(events, bounds: nil)
+    }
+
+    /// Hands events just stored to the keeper's own thread, with the store's `logBounds` right after storing them
+    /// (what a checkpoint taken there records), and returns at once: the writer does not wait for the fold. Every
+    /// read (`states`, `states(at:)`, `currentFold`) first waits for what was handed over before it began, so an
+    /// event acknowledged before a request is in its answer.
+    public func enqueue(_ events: [GridEvent], bounds: (first: UInt64, end: UInt64, lastSequence: UInt64)) {
+        guard events.contains(where: { GridFold.folds($0.type) }) else { return }
+        folding.async { self.observe(events, bounds: bounds) }
+    }
+
+    /// Waits until everything handed to `enqueue` so far is folded.
+    public func settle() { folding.sync {} }
+
+    private func observe(_ events: some Sequence<GridEvent>, bounds given: (first: UInt64, end: UInt64, lastSequence: UInt64)?) {
         var checkpoint: GridCheckpoint?
         lock.withLock {
             if closed { return }
@@ -205,7 +225,7 @@ public final class GridStateKeeper: @unchecked Sendable {
             version &+= 1
             sinceCheckpoint += n
             if sinceCheckpoint >= options.interval {
-                let b = store.logBounds
+                let b = given ?? store.logBounds
                 checkpoint = GridCheckpoint(asOf: newest, storedThrough: b.end, lastSequence: b.lastSequence,
                                             firstLocation: b.first, complete: true, fold: fold)
                 sinceCheckpoint = 0
@@ -217,6 +237,7 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// Writes a checkpoint of the current state now (the daemon does at shutdown, so a restart reads nothing
     /// after it), and waits for every checkpoint write to finish.
     public func checkpointNow() {
+        settle()
         let cp: GridCheckpoint? = lock.withLock {
             guard !closed, sinceCheckpoint > 0 || entries.isEmpty, newest > .min else { return nil }
             let b = store.logBounds
@@ -302,7 +323,8 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// The current state: every listed agent with its nodes, and every listed node. O(agents + nodes), cached
     /// until the next event is folded.
     public func states() -> (agents: [AgentState], nodes: [NodeState]) {
-        lock.withLock {
+        settle()
+        return lock.withLock {
             if let answer, answer.version == version { return answer.states }
             let s = fold.states()
             answer = (version, s)
@@ -311,7 +333,10 @@ public final class GridStateKeeper: @unchecked Sendable {
     }
 
     /// The fold itself (tests compare it field by field).
-    public var currentFold: GridFold { lock.withLock { fold } }
+    public var currentFold: GridFold {
+        settle()
+        return lock.withLock { fold }
+    }
 
     /// The checkpoints on disk, oldest first: name, moment, bytes on disk, and whether time travel can start
     /// from it (retention has not deleted events it needs).
@@ -327,6 +352,7 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// - Throws: `GridStateError.historyDeleted` when retention deleted events that moment needs.
     /// - Complexity: O(agents + nodes) to read the checkpoint, plus the grid events read (about `interval`).
     public func states(at moment: Int64) throws(GridStateError) -> (agents: [AgentState], nodes: [NodeState]) {
+        settle()
         let first = store.logBounds.first
         let (live, entry) = lock.withLock { () -> (Bool, Entry?) in
             (moment >= newest, entries.last { $0.asOf <= moment && $0.usable(first: first) })

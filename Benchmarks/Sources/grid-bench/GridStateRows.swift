@@ -52,11 +52,11 @@ extension GridBench {
             if appended % 1_000_000 == 0 { print("  \(appended) events") }
         }
         keeper.checkpointNow()
-        rows.append(Row(name: "grid state (\(label)): fold cost while appending (writer thread, per event)", unit: "ns",
+        rows.append(Row(name: "grid state (\(label)): fold cost while appending, per event (wall)", unit: "ns",
                         ours: [Double(foldNanos) / Double(count)], sqlite: nil, higherIsBetter: false))
-        rows.append(Row(name: "grid state (\(label)): fold cost while appending, CPU time of the writer thread, per event", unit: "ns",
+        rows.append(Row(name: "grid state (\(label)): fold cost while appending, CPU time of the folding thread, per event", unit: "ns",
                         ours: [Double(foldCPU) / Double(count)], sqlite: nil, higherIsBetter: false))
-        rows.append(Row(name: "grid state (\(label)): writer's duplicate check before folding, CPU time, per event", unit: "ns",
+        rows.append(Row(name: "grid state (\(label)): writer's duplicate check before handing events over, CPU time, per event", unit: "ns",
                         ours: [Double(checkCPU) / Double(count)], sqlite: nil, higherIsBetter: false))
         print("  compacting...")
         _ = try store.runMaintenance()
