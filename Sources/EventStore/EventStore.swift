@@ -32,6 +32,9 @@ public final class EventStore: @unchecked Sendable {
     private var lockFd: Int32 = -1
     var manifest = Manifest()
     let cache: BlockCache
+    /// Guards the active segment's in-memory index: the writer inserts under it (holding the store's lock too),
+    /// readers copy positions out under it, a few hundred at a time, and never decode under it.
+    let activeLock = ConditionLock()
     var maintenanceThread: MaintenanceThread?
     /// One maintenance pass at a time (the background thread or an explicit `runMaintenance()`).
     let maintenanceLock = ConditionLock()
@@ -213,8 +216,8 @@ public final class EventStore: @unchecked Sendable {
                     throw error
                 }
                 segment = Segment(
-                    id: id, path: path, fd: fd, base: base, mappedLength: size, created: h.created, capacity: h.capacity,
-                    end: size, sealed: true)
+                    id: id, path: path, raw: RawMapping(fd: fd, base: base, length: size, sys: sys), created: h.created,
+                    capacity: h.capacity, end: size, sealed: true)
                 manifest.compacted.remove(id)
                 if isLast {
                     // The last segment may be the active one: always scanned, never trusted to an index file.
@@ -236,6 +239,7 @@ public final class EventStore: @unchecked Sendable {
                     }
                     segment.end = scan.end
                     segment.sealed = scan.sealed || options.readOnly
+                    if segment.sealed { segment.memoryIndex?.freeze() }
                     segment.damaged = !scan.damage.isEmpty
                     for f in scan.frames { maxSequence = max(maxSequence, f.sequence) }
                     lastUsable = !scan.sealed
@@ -328,7 +332,6 @@ public final class EventStore: @unchecked Sendable {
         if !ok {
             report.notices.append(
                 "index file of segment \(segment.id) covers \(expected) bytes, the segment holds \(available); rebuilt it from the segment")
-            mapped.close(sys)
         }
         return ok
     }
@@ -370,12 +373,15 @@ public final class EventStore: @unchecked Sendable {
             return bytes.withUnsafeBytes { buf in
                 let scan = index(segment, bytes: buf)
                 report.skipped.append(contentsOf: scan.damage)
+                segment.memoryIndex?.freeze()
                 return scan
             }
         }
         segment.needsFrameChecks = false
         let scan = scanAndIndex(segment, into: &report)
         segment.releaseResidentPages()
+        // Sealed: reads use this index without a lock from now on.
+        segment.memoryIndex?.freeze()
         return scan
     }
 
@@ -438,7 +444,7 @@ public final class EventStore: @unchecked Sendable {
         guard let mapped = segment.mappedIndex, let problem = mapped.damage else { return }
         var report = RecoveryReport()
         _ = rebuildIndex(segment, into: &report)
-        mapped.close(sys)
+        // The damaged mapping is released with the last read that still holds it.
         if !options.readOnly {
             // Replaced by maintenance (or by close) from the index just rebuilt.
             try? sys.unlink(directory + "/" + IndexFile.fileName(segment.id))
@@ -485,8 +491,8 @@ public final class EventStore: @unchecked Sendable {
             throw error
         }
         let segment = Segment(
-            id: id, path: path, fd: fd, base: mapped!, mappedLength: Int(capacity), created: options.clock(),
-            capacity: capacity, end: Format.segmentHeaderSize, sealed: false)
+            id: id, path: path, raw: RawMapping(fd: fd, base: mapped!, length: Int(capacity), sys: sys),
+            created: options.clock(), capacity: capacity, end: Format.segmentHeaderSize, sealed: false)
         segments.append(segment)
         segmentById[id] = segment
     }
@@ -511,7 +517,7 @@ public final class EventStore: @unchecked Sendable {
         }
         segment.end += w.bytes.count
         segment.sealed = true
-        segment.memoryIndex?.freeze()
+        activeLock.withLock { segment.memoryIndex?.freeze() }
         lastWritten = sequence
         commit.markDurable(sequence)
         maintenanceThread?.wake()
@@ -749,14 +755,35 @@ public final class EventStore: @unchecked Sendable {
             minTs = min(minTs, ts)
             maxTs = max(maxTs, ts)
         }
-        segment.memoryIndex?.indexFrame(
-            frameOffset: offset, payload: payload, minTimestamp: minTs, maxTimestamp: maxTs,
-            recordCount: Int(header.u32(16)), isKnown: { isKnown($0, indexing: segment) })
+        // The duplicate check (which reads the indexes under the store's lock, held here) runs first; the index
+        // is then extended under `activeLock`, where readers copy from it, for as short a time as possible.
+        var known: [Bool] = []
+        var inFrame: [UInt64: [UnsafeRawBufferPointer]] = [:]
+        var concepts = RecordIterator(payload)
+        while let r = concepts.next() {
+            guard r.kind == Format.recordKindConcept else { continue }
+            let view = ConceptView(bytes: payload.slice(r.offset, r.length))
+            let h = view.idHash
+            // An id twice in one batch: the first copy is the event.
+            let again = inFrame[h]?.contains { $0.elementsEqual(view.idBytes) } ?? false
+            let isDuplicate = again || isKnown(view, indexing: segment)
+            known.append(isDuplicate)
+            if !isDuplicate { inFrame[h, default: []].append(view.idBytes) }
+        }
+        var k = 0
+        activeLock.withLock {
+            segment.memoryIndex?.indexFrame(
+                frameOffset: offset, payload: payload, minTimestamp: minTs, maxTimestamp: maxTs,
+                recordCount: Int(header.u32(16)), isKnown: { _ in
+                    defer { k += 1 }
+                    return k < known.count ? known[k] : false
+                })
+        }
     }
 
-    /// The concept record at `loc`, bounds-checked against its segment.
+    /// The concept record at `loc`, bounds-checked against its segment. Call under the store's lock.
     func conceptView(_ loc: Location) -> ConceptView? {
-        guard let segment = segmentById[loc.segment], let r = segment.record(at: loc.offset, cache: cache),
+        guard let segment = segmentById[loc.segment], let r = segment.view(active: false).record(at: loc.offset, cache: cache),
             r.bytes.u8(0) == Format.recordKindConcept
         else { return nil }
         let length = r.bytes.count
@@ -791,7 +818,7 @@ public final class EventStore: @unchecked Sendable {
             if !options.readOnly, failure == nil, let segment = active {
                 try? sys.fdatasync(segment.fd, path: segment.path)
             }
-            for s in segments { s.close(sys) }
+            // Mappings and files are released with the last reference (a read in progress may still hold some).
             maintenanceThread = nil
             segments = []
             segmentById = [:]

@@ -62,6 +62,13 @@ extension EventStore {
 
     func writeIndexFiles(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly else { return }
+        // Index files that reads found damaged: rebuilt from the data, then written below like any new index.
+        for segment in sealedSegments() where segment.health.damagedIndex != nil {
+            lock.withLock {
+                if segment.mappedIndex != nil { repairIndex(segment) }
+                segment.health.clearIndexFlag()
+            }
+        }
         for segment in sealedSegments() {
             // A sealed segment's in-memory index is frozen: no more inserts, and reads no longer write, so it is
             // encoded without the store's lock while readers keep using it.
@@ -83,7 +90,7 @@ extension EventStore {
                 segment.index = mapped
                 return true
             }
-            if adopted { report.indexesWritten.append(segment.id) } else { mapped.close(sys) }
+            if adopted { report.indexesWritten.append(segment.id) }
         }
     }
 
@@ -130,13 +137,10 @@ extension EventStore {
             let swapped = lock.withLock { () -> Bool in
                 manifest = next
                 guard !isClosed, segmentById[segment.id] === segment else { return false }
-                segment.adoptCompacted(file, sys)
+                segment.adoptCompacted(file)
                 return true
             }
-            guard swapped else {
-                file.close(sys)
-                continue
-            }
+            guard swapped else { continue }
             try sys.unlink(oldPath)
             try sys.syncDirectory(directory)
             report.compacted.append(segment.id)
@@ -183,8 +187,7 @@ extension EventStore {
             for v in victims {
                 segments.removeAll { $0 === v }
                 segmentById[v.id] = nil
-                cache.remove(segment: v.id)
-                v.close(sys)
+                cache.remove(segment: v.id)  // reads that still hold the segment keep its files mapped
             }
             report.deletedEvents += next.retention.events - before.events
             report.deletedBytes += next.retention.bytes - before.bytes
