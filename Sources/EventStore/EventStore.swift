@@ -140,40 +140,37 @@ public final class EventStore: @unchecked Sendable {
             report.notices.append("manifest is damaged (\(problem.reason)); rebuilt from the segment files")
         case nil: break
         }
-        var raw = Set<UInt64>()
-        var compactedIds = Set<UInt64>()
+        // What to do with each file is decided from the names and the manifest alone (RecoveryPlan's table); the
+        // files' contents are checked below as each is opened.
+        let plan = RecoveryPlan.make(
+            names: try sys.listDirectory(directory), firstSegment: manifest.firstSegment, compacted: manifest.compacted)
+        if writable {
+            for name in plan.deleteTemporary { try sys.unlink(directory + "/" + name) }
+        }
         var indexFiles = Set<UInt64>()
-        for name in try sys.listDirectory(directory) {
-            if name.hasSuffix(".tmp") {
-                if writable { try sys.unlink(directory + "/" + name) }  // an unfinished create, compaction or write
-            } else if let id = Format.segmentId(name, suffix: ".sgs") {
-                raw.insert(id)
-            } else if let id = Format.segmentId(name, suffix: ".sgc") {
-                compactedIds.insert(id)
-            } else if let id = Format.segmentId(name, suffix: ".sgi") {
-                indexFiles.insert(id)
+        for s in plan.segments where s.files.index { indexFiles.insert(s.id) }
+        var opened: [(id: UInt64, useCompacted: Bool)] = []
+        for s in plan.segments {
+            switch s.action {
+            case .deleteAll:
+                // A retention pass a crash interrupted: the manifest already says these are gone.
+                if writable { try removeFiles(of: s.id) }
+            case .deleteIndex:
+                if writable { try sys.unlink(directory + "/" + IndexFile.fileName(s.id)) }
+            case .openRaw(let deleteCompacted):
+                if deleteCompacted, writable { try sys.unlink(directory + "/" + CompactedFormat.fileName(s.id)) }
+                opened.append((s.id, false))
+            case .openCompacted(let deleteRaw):
+                if deleteRaw, writable { try sys.unlink(directory + "/" + Format.segmentFileName(s.id)) }
+                opened.append((s.id, true))
             }
         }
-        // Finish a retention pass that a crash interrupted: the manifest already says these are gone.
-        for id in raw.union(compactedIds).union(indexFiles) where id < manifest.firstSegment {
-            if writable { try removeFiles(of: id) }
-            raw.remove(id)
-            compactedIds.remove(id)
-            indexFiles.remove(id)
-        }
-        let ids = raw.union(compactedIds).sorted()
+        let ids = opened.map(\.id)
         var maxSequence: UInt64 = 0
         var newestFromIndex: Segment?
         var lastUsable = true
-        for (i, id) in ids.enumerated() {
-            let isLast = i == ids.count - 1
-            // Which form is live: the manifest decides; a form it does not name is left over from a compaction
-            // that did not finish (or one whose old file was not deleted yet) and is removed.
-            let useCompacted = compactedIds.contains(id) && (manifest.compacted.contains(id) || !raw.contains(id))
-            if useCompacted, raw.contains(id), writable { try sys.unlink(directory + "/" + Format.segmentFileName(id)) }
-            if !useCompacted, compactedIds.contains(id), writable {
-                try sys.unlink(directory + "/" + CompactedFormat.fileName(id))
-            }
+        for (i, (id, useCompacted)) in opened.enumerated() {
+            let isLast = i == opened.count - 1
             let segment: Segment
             var scanned = false
             if useCompacted {
@@ -655,6 +652,9 @@ public final class EventStore: @unchecked Sendable {
         for batch in encoded where batch.bytes.count > options.segmentCapacity - Format.segmentHeaderSize - Self.sealReserve {
             throw StoreError(.batchTooLarge, "a prepared batch of \(batch.bytes.count) bytes does not fit a segment of \(options.segmentCapacity) bytes")
         }
+        // Under `.always` the fdatasync runs after the lock is released (readers and other appenders go on); the
+        // mapping is held so its descriptor stays open even if the segment is sealed and compacted meanwhile.
+        var toSync: [(RawMapping, String)] = []
         let receipts = try lock.withLock { () throws(StoreError) -> [AppendReceipt] in
             try checkWritable()
             var receipts: [AppendReceipt] = []
@@ -670,14 +670,8 @@ public final class EventStore: @unchecked Sendable {
                 lastWritten = sequence
                 segment.end += batch.bytes.count
                 indexWrittenFrame(segment, offset: offset)
-                if options.durability == .always {
-                    do throws(StoreError) {
-                        try sys.fdatasync(segment.fd, path: segment.path)
-                    } catch {
-                        failure = error
-                        throw error
-                    }
-                    commit.markDurable(sequence)
+                if options.durability == .always, let raw = segment.raw, toSync.last?.0 !== raw {
+                    toSync.append((raw, segment.path))
                 }
                 receipts.append(
                     AppendReceipt(
@@ -685,6 +679,17 @@ public final class EventStore: @unchecked Sendable {
                         recordCount: batch.recordCount, isSynced: options.durability != .none))
             }
             return receipts
+        }
+        if options.durability == .always, let last = receipts.last {
+            for (raw, path) in toSync {
+                do throws(StoreError) {
+                    try sys.fdatasync(raw.fd, path: path)
+                } catch {
+                    lock.withLock { failure = error }
+                    throw error
+                }
+            }
+            commit.markDurable(last.sequence)
         }
         if options.durability == .batch, let last = receipts.last {
             try commit.waitDurable(last.sequence) { () throws(StoreError) -> UInt64 in
@@ -710,10 +715,11 @@ public final class EventStore: @unchecked Sendable {
     /// Syncs the active segment; returns the highest sequence the sync covers. Sealed segments were synced
     /// when sealed.
     private func syncActive() throws(StoreError) -> UInt64 {
-        let (target, segment) = lock.withLock { (lastWritten, active) }
-        if let segment {
+        // The mapping is held so its descriptor stays open even if the segment is sealed and compacted meanwhile.
+        let (target, raw, path) = lock.withLock { (lastWritten, active?.raw, active?.path ?? directory) }
+        if let raw {
             do throws(StoreError) {
-                try sys.fdatasync(segment.fd, path: segment.path)
+                try sys.fdatasync(raw.fd, path: path)
             } catch {
                 lock.withLock { failure = error }
                 throw error
