@@ -313,14 +313,19 @@ extension EventStore {
                 lastTimestamp = n.timestamp
             }
         }
-        func eventHash(_ p: EventPosition) -> UInt64? { conceptView(Location(raw: p.location), snap)?.idHash }
+        /// An event neighbor, named from its own record (one read gives its hash and its id).
+        func event(_ p: EventPosition, _ type: UInt16, outgoing: Bool) -> Neighbor? {
+            conceptView(Location(raw: p.location), snap).map {
+                Neighbor(node: $0.idHash, eventId: $0.id, edgeType: type, timestamp: p.timestamp, outgoing: outgoing)
+            }
+        }
         func gather(_ index: any SegmentIndex, before end: Int?) {
             func fresh(_ p: EventPosition) -> Bool { end.map { Location(raw: p.location).offset < $0 } ?? true }
             if let run = index.entityRun(node) {
                 collect(run.count) { i in
                     let p = run[i]
                     guard fresh(p) else { return nil }
-                    return eventHash(p).map { Neighbor(node: $0, eventId: nil, edgeType: run.typeCode(at: i) ?? 0, timestamp: p.timestamp, outgoing: true) }
+                    return event(p, run.typeCode(at: i) ?? 0, outgoing: true)
                 }
             }
             if let minute = index.bucketMinute(node) {
@@ -329,7 +334,7 @@ extension EventStore {
                 collect(r.count) { i in
                     let p = all[r.lowerBound + i]
                     guard fresh(p) else { return nil }
-                    return eventHash(p).map { Neighbor(node: $0, eventId: nil, edgeType: TimeBucket.edgeType, timestamp: p.timestamp, outgoing: false) }
+                    return event(p, TimeBucket.edgeType, outgoing: false)
                 }
             }
             if let edges = index.extraEdges(node) {
@@ -357,12 +362,16 @@ extension EventStore {
         var unique: [Neighbor] = []
         var seen = Set<Neighbor>()
         var more = false
-        for var n in out where seen.insert(n).inserted {
+        for var n in out {
+            let key = Neighbor(node: n.node, eventId: nil, edgeType: n.edgeType, timestamp: n.timestamp, outgoing: n.outgoing)
+            guard seen.insert(key).inserted else { continue }
             if unique.count == limit {
                 more = true
                 break
             }
-            if let loc = locate(hash: n.node, in: snap, hint: n.timestamp), let view = conceptView(loc, snap) { n.eventId = view.id }
+            if n.eventId == nil, let loc = locate(hash: n.node, in: snap, hint: n.timestamp), let view = conceptView(loc, snap) {
+                n.eventId = view.id
+            }
             unique.append(n)
         }
         return NeighborList(neighbors: unique, truncated: more)

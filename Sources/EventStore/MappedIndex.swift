@@ -17,6 +17,8 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
     private let checks = ConditionLock()
     private var verified = [Bool](repeating: false, count: IndexFile.sectionCount)
     private var closed = false
+    /// Every section has passed its check (one lock, no loop, on the read path).
+    private var allVerified = false
     /// Set when a section failed its checksum; the store stops using this index and rebuilds it.
     private var damageText: String?
     private let sections: [UnsafeRawBufferPointer]
@@ -57,8 +59,12 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
     /// Checks the checksum of every section not checked yet; returns the first problem. The store calls this
     /// before it uses the index (the accessors below read without checking).
     func verifyAll() -> String? {
+        if checks.withLock({ allVerified }) { return nil }
         for s in IndexFile.Section.allCases { verify(s) }
-        return damage
+        return checks.withLock {
+            allVerified = damageText == nil
+            return damageText
+        }
     }
 
     /// Checks the sections id lookups need.
