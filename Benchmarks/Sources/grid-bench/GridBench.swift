@@ -141,6 +141,15 @@ struct GridBench: ParsableCommand {
         rows.append(Row(name: "id lookup after compaction (p50)", unit: "µs",
                         ours: latency { _ = store.event(id: all.randomElement(using: &rng)!.id) },
                         sqlite: nil, higherIsBetter: false))
+
+        // Appends while another thread reads nonstop (an entity's last 50, a type's newest 50, an id in a compacted
+        // segment), against the same appends with nobody reading: reads take the store's lock only to pick up
+        // their snapshot, so appends should barely notice them. `--sync none` so that fdatasync does not hide it.
+        let (idle, busy, readsDone) = try appendLatencyUnderReads(store, all: all, entities: entities)
+        rows.append(Row(name: "append p99 latency, 1,000-event batches, nobody reading", unit: "µs", ours: idle, sqlite: nil, higherIsBetter: false))
+        rows.append(Row(name: "append p99 latency while a thread queries nonstop (entity, type, compacted id)", unit: "µs",
+                        ours: busy, sqlite: nil, higherIsBetter: false))
+        print("  (the reading thread answered \(readsDone) queries during the measured appends)")
         store.close()
 
         // Open time and resident memory, each in a fresh process (store-stress open-stats) so the memory that
@@ -221,6 +230,56 @@ struct GridBench: ParsableCommand {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
         }
         report(rows)
+    }
+
+    /// Append p99 (µs) per run with nobody reading, then with a thread querying nonstop; and how many queries the
+    /// thread answered.
+    func appendLatencyUnderReads(_ store: EventStore, all: [GridEvent], entities: [String]) throws -> ([Double], [Double], Int) {
+        let start = all.last!.timestamp + 1_000_000
+        var idle: [Double] = []
+        var busy: [Double] = []
+        var queries = 0
+        for r in 0..<(2 * runs) {
+            let reading = r % 2 == 1
+            let stop = Flag()
+            let answered = Counter()
+            var reader: Thread?
+            if reading {
+                let oldIds = all.prefix(all.count / 2).map(\.id)
+                reader = Thread {
+                    var rng = SystemRandomNumberGenerator()
+                    while !stop.isSet {
+                        _ = store.timeline(entity: entities.randomElement(using: &rng)!, limit: 50)
+                        _ = store.events(type: UInt16.random(in: 10...17, using: &rng), limit: 50)
+                        _ = store.event(id: oldIds.randomElement(using: &rng)!)
+                        answered.add(3)
+                    }
+                }
+                reader!.start()
+                usleep(100_000)
+            }
+            var samples: [UInt64] = []
+            for b in 0..<300 {
+                // A producer tag per batch: fresh ids (a repeated id would be a duplicate, skipped).
+                let tag = String(format: "%06x%06x", r, b)
+                var g = SampleGrid(seed: UInt64(b + 1), start: start + Int64(r * 300 + b) * 1_000_000, span: 1_000_000)
+                let batch = g.events(1000, producerTag: tag).flatMap { $0.records() }
+                let t0 = monotonicNanos()
+                try store.append(batch)
+                samples.append(monotonicNanos() - t0)
+            }
+            stop.set()
+            while reader?.isFinished == false { usleep(1000) }
+            samples.sort()
+            let p99 = Double(samples[samples.count * 99 / 100]) / 1000
+            if reading {
+                busy.append(p99)
+                queries += answered.value
+            } else {
+                idle.append(p99)
+            }
+        }
+        return (idle, busy, queries)
     }
 
     /// Runs `store-stress open-stats` on a store and returns its JSON.
@@ -314,4 +373,18 @@ func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var value: Int { lock.withLock { n } }
+    func add(_ k: Int) { lock.withLock { n += k } }
 }
