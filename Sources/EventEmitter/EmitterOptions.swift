@@ -26,6 +26,8 @@ public struct EmitterOptions: Sendable {
     public var backoffMaxSeconds = 2.0
     /// How long to wait for an ack before treating the connection as dead.
     public var ackTimeoutSeconds = 10.0
+    /// Test hook: failures injected into the spool's system calls, and counts of them.
+    @_spi(Testing) public var spoolFaults: SpoolFaults?
     /// Receives the emitter's few notices (disabled, spooling, reconnected, dropped). Default: standard error.
     public var notice: @Sendable (String) -> Void = { message in
         let line = Array(("[grid-events] " + message + "\n").utf8)

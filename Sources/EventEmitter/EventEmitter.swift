@@ -76,7 +76,9 @@ public final class EventEmitter: @unchecked Sendable {
         socketPath = path
         ring = Array(repeating: nil, count: max(1, options.queueCapacity))
         if let dir = options.spoolDirectory {
-            spool = Spool(directory: dir, name: options.producerName, limit: options.spoolLimitBytes, notice: options.notice)
+            spool = Spool(
+                directory: dir, name: options.producerName, limit: options.spoolLimitBytes, faults: options.spoolFaults,
+                notice: options.notice)
             spoolEmpty = spool?.isEmpty ?? true
             counters.spoolBytes = spool?.pendingBytes ?? 0
         }

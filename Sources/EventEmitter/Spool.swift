@@ -25,6 +25,7 @@ final class Spool {
     let path: String
     let positionPath: String
     private let fd: Int32
+    private let io: SpoolIO
     let limit: Int
     private(set) var writeOffset: UInt64
     private(set) var readOffset: UInt64
@@ -32,7 +33,7 @@ final class Spool {
     private(set) var corruptions: [(offset: UInt64, bytes: UInt64)] = []
 
     /// Opens (creating) the spool for `name` in `directory`; nil when it cannot (the reason goes to `notice`).
-    init?(directory: String, name: String, limit: Int, notice: (String) -> Void) {
+    init?(directory: String, name: String, limit: Int, faults: SpoolFaults? = nil, notice: (String) -> Void) {
         _ = directory.withCString { mkdir($0, 0o700) }
         var candidate = directory + "/" + name + ".spool"
         var fd = open(candidate, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -51,6 +52,7 @@ final class Spool {
             return nil
         }
         self.fd = fd
+        self.io = SpoolIO(faults: faults)
         self.path = candidate
         self.positionPath = candidate + ".pos"
         self.limit = limit
@@ -120,20 +122,12 @@ final class Spool {
             written += 1
         }
         guard written > 0 else { return 0 }
-        let ok = w.bytes.withUnsafeBytes { b -> Bool in
-            var done = 0
-            while done < b.count {
-                let n = pwrite(fd, b.baseAddress! + done, b.count - done, off_t(writeOffset) + off_t(done))
-                if n < 0 { if errno == EINTR { continue }; return false }
-                done += n
-            }
-            return true
-        }
+        let ok = w.bytes.withUnsafeBytes { io.pwriteAll(fd, $0, at: writeOffset) } == 0
         guard ok else {
             ftruncate(fd, off_t(writeOffset))  // drop the partial append
             return 0
         }
-        fdatasync(fd)
+        _ = io.fdatasync(fd)
         writeOffset += UInt64(w.bytes.count)
         return written
     }
@@ -166,13 +160,13 @@ final class Spool {
     private func recordAt(_ offset: UInt64) -> (SpoolRecord?, UInt64)? {
         guard writeOffset - offset >= UInt64(Spool.recordHeader) else { return nil }
         var head = [UInt8](repeating: 0, count: Spool.recordHeader)
-        guard head.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, $0.count, off_t(offset)) }) == Spool.recordHeader else { return nil }
+        guard head.withUnsafeMutableBytes({ io.pread(fd, $0.baseAddress!, $0.count, offset) }) == Spool.recordHeader else { return nil }
         var r = BinaryReader(head[...])
         guard let length = try? r.u32(), let sum = try? r.u64(), length > 0, Int(length) <= Spool.maxRecord,
             offset + UInt64(Spool.recordHeader) + UInt64(length) <= writeOffset
         else { return nil }
         var body = [UInt8](repeating: 0, count: Int(length))
-        guard body.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, $0.count, off_t(offset) + off_t(Spool.recordHeader)) }) == Int(length),
+        guard body.withUnsafeMutableBytes({ io.pread(fd, $0.baseAddress!, $0.count, offset + UInt64(Spool.recordHeader)) }) == Int(length),
             body.withUnsafeBytes({ Hash.bytes($0) }) == sum
         else { return nil }
         let size = UInt64(Spool.recordHeader) + UInt64(length)

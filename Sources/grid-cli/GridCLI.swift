@@ -50,6 +50,15 @@ struct Emit: ParsableCommand {
     @Option(name: .customLong("max-line"), help: "Longest accepted input line, bytes.")
     var maxLine = 1 << 20
 
+    @Option(name: .customLong("queue-capacity"), help: "Events held in memory (default 100,000).")
+    var queueCapacity: Int?
+
+    @Option(name: .customLong("spool-dir"), help: "Spool directory (default $EVENT_SPOOL_DIR, else /tmp/grid-events-spool-<uid>).")
+    var spoolDir: String?
+
+    @Option(name: .customLong("spool-limit"), help: "Largest spool file, bytes (default 256 MiB).")
+    var spoolLimit: Int?
+
     func run() throws {
         var drafts: [(line: Int, draft: GridEvent.Draft)] = []
         var bad = 0
@@ -86,6 +95,9 @@ struct Emit: ParsableCommand {
         }
         var options = EmitterOptions(producerName: "grid-cli")
         options.notice = { warn($0) }
+        if let queueCapacity { options.queueCapacity = queueCapacity }
+        if let spoolDir { options.spoolDirectory = spoolDir }
+        if let spoolLimit { options.spoolLimitBytes = spoolLimit }
         let emitter = EventEmitter(storage: storage.resolved, options: options)
         var ids: [String] = []
         for (line, d) in drafts {

@@ -24,6 +24,12 @@ struct EmitLoad: ParsableCommand {
     @Option(name: .customLong("spool-dir"), help: "Spool directory.")
     var spoolDir: String?
 
+    @Option(name: .customLong("queue-capacity"), help: "Events the emitter holds in memory (default 100,000).")
+    var queueCapacity: Int?
+
+    @Option(name: .customLong("spool-limit"), help: "Largest spool file, bytes (default 256 MiB).")
+    var spoolLimit: Int?
+
     @Option(help: "Write the id of every emitted event here, one per line, before flushing.")
     var ids: String?
 
@@ -45,6 +51,8 @@ struct EmitLoad: ParsableCommand {
     func run() throws {
         var options = EmitterOptions(producerName: producer)
         if let spoolDir { options.spoolDirectory = spoolDir }
+        if let queueCapacity { options.queueCapacity = queueCapacity }
+        if let spoolLimit { options.spoolLimitBytes = spoolLimit }
         let emitter = EventEmitter(storage: storage, options: options)
         var grid = SampleGrid(seed: seed)
         let kinds = (0..<count).map { grid.event(index: $0, count: count).kind }
