@@ -92,6 +92,7 @@ struct EmitLoad: ParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) }
         let result: [String: Any] = [
             "producer": emitter.producerId, "emitted": stats.emitted, "acked": stats.acked, "spooled": stats.spooled,
+            "replayed": stats.replayed,
             "dropped": stats.dropped, "reconnects": stats.reconnects, "complete": complete,
             "emit_seconds": Double(emitted - start) / 1e9, "total_seconds": Double(done - start) / 1e9,
             "events_per_second": Double(count) / (Double(done - start) / 1e9),
