@@ -245,6 +245,13 @@ final class EmitterCore: @unchecked Sendable {
 
     // MARK: Flush, stats, close
 
+    /// Whether anything is still to be delivered: queued, in flight, on its way to the spool, in a spool.
+    var hasPending: Bool {
+        lock.withLock {
+            count > 0 || inFlight > 0 || inTransit > 0 || !retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0
+        }
+    }
+
     func flush(timeout: Double) -> Bool {
         let deadline = monotonicNanos() + UInt64(max(0, timeout) * 1e9)
         lock.lock()

@@ -96,6 +96,9 @@ public final class EventEmitter: @unchecked Sendable {
 
     public var stats: EmitterStats { core?.stats ?? EmitterStats() }
 
+    /// Whether anything is still to be delivered (queued, in flight, spooled, in an adopted spool).
+    public var hasPending: Bool { core?.hasPending ?? false }
+
     /// Whether the event emitted with `sequence` was acknowledged. Needs `options.trackAcknowledgements`
     /// (false otherwise).
     public func isAcknowledged(sequence: UInt64) -> Bool { core?.isAcknowledged(sequence) ?? false }
