@@ -48,7 +48,11 @@ struct EmitLoad: ParsableCommand {
     @Option(help: "Seed for the generated events.")
     var seed: UInt64 = 1
 
+    @Option(name: .customLong("write-jsonl"), help: "Write --count generated events as flat JSON lines (no ids: grid-cli emit makes them) to this file, and exit.")
+    var writeJSONL: String?
+
     func run() throws {
+        if let writeJSONL { return try EmitLoad.writeLines(count: count, seed: seed, to: writeJSONL) }
         var options = EmitterOptions(producerName: producer)
         if let spoolDir { options.spoolDirectory = spoolDir }
         if let queueCapacity { options.queueCapacity = queueCapacity }
@@ -101,5 +105,26 @@ struct EmitLoad: ParsableCommand {
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
         if !complete { throw ExitCode(2) }
+    }
+
+    /// Realistic flat JSON lines (`SampleGrid`, with timestamps, without ids), written in 4 MiB pieces.
+    static func writeLines(count: Int, seed: UInt64, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write \(path)")
+        }
+        var grid = SampleGrid(seed: seed)
+        var chunk = ""
+        chunk.reserveCapacity(4 << 20)
+        for i in 0..<count {
+            let e = grid.event(index: i, count: count)
+            chunk += e.flatJSON.replacingOccurrences(of: ",\"id\":\"\(e.id)\"", with: "")
+            chunk += "\n"
+            if chunk.utf8.count >= 4 << 20 {
+                out.write(Data(chunk.utf8))
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        out.write(Data(chunk.utf8))
+        try out.close()
     }
 }
