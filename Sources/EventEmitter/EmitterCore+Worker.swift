@@ -184,7 +184,7 @@ extension EmitterCore {
         kept.reserveCapacity(batch.count)
         var invalid = 0
         for p in batch {
-            if (try? GridEvent.validate(kind: p.kind, id: p.id)) != nil {
+            if p.validated || (try? GridEvent.validate(kind: p.kind, id: p.id)) != nil {
                 kept.append(p)
             } else {
                 invalid += 1

@@ -14,6 +14,8 @@ struct Pending {
     var id: String?
     /// An `events_dropped` report the emitter made itself (not counted as the caller's event).
     var isReport = false
+    /// The caller already ran `GridEvent.validate(kind:id:)`: the worker does not again.
+    var validated = false
 }
 
 /// Encoded spool records of events taken from the queue, waiting for the spool writer. Chunks are numbered when
@@ -144,7 +146,7 @@ final class EmitterCore: @unchecked Sendable {
 
     // MARK: Emitting
 
-    func enqueue(_ kind: GridEventKind, timestamp: Int64?, id: String?, isReport: Bool = false) -> UInt64 {
+    func enqueue(_ kind: GridEventKind, timestamp: Int64?, id: String?, isReport: Bool = false, validated: Bool = false) -> UInt64 {
         let ts = timestamp ?? StoreOptions.nowMicros()
         lock.lock()
         if count == ring.count {
@@ -155,7 +157,7 @@ final class EmitterCore: @unchecked Sendable {
         }
         let seq = nextSequence
         nextSequence += 1
-        ring[(head + count) % ring.count] = Pending(sequence: seq, timestamp: ts, kind: kind, id: id, isReport: isReport)
+        ring[(head + count) % ring.count] = Pending(sequence: seq, timestamp: ts, kind: kind, id: id, isReport: isReport, validated: validated)
         count += 1
         counters.emitted += isReport ? 0 : 1
         var wake = workerWaiting && (count >= options.maxBatchEvents || count >= highWaterMark)

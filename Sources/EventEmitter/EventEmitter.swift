@@ -81,6 +81,13 @@ public final class EventEmitter: @unchecked Sendable {
         core?.enqueue(kind, timestamp: timestamp, id: id) ?? 0
     }
 
+    /// As `emit(_:id:at:)` for an event the caller has already checked with `GridEvent.validate(kind:id:)` (an
+    /// importer that reports bad input itself): the worker does not check it again.
+    @discardableResult
+    public func emit(checked kind: GridEventKind, id: String, at timestamp: Int64) -> UInt64 {
+        core?.enqueue(kind, timestamp: timestamp, id: id, validated: true) ?? 0
+    }
+
     /// The id of the event emitted with `sequence` and `kind`.
     public func id(of kind: GridEventKind, sequence: UInt64) -> String {
         GridEvent.makeId(typeName: kind.typeName, producerTag: producerTag, sequence: sequence)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension GridEvent {
     /// The checks of `validate()`, in the same order and with the same messages, for an event not yet made into a
     /// `GridEvent`: `id` nil stands for the id the emitter makes (`event-<type name>-<tag>-<sequence>`, valid
@@ -5,7 +9,7 @@ extension GridEvent {
     public static func validate(kind: GridEventKind, id: String?) throws(EventError) {
         if let id {
             try validateId(id, what: "event id")
-            guard id.hasPrefix("event-" + kind.typeName + "-") else {
+            guard hasTypePrefix(id, kind.typeName) else {
                 throw EventError("event id \(id) must start with event-\(kind.typeName)-")
             }
         }
@@ -61,6 +65,18 @@ extension GridEvent {
             try entity(p); try text("producer_id", p)
         case .custom:
             break
+        }
+    }
+
+    /// Whether `id` starts with `event-<typeName>-`, compared in place.
+    static func hasTypePrefix(_ id: String, _ typeName: String) -> Bool {
+        var id = id
+        var name = typeName
+        return id.withUTF8 { i in
+            name.withUTF8 { t in
+                guard i.count >= 7 + t.count, memcmp(i.baseAddress!, "event-", 6) == 0, i[6 + t.count] == UInt8(ascii: "-") else { return false }
+                return t.isEmpty || memcmp(i.baseAddress! + 6, t.baseAddress!, t.count) == 0
+            }
         }
     }
 }

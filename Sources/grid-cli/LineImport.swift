@@ -137,7 +137,7 @@ final class LineImport {
             bad += 1
             return
         }
-        let seq = emitter.emit(draft.kind, id: id, at: timestamp)
+        let seq = emitter.emit(checked: draft.kind, id: id, at: timestamp)
         if seq == 0 {
             stoppedAtLine = lineNumber
             return
@@ -150,15 +150,32 @@ final class LineImport {
     /// The id of a line without one (the rule in the type's comment, README and docs/FORMAT.md).
     static func id(for line: UnsafeRawBufferPointer, typeName: String, timestamp: Int64, line number: Int) -> String {
         let h = Hash.bytes(line, seed: UInt64(bitPattern: timestamp)) & 0xFFFF_FFFF_FFFF
-        var out: [UInt8] = Array("event-".utf8)
-        out.reserveCapacity(48 + typeName.utf8.count)
-        out += typeName.utf8
-        out.append(UInt8(ascii: "-"))
-        let hex = Array("0123456789abcdef".utf8)
-        for shift in stride(from: 44, through: 0, by: -4) { out.append(hex[Int((h >> UInt64(shift)) & 0xF)]) }
-        out.append(UInt8(ascii: "-"))
-        out += String(number).utf8
-        return String(decoding: out, as: UTF8.self)
+        var name = typeName
+        return name.withUTF8 { t in
+            String(unsafeUninitializedCapacity: 6 + t.count + 14 + 20) { out in
+                var k = 0
+                for c in "event-".utf8 { out[k] = c; k += 1 }
+                for c in t { out[k] = c; k += 1 }
+                out[k] = UInt8(ascii: "-")
+                k += 1
+                for shift in stride(from: 44, through: 0, by: -4) {
+                    let d = UInt8((h >> UInt64(shift)) & 0xF)
+                    out[k] = d < 10 ? 0x30 + d : 0x57 + d
+                    k += 1
+                }
+                out[k] = UInt8(ascii: "-")
+                k += 1
+                var digits = 1
+                var v = number
+                while v >= 10 { v /= 10; digits += 1 }
+                v = number
+                for i in stride(from: k + digits - 1, through: k, by: -1) {
+                    out[i] = 0x30 + UInt8(v % 10)
+                    v /= 10
+                }
+                return k + digits
+            }
+        }
     }
 }
 
