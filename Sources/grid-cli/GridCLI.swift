@@ -204,5 +204,7 @@ enum LineRanges {
 }
 
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    // While a progress line is shown, clear it first (it is redrawn on its next tick).
+    let clear = ProgressLine.shown.value.load(ordering: .relaxed) != 0 ? "\r\u{1B}[K" : ""
+    FileHandle.standardError.write(Data((clear + message + "\n").utf8))
 }

@@ -187,11 +187,14 @@ final class SharedCount: Sendable {
 /// Shows progress on a terminal: lines read, events acknowledged, events per second, rewritten in place four
 /// times a second.
 final class ProgressLine: Sendable {
+    /// 1 while a progress line is on the terminal.
+    static let shown = SharedCount()
     private let stopped = SharedCount()
     private let done = DispatchSemaphore(value: 0)
 
     init(linesRead: @escaping @Sendable () -> Int, acked: @escaping @Sendable () -> Int) {
         let started = Date()
+        ProgressLine.shown.value.store(1, ordering: .relaxed)
         Thread.detachNewThread { [stopped, done] in
             while stopped.value.load(ordering: .relaxed) == 0 {
                 usleep(250_000)
@@ -210,5 +213,6 @@ final class ProgressLine: Sendable {
         stopped.value.store(1, ordering: .relaxed)
         done.wait()
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        ProgressLine.shown.value.store(0, ordering: .relaxed)
     }
 }
