@@ -361,9 +361,16 @@ extension EmitterCore {
         }
     }
 
+    /// Waits `seconds` (a backoff) unless the emitter closes. The lock's condition is shared with the spool writer
+    /// and the producers, so a wake-up before the time is not the end of the wait.
     private func sleepUnlessClosing(_ seconds: Double) {
+        let deadline = monotonicNanos() + UInt64(max(0, seconds) * 1e9)
         lock.withLock {
-            if !closing { lock.wait(seconds: seconds) }
+            while !closing {
+                let now = monotonicNanos()
+                if now >= deadline { break }
+                lock.wait(seconds: Double(deadline - now) / 1e9)
+            }
         }
     }
 }
