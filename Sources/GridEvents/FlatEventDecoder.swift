@@ -13,7 +13,10 @@ import Glibc
 /// wins; a number without fraction or exponent is an integer when it fits an Int64 (else a double), one with a
 /// fraction or exponent is an integer when it is integral and within Int64's range (`1.0`, `1e2`, `-0.0`), else a
 /// double; a number beyond the
-/// double range is refused. Unlike Foundation it refuses a trailing comma (`{"a":1,}`, `[1,]`), which is not JSON.
+/// double range is refused. Three deliberate differences from Foundation, which accepts there what is not UTF-8
+/// JSON: a trailing comma (`{"a":1,}`, `[1,]`) is refused; so is a malformed value of a repeated key (Foundation
+/// drops such a value without looking at it: `{"a":1,"a":01}` or invalid UTF-8 there pass); and so is UTF-16 or
+/// UTF-32 text (Foundation guesses those from zero bytes or a byte order mark). The messages say so.
 /// Cost: about 1 µs for a typical 140-byte catalogue line (release build).
 public enum FlatEventDecoder {
     /// Decodes one line. Throws `EventError` with the same message as the Foundation-based path.
@@ -142,6 +145,13 @@ struct JSONByteParser {
     /// The whole text: its top-level object's members, or nil when the value is valid JSON but not an object.
     mutating func topLevel() throws(EventError) -> [(key: String, value: JSONValue)]? {
         if count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { i = 3 }
+        // Foundation guesses UTF-16 and UTF-32 from a byte order mark or zero bytes at the start and reads those
+        // too; JSON lines are UTF-8 (RFC 8259 8.1), so such text is refused, saying why.
+        if count >= 2, (base[0] == 0xFE && base[1] == 0xFF) || (base[0] == 0xFF && base[1] == 0xFE)
+            || (0..<min(count, 4)).contains(where: { base[$0] == 0 })
+        {
+            throw fail("the text looks like UTF-16 or UTF-32; only UTF-8 is read")
+        }
         skipSpace()
         guard i < count else { throw fail("no value") }
         var members: [(key: String, value: JSONValue)]?
@@ -176,8 +186,17 @@ struct JSONByteParser {
             guard i < count, base[i] == UInt8(ascii: ":") else { throw fail("expected ':' after a key") }
             i += 1
             skipSpace()
-            let v = try value()
-            if !members.contains(where: { $0.key == key }) { members.append((key, v)) }
+            if members.contains(where: { $0.key == key }) {
+                // A repeated key's value is dropped (the first wins) but still has to be valid JSON; Foundation does
+                // not look inside it, so say where the error is.
+                do throws(EventError) {
+                    _ = try value()
+                } catch {
+                    throw EventError(error.message + " (in the value of the repeated key \"\(key.prefix(40))\", which would be ignored)")
+                }
+            } else {
+                members.append((key, try value()))
+            }
             skipSpace()
             guard i < count else { throw fail("unterminated object") }
             if base[i] == UInt8(ascii: ",") {

@@ -28,6 +28,12 @@ struct FlatEventDecoderTests {
         }
     }
 
+    /// The byte decoder's refusals of what only Foundation accepts: a trailing comma, a malformed value of a
+    /// repeated key, UTF-16 or UTF-32 text.
+    static func deliberate(_ message: String) -> Bool {
+        message.contains("a trailing comma") || message.contains("repeated key") || message.contains("only UTF-8 is read")
+    }
+
     /// Nil when the decoders agree, else what differs.
     static func disagreement(_ bytes: [UInt8]) -> String? {
         let (a, b) = (old(bytes), new(bytes))
@@ -35,10 +41,11 @@ struct FlatEventDecoderTests {
         case (.accepted(let x), .accepted(let y)):
             return x == y ? nil : "different drafts: \(x) / \(y)"
         case (.refused(let x), .refused(let y)):
-            if y.contains("a trailing comma") { return nil }  // Foundation accepts it, and may refuse what follows
+            // Foundation accepts these, and may refuse what follows.
+            if Self.deliberate(y) { return nil }
             if x.hasPrefix("malformed JSON") { return y.hasPrefix("malformed JSON") ? nil : "syntax error vs \(y)" }
             return x == y ? nil : "different messages: \(x) / \(y)"
-        case (.accepted, .refused(let y)) where y.contains("a trailing comma"):
+        case (.accepted, .refused(let y)) where Self.deliberate(y):
             return nil
         default:
             return "old \(a), new \(b)"
@@ -125,6 +132,28 @@ struct FlatEventDecoderTests {
             guard case .accepted = Self.old(Array(line.utf8)) else { Issue.record("Foundation refused \(line)"); continue }
             guard case .refused(let m) = Self.new(Array(line.utf8)) else { Issue.record("accepted \(line)"); continue }
             #expect(m.contains("a trailing comma"), "\(m)")
+        }
+    }
+
+    /// Found by fuzzing: Foundation drops a repeated key's value without reading it, so a malformed number, string
+    /// escape or UTF-8 there passes. The byte decoder refuses it and says where.
+    @Test func aMalformedValueOfARepeatedKeyIsTheOtherDeliberateDifference() {
+        let prefix = Array(#"{"event_type":"stop_requested","node_id":"n","agent_id":"a","node_id":"#.utf8)
+        for bad in [Array("01".utf8), Array("1.".utf8), Array(#""\ud83d""#.utf8), [0x22, 0xFF, 0x22]] {
+            let line = prefix + bad + Array("}".utf8)
+            guard case .accepted = Self.old(line) else { Issue.record("Foundation refused \(bad)"); continue }
+            guard case .refused(let m) = Self.new(line) else { Issue.record("accepted \(bad)"); continue }
+            #expect(m.contains("repeated key \"node_id\""), "\(m)")
+        }
+    }
+
+    /// Found by fuzzing: Foundation reads "\u{0}0" as UTF-16 (the number 0). The byte decoder reads UTF-8 only.
+    @Test func utf16TextIsTheThirdDeliberateDifference() {
+        let utf16: [UInt8] = #"{"event_type":"deploy"}"#.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        let samples: [[UInt8]] = [[0x00, 0x30], utf16, [0xFF, 0xFE, 0x7B, 0x00, 0x7D, 0x00]]
+        for text in samples {
+            guard case .refused(let m) = Self.new(text) else { Issue.record("accepted \(text)"); continue }
+            #expect(m.contains("only UTF-8 is read"), "\(m)")
         }
     }
 
