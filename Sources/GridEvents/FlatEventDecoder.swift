@@ -187,10 +187,15 @@ struct JSONByteParser {
             i += 1
             skipSpace()
             if members.contains(where: { $0.key == key }) {
-                // A repeated key's value is dropped (the first wins) but still has to be valid JSON; Foundation does
-                // not look inside it, so say where the error is.
+                // A repeated key's value is dropped (the first wins) but still has to be valid JSON up to the next
+                // ',' or '}'; Foundation does not look inside it (it takes `12.5.` as one number token it never
+                // reads), so say where the error is.
                 do throws(EventError) {
                     _ = try value()
+                    skipSpace()
+                    guard i < count, base[i] == UInt8(ascii: ",") || base[i] == UInt8(ascii: "}") else {
+                        throw fail("expected ',' or '}'")
+                    }
                 } catch {
                     throw EventError(error.message + " (in the value of the repeated key \"\(key.prefix(40))\", which would be ignored)")
                 }
