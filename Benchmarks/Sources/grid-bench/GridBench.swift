@@ -14,8 +14,9 @@ struct GridBench: ParsableCommand {
     @Option(help: "Repetitions of each measurement (median and spread are reported).") var runs = 3
     @Option(help: "Where to write the JSON results.") var json = "../.build/bench-results.json"
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
-    @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
+    @Option(help: "The root package's release binaries (grid-eventd, emit-load, grid-cli) for the end-to-end and ingest rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+    @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
 
     struct Row {
         var name: String
@@ -35,6 +36,14 @@ struct GridBench: ParsableCommand {
         let all = grid.events(events)
         let batches = stride(from: 0, to: all.count, by: 1000).map { Array(all[$0..<min($0 + 1000, all.count)]) }
         var rows: [Row] = []
+        let ingestTools = ["grid-eventd", "grid-cli", "emit-load"].allSatisfy { FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }
+        if onlyIngest {
+            guard ingestTools else { throw BenchError("the ingest rows need grid-eventd, grid-cli and emit-load in \(bin): make release") }
+            rows += try ingestRows(all)
+            rows.append(try burstRow())
+            report(rows)
+            return
+        }
 
         // In-process append, batches of 1,000 events.
         for mode in [Durability.always, .batch, .none] {
@@ -228,6 +237,13 @@ struct GridBench: ParsableCommand {
             }
         } else {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
+        }
+        // Ingest: JSON import through grid-cli against SQLite, and the largest burst the emitter absorbs.
+        if ingestTools {
+            rows += try ingestRows(all)
+            rows.append(try burstRow())
+        } else {
+            print("(ingest rows skipped: build the root package in release first: make release)")
         }
         report(rows)
     }
