@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
-# The dashboard's browser test runs headless Chromium.
-TEST_APT_PACKAGES := chromium
+# The dashboard's browser test runs headless Chromium; the NATS client and replication tests run real nats-server processes.
+TEST_APT_PACKAGES := chromium nats-server
 # The benchmarks compare against SQLite through its C library.
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
@@ -26,7 +26,7 @@ CHAOS_RATE ?= 6000
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-# What the tests need besides the build: headless Chromium for the dashboard test.
+# What the tests need besides the build: headless Chromium for the dashboard test, nats-server for replication.
 test-deps: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
 

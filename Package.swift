@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        .library(name: "NATSClient", targets: ["NATSClient"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
         .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
@@ -24,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -39,7 +41,26 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
-        .target(name: "FuzzTargets", dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery"]),
+        // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
+        .target(name: "NATSProtocol"),
+        // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
+        .target(name: "NATSTestSupport"),
+        // A NATS and JetStream client on SwiftNIO; knows nothing of the store.
+        .target(
+            name: "NATSClient",
+            dependencies: [
+                "NATSProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
+        ),
         .target(
             name: "EventDaemon",
             dependencies: [
@@ -134,6 +155,7 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
+        .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
