@@ -61,10 +61,20 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
         ),
+        // Replication through NATS JetStream: the host-side replicator and the aggregator (cluster view).
+        .target(
+            name: "EventReplication",
+            dependencies: [
+                "NATSClient", "EventStore", "GridEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire", "EventQuery",
+                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -159,7 +169,13 @@ let package = Package(
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore"]),
-        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: [
+                "EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
+                "EventReplication", "NATSClient", "NATSTestSupport",
+            ]
+        ),
         .testTarget(
             name: "HTTPTests",
             dependencies: [

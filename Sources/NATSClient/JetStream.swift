@@ -111,11 +111,20 @@ public struct JetStream: Sendable {
         _ subject: String, payload: some Collection<UInt8>, messageId: String? = nil, headers: NATSHeaders? = nil,
         timeout: TimeAmount? = nil
     ) async throws -> PubAck {
+        try await startPublish(subject, payload: payload, messageId: messageId, headers: headers, timeout: timeout).get()
+    }
+
+    /// Publishes now (queued in call order) and returns the future PubAck, for a window of publishes in flight.
+    /// - Throws: the connection's publish errors; the future fails as `publish` would throw.
+    public func startPublish(
+        _ subject: String, payload: some Collection<UInt8>, messageId: String? = nil, headers: NATSHeaders? = nil,
+        timeout: TimeAmount? = nil
+    ) throws -> EventLoopFuture<PubAck> {
         var h = headers ?? NATSHeaders()
         if let messageId { h["Nats-Msg-Id"] = messageId }
-        let reply = try await connection.request(
-            subject, payload: payload, headers: h.isEmpty ? nil : h, timeout: timeout ?? self.timeout)
-        return try Self.decode(reply.payload, as: PubAck.self)
+        return try connection.startRequest(
+            subject, payload: payload, headers: h.isEmpty ? nil : h, timeout: timeout ?? self.timeout
+        ).flatMapThrowing { reply in try Self.decode(reply.payload, as: PubAck.self) }
     }
 
     // MARK: Pulling

@@ -15,6 +15,16 @@ extension NATSConnection {
         _ subject: String, payload: some Collection<UInt8> = [UInt8](), headers: NATSHeaders? = nil,
         timeout: TimeAmount? = nil
     ) async throws -> NATSMessage {
+        try await startRequest(subject, payload: payload, headers: headers, timeout: timeout).get()
+    }
+
+    /// Sends a request now (its PUB is queued before this returns, so requests started one after the other go out
+    /// in that order) and returns the future reply. For pipelining: start many, then await them.
+    /// - Throws: `publish`'s errors; the future fails with `timeout`, `noResponders`, `connectionLost`, `closed`.
+    public func startRequest(
+        _ subject: String, payload: some Collection<UInt8> = [UInt8](), headers: NATSHeaders? = nil,
+        timeout: TimeAmount? = nil
+    ) throws -> EventLoopFuture<NATSMessage> {
         let loop = group.next()
         let promise = loop.makePromise(of: NATSMessage.self)
         let token = try registerReply(
@@ -31,16 +41,17 @@ extension NATSConnection {
         let timer = loop.scheduleTask(in: timeout ?? options.requestTimeout) {
             promise.fail(NATSError.timeout(subject))
         }
-        defer {
+        promise.futureResult.whenComplete { _ in
             timer.cancel()
-            removeReply(token)
+            self.removeReply(token)
         }
         do {
             try publish(subject, payload: payload, headers: headers, replyTo: replySubject(token))
         } catch {
             promise.fail(error)
+            throw error
         }
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     func replySubject(_ token: String) -> String { inboxPrefix + "." + token }

@@ -126,6 +126,8 @@ public struct NATSHeaders: Equatable, Sendable, CustomStringConvertible {
                 guard code.count == 3, code.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                     throw .malformedHeaders("status is not three digits")
                 }
+                // A leading zero (`044`) would not survive a round trip and is no HTTP-style status.
+                guard code.first != 0x30 else { throw .malformedHeaders("status \(String(decoding: code, as: UTF8.self)) is not 100-999") }
                 headers.status = Int(String(decoding: code, as: UTF8.self))
                 let desc = text.dropFirst(code.count).drop { $0 == 0x20 }
                 if !desc.isEmpty { headers.statusDescription = String(decoding: desc, as: UTF8.self) }

@@ -111,9 +111,11 @@ public struct NATSParser: Sendable {
         case "PONG": return .pong
         case "+OK": return .ok
         case "-ERR":
-            var text = String(decoding: rest.drop { $0 == 0x20 || $0 == 0x09 }, as: UTF8.self)
-            if text.count >= 2, text.hasPrefix("'"), text.hasSuffix("'") { text = String(text.dropFirst().dropLast()) }
-            return .err(text)
+            // Quotes are stripped as bytes, before decoding: a quote next to invalid UTF-8 or a combining mark
+            // must not change meaning on a round trip (found by fuzzing).
+            var bytes = rest.drop { $0 == 0x20 || $0 == 0x09 }
+            if bytes.count >= 2, bytes.first == 0x27, bytes.last == 0x27 { bytes = bytes.dropFirst().dropLast() }
+            return .err(String(decoding: bytes, as: UTF8.self))
         case "INFO":
             let json = rest.drop { $0 == 0x20 || $0 == 0x09 }
             guard !json.isEmpty else { throw .malformedArguments(operation: "INFO", line: lineText(line)) }

@@ -92,6 +92,8 @@ import Testing
             ("PING\n", "LF without CR"),
             ("INFO\r\n", "INFO without JSON"),
             ("MSG a 1 2 3 4\r\n", "too many args"),
+            // Found by fuzzing: a status with a leading zero parsed as 44 and re-encoded as `NATS/1.0 44`.
+            ("HMSG a 1 16 16\r\nNATS/1.0 044\r\n\r\n\r\n", "status with a leading zero"),
         ]
         for (text, why) in bad {
             var p = NATSParser()

@@ -1,0 +1,150 @@
+import EventStore
+import Foundation
+import NATSClient
+import NATSTestSupport
+import Testing
+
+/// Replication end to end: a three-node NATS JetStream cluster, three host daemons fed by producers, one
+/// aggregator daemon, and the faults issue 15 names, in one run (each phase bounded in time).
+@Suite(.serialized, .enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed: apt-get install nats-server (make test installs it)"))
+struct ReplicationTests {
+    /// Starts emit-load against a daemon; returns the child and its ids file.
+    func produce(_ host: DaemonProcess, _ dir: TempDir, _ name: String, count: Int, rate: Int) throws -> (Child, String) {
+        let ids = dir.file("\(name).ids")
+        let c = try Child("emit-load", [
+            "--storage", host.socket, "--count", String(count), "--producer", name, "--spool-dir", dir.file("spool"),
+            "--ids", ids, "--rate", String(rate), "--flush-timeout", "60", "--seed", String(name.hashValue & 0xFFFF),
+        ])
+        return (c, ids)
+    }
+
+    func finish(_ p: (Child, String), count: Int) -> [String] {
+        let r = p.0.wait(timeout: 90)
+        #expect(r.status == 0, "emit-load failed: \(r.stderr.suffix(800))")
+        #expect(summary(r.stdout)["acked"] as? Int == count, "every event acknowledged by its host: \(r.stdout.suffix(300))")
+        return readIds(p.1)
+    }
+
+    func stats(_ port: Int) -> [String: Any]? {
+        guard let url = URL(string: "http://127.0.0.1:\(port)/api/stats"), let data = try? Data(contentsOf: url),
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return obj
+    }
+
+    @Test(.timeLimit(.minutes(4))) func hostsReplicateThroughFaultsAndTheAggregatorHasEverythingOnce() async throws {
+        let cluster = NATSClusterProcesses(size: 3)
+        try cluster.start()
+        let dir = TempDir("repl")
+        let aggPort = freeLoopbackPort()
+        func makeHost(_ id: String) -> DaemonProcess {
+            DaemonProcess(dataDir: dir.file("\(id)-data"), socket: dir.file("\(id).sock"), extra: ["--replicate", cluster.urls, "--host-id", id])
+        }
+        let hosts = ["h1", "h2", "h3"].map(makeHost)
+        let aggregator = DaemonProcess(
+            dataDir: dir.file("agg-data"), socket: dir.file("agg.sock"), extra: ["--aggregate", cluster.urls, "--host-id", "agg"])
+        aggregator.extraHTTP = "127.0.0.1:\(aggPort)"
+        try aggregator.start()
+        for h in hosts { try h.start() }
+        var acked: [String] = []
+
+        // Phase 1: three producers at once; one NATS server SIGKILLed mid-replication.
+        var running = try hosts.enumerated().map { try produce($0.element, dir, "p1-h\($0.offset + 1)", count: 3000, rate: 6000) }
+        try await Task.sleep(for: .milliseconds(300))
+        cluster.servers[1].kill()
+        for p in running { acked += finish(p, count: 3000) }
+        try cluster.servers[1].start()
+
+        // Phase 2: every NATS server down for 10 s; hosts keep acking (the local store is the buffer).
+        cluster.killAll()
+        running = try hosts.enumerated().map { try produce($0.element, dir, "p2-h\($0.offset + 1)", count: 1000, rate: 2000) }
+        for p in running { acked += finish(p, count: 1000) }
+        try await Task.sleep(for: .seconds(9))
+        try cluster.start()
+
+        // Phase 3: a host daemon SIGKILLed mid-replication, then restarted (its cursor resumes).
+        let p3 = try produce(hosts[1], dir, "p3-h2", count: 3000, rate: 6000)
+        try await Task.sleep(for: .milliseconds(250))
+        hosts[1].kill()
+        try hosts[1].start()
+        acked += finish(p3, count: 3000)
+
+        // Phase 4: the aggregator SIGKILLed, producers go on, the aggregator restarts and resumes its consumer.
+        aggregator.kill()
+        let p4 = try produce(hosts[2], dir, "p4-h3", count: 2000, rate: 4000)
+        acked += finish(p4, count: 2000)
+        try aggregator.start()
+
+        // Phase 5: a corrupted message on a host's subject: reported with its stream sequence, terminated.
+        let client = try await NATSConnection.connect({
+            var o = try NATSOptions(urls: cluster.urls)
+            o.requestTimeout = .seconds(5)
+            return o
+        }())
+        var bogus = Array("SGRP".utf8) + [1, 0] + [UInt8](repeating: 7, count: 60)
+        bogus[20] ^= 0xFF
+        let corruptAck = try await eventuallyAsync(30) {
+            try await JetStream(client).publish("grid.events.h3", payload: bogus, messageId: "bogus-1")
+        }
+        await client.close()
+        let p5 = try produce(hosts[0], dir, "p5-h1", count: 500, rate: 5000)
+        acked += finish(p5, count: 500)
+
+        // Wait until the aggregator has every acknowledged event (bounded).
+        let expected = acked.count
+        let deadline = Date().addingTimeInterval(90)
+        var have = 0
+        while Date() < deadline {
+            if let s = stats(aggPort), let agg = s["aggregation"] as? [String: Any], let n = agg["events"] as? Int {
+                have = n
+                let hosts = agg["hosts"] as? [String: Any] ?? [:]
+                let lags = hosts.values.compactMap { ($0 as? [String: Any])?["lag_frames"] as? Int }
+                if hosts.count == 3, lags.allSatisfy({ $0 == 0 }), n >= expected { break }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let finalStats = stats(aggPort)
+        let aggStats = finalStats?["aggregation"] as? [String: Any]
+        let rejections = (aggStats?["rejections"] as? [[String: Any]]) ?? []
+        #expect(rejections.contains { ($0["stream_sequence"] as? Int) == Int(corruptAck.seq) && ($0["subject"] as? String) == "grid.events.h3" },
+                "the corrupted message is reported with its stream sequence \(corruptAck.seq): \(rejections)")
+        #expect(aggregator.log().contains("sequence \(corruptAck.seq) on grid.events.h3 rejected"))
+        let perHost = (aggStats?["hosts"] as? [String: Any]) ?? [:]
+        #expect(Set(perHost.keys) == ["h1", "h2", "h3"], "per-host replication state in /api/stats")
+        #expect(aggregator.stop() == 0)
+        for h in hosts { #expect(h.stop() == 0) }
+
+        // Every acknowledged event exactly once on the aggregator, with its host entity; each producer in order.
+        var count: [String: Int] = [:]
+        var order: [String: [UInt64]] = [:]
+        var missingHostEntity = 0
+        try withStore(aggregator.dataDir) { store in
+            store.forEachEvent { e in
+                guard e.id.hasPrefix("event-"), !e.id.hasPrefix("event-storage_metrics") else { return true }
+                count[e.id, default: 0] += 1
+                if !e.entities.contains(where: { $0.hasPrefix("host-h") }) { missingHostEntity += 1 }
+                let parts = e.id.split(separator: "-")
+                if parts.count >= 4, let seq = UInt64(parts[parts.count - 1]) {
+                    order[String(parts[parts.count - 2]), default: []].append(seq)
+                }
+                return true
+            }
+        }
+        let missing = acked.filter { count[$0] == nil }
+        #expect(missing.isEmpty, "\(missing.count) of \(acked.count) acknowledged events missing on the aggregator (have \(have)), e.g. \(missing.prefix(3))")
+        #expect(count.values.allSatisfy { $0 == 1 }, "no event stored twice")
+        #expect(missingHostEntity == 0, "every replicated event carries host-<id>")
+        let outOfOrder = order.filter { $0.value != $0.value.sorted() }.map(\.key)
+        #expect(outOfOrder.isEmpty, "producers whose events arrived out of order: \(outOfOrder)")
+    }
+}
+
+func eventuallyAsync<T>(_ seconds: Double, _ body: () async throws -> T) async throws -> T {
+    let deadline = Date().addingTimeInterval(seconds)
+    var last: Error?
+    while Date() < deadline {
+        do { return try await body() } catch { last = error }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    throw last ?? HarnessError("timed out")
+}
