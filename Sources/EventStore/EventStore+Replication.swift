@@ -2,6 +2,11 @@
 public struct CommittedFrame: Sendable, Equatable {
     public var sequence: UInt64
     public var events: [StoredEvent]
+
+    public init(sequence: UInt64, events: [StoredEvent]) {
+        self.sequence = sequence
+        self.events = events
+    }
 }
 
 /// Retention deleted segments holding frames replication had not shipped yet (only `max_bytes` can force that).

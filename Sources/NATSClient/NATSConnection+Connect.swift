@@ -53,7 +53,7 @@ extension NATSConnection {
                 let delay: TimeAmount
                 if case .authorizationViolation = e {
                     delay = options.authErrorRetryDelay
-                    logger.error("NATS: \(server) refused the credentials: \(e); retrying in \(seconds(delay)) s")
+                    logger.error("NATS: \(server): \(e); retrying in \(seconds(delay)) s")
                 } else {
                     delay = backoff(failures)
                     if !loggedOutage {
@@ -227,7 +227,8 @@ final class NATSChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func fail(_ e: NATSError, context: ChannelHandlerContext) {
-        connection.logger.warning("NATS: \(settings.server): \(e)")
+        // The connect loop logs handshake failures (once per outage); only a broken established connection here.
+        if case .ready = phase { connection.logger.warning("NATS: \(settings.server): \(e)") }
         connection.lock.withLock { connection.lastError = e }
         handshake.fail(e)
         context.close(promise: nil)

@@ -139,6 +139,81 @@ struct ReplicationTests {
     }
 }
 
+/// What grid-eventd does with bad replication settings and an unreachable or unwelcoming cluster.
+@Suite(.serialized, .enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed: apt-get install nats-server (make test installs it)"))
+struct ReplicationStartupTests {
+    @Test(.timeLimit(.minutes(2))) func badURLStopsTheDaemonAtStart() throws {
+        let dir = TempDir("repl-bad")
+        for bad in ["http://127.0.0.1:4222", "nats://127.0.0.1:99999", ","] {
+            let d = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--replicate", bad])
+            #expect(try d.startExpectingRefusal() == 1, "\(bad)")
+            #expect(d.log().contains("--replicate"), "the message names the flag: \(d.log().suffix(300))")
+        }
+        let d = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--aggregate", "nats://h:1", "--host-id", "bad id"])
+        #expect(try d.startExpectingRefusal() == 1)
+        #expect(d.log().contains("host id"))
+    }
+
+    @Test(.timeLimit(.minutes(2))) func unreachableClusterAtStartThenItAppears() async throws {
+        let dir = TempDir("repl-late")
+        let port = freeLoopbackPort()
+        let host = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--replicate", "nats://127.0.0.1:\(port)", "--host-id", "late"])
+        try host.start()  // starts anyway
+        let r = try Child("emit-load", ["--storage", host.socket, "--count", "500", "--producer", "late", "--spool-dir", dir.file("spool")]).wait()
+        #expect(summary(r.stdout)["acked"] as? Int == 500, "local acks do not wait for NATS")
+        try await Task.sleep(for: .seconds(1))
+        let warnings = host.log().components(separatedBy: "cannot connect").count - 1
+        #expect(warnings == 1, "an unreachable cluster is logged once, not per retry (\(warnings))")
+        let server = NATSServerProcess(port: port)
+        try server.start()
+        let c = try await NATSConnection.connect(try NATSOptions(urls: server.url))
+        let js = JetStream(c)
+        var messages: UInt64 = 0
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            messages = (try? await js.streamInfo("GRID_EVENTS"))??.state.messages ?? 0
+            if messages > 0, host.log().contains("stream GRID_EVENTS ready") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(messages > 0, "the host created the stream and caught up once NATS came up")
+        #expect(host.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: dir.file("data") + "/replication.cursor"))
+        // A conflicting stream (memory storage) is refused, naming the setting.
+        try await js.deleteStream("GRID_EVENTS")
+        var conflicting = StreamConfig(name: "GRID_EVENTS", subjects: ["grid.events.>"])
+        conflicting.storage = "memory"
+        _ = try await js.createStream(conflicting)
+        await c.close()
+        let again = DaemonProcess(dataDir: dir.file("data2"), socket: dir.file("s2.sock"), extra: ["--replicate", server.url, "--host-id", "late"])
+        try again.start()
+        let seen = await waitUntil(10) { again.log().contains("storage = memory") }
+        #expect(seen, "conflict named: \(again.log().suffix(500))")
+        #expect(again.stop() == 0)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func wrongCredentialsAreAClearErrorAndASlowRetry() async throws {
+        let dir = TempDir("repl-auth")
+        let server = NATSServerProcess(extra: ["--user", "grid", "--pass", "right"])
+        try server.start()
+        let host = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: ["--replicate", "nats://grid:wrong@127.0.0.1:\(server.port)", "--host-id", "h"])
+        try host.start()
+        try await Task.sleep(for: .seconds(3))
+        let refusals = host.log().components(separatedBy: "refused the credentials").count - 1
+        #expect(refusals >= 1, "\(host.log().suffix(500))")
+        #expect(refusals <= 2, "retries after an auth error are slow (5 s), not a tight loop: \(refusals) in 3 s")
+        #expect(host.stop() == 0)
+    }
+}
+
+func waitUntil(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return condition()
+}
+
 func eventuallyAsync<T>(_ seconds: Double, _ body: () async throws -> T) async throws -> T {
     let deadline = Date().addingTimeInterval(seconds)
     var last: Error?
