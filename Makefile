@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean
+.PHONY: deps test-deps apt-install build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean
 # The fault campaign (`make chaos`; a short run is part of `make test`).
 CHAOS_ROUNDS ?= 100
 CHAOS_SOAK_SECONDS ?= 180
@@ -60,6 +60,12 @@ chaos: release
 # http://127.0.0.1:7780/), grid-master (127.0.0.1:7000) and one grid-agent. Ctrl-C stops everything cleanly.
 run: release
 	DATA_DIR=$(DATA_DIR) BIN=.build/release Tools/run-grid.sh
+
+# A replicated grid on loopback: 3 NATS JetStream servers, 3 host grid-eventd's replicating, an aggregator with the
+# cluster dashboard on http://127.0.0.1:7780/, grid-master and one agent per host (Tools/run-cluster.sh).
+run-cluster: release
+	@$(MAKE) --no-print-directory apt-install PACKAGES="nats-server"
+	DATA_DIR=$(DATA_DIR)/cluster BIN=.build/release Tools/run-cluster.sh
 
 # Builds in release mode and prints one table, grid-events against SQLite on the same generated events,
 # also written to .build/bench-results.json. BENCH_EVENTS and BENCH_RUNS scale it.

@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
+        // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
+        .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
         .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
@@ -149,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
-                "EventEmitter", "EventWire", "GridEvents", "EventStore",
+                "EventEmitter", "EventWire", "GridEvents", "EventStore", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/grid-chaos"

@@ -85,6 +85,7 @@ enum Campaign {
         FsyncFailure(),
         Corruption(),
         Hostile(),
+        Replication(),
         Soak(),
     ]
 

@@ -16,7 +16,7 @@ struct GridChaos: ParsableCommand {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run scenarios (default: all) and print the summary.",
-        discussion: "Scenarios: crash-loop, disk-full, fsync, bitflip, hostile, soak, all. Exit status 1 when any check fails.")
+        discussion: "Scenarios: crash-loop, crash-compaction, crash-retention, disk-full, fsync, bitflip, hostile, replication, soak, all. Exit status 1 when any check fails.")
 
     @Option(help: "Comma-separated scenarios, or all.") var scenario = "all"
     @Option(help: "Daemon kills in the crash loop.") var rounds = 100

@@ -16,6 +16,8 @@ struct GridBench: ParsableCommand {
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
     @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+    @Flag(help: "Only the replication rows.") var replicationOnly = false
+    @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
 
     struct Row {
         var name: String
@@ -30,6 +32,10 @@ struct GridBench: ParsableCommand {
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        if replicationOnly {
+            report(try replicationRows())
+            return
+        }
         print("generating \(events) grid events (17 types, 100 agents, 2,000 nodes, one day)...")
         var grid = SampleGrid(seed: 5)
         let all = grid.events(events)
@@ -219,6 +225,13 @@ struct GridBench: ParsableCommand {
             }
         } else {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
+        }
+        if !skipReplication, FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd") {
+            do {
+                rows += try replicationRows()
+            } catch {
+                print("replication rows failed: \(error)")
+            }
         }
         report(rows)
     }
