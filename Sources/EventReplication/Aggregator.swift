@@ -25,6 +25,20 @@ public final class Aggregator: @unchecked Sendable {
     private var connection: NATSConnection?
     private var task: Task<Void, Never>?
     private var state = AggregatorStats()
+    /// Per host: the order keeper (used by the pull loop only).
+    private var order: [String: HostOrder] = [:]
+
+    /// Where a host's frames stand here: the last frame applied whole, a frame whose parts are being applied, and
+    /// since when a gap has held messages back.
+    struct HostOrder {
+        var applied: UInt64
+        var partial: (sequence: UInt64, nextPart: Int)?
+        var holdingSince: Date?
+    }
+
+    /// How long a gap in a host's frames may hold later ones back before they are stored anyway (a frame that
+    /// will never come: it left the stream by its limits).
+    static let gapPatience: TimeInterval = 10
 
     public init(config: ReplicationConfig, sink: ReplicaSink, logger: Logger) {
         self.config = config
@@ -109,8 +123,15 @@ public final class Aggregator: @unchecked Sendable {
                     try await Task.sleep(for: .milliseconds(50))
                     continue
                 }
-                let messages = try await js.fetch(
-                    stream: config.stream, consumer: config.durableName, batch: config.pullBatch, expires: .seconds(1))
+                // What is waiting, at once (no_wait: the server answers 404 after the last one). When nothing is,
+                // a long poll for one message (returns as soon as one arrives, or after 1 s), so a quiet stream
+                // costs one request a second and a new message is here within a round trip. A pull for more than
+                // one message would hold back the first until the batch fills or the request expires.
+                var messages = try await js.fetch(
+                    stream: config.stream, consumer: config.durableName, batch: config.pullBatch, expires: nil, noWait: true)
+                if messages.isEmpty {
+                    messages = try await js.fetch(stream: config.stream, consumer: config.durableName, batch: 1, expires: .seconds(1))
+                }
                 failures = 0
                 if !messages.isEmpty { try await process(messages) }
             } catch is CancellationError {
@@ -168,6 +189,19 @@ public final class Aggregator: @unchecked Sendable {
                 reject(m, seq, bad)
                 continue
             }
+            // Order: a frame is stored only after the frame the host sent before it (a publish the stream lost
+            // while a later one got in is sent again by the host, after it). Later frames wait (nak, 100 ms).
+            switch admit(decoded) {
+            case .hold:
+                try? m.nak(delay: .milliseconds(100))
+                note { $0.heldBack += 1 }
+                continue
+            case .gapAccepted(let from):
+                logger.warning("aggregator: frames of host \(host) after \(from) up to \(decoded.previous) never arrived in \(Int(Self.gapPatience)) s; going on from frame \(decoded.sequence)")
+                note { $0.gapsAccepted += 1 }
+            case .apply:
+                break
+            }
             accepted.append(
                 Accepted(
                     message: m, decoded: decoded, events: events, published: m.headers?["Grid-Published"].flatMap { Int64($0) },
@@ -182,7 +216,10 @@ public final class Aggregator: @unchecked Sendable {
         do {
             try await sink.storeReplicated(batch)
         } catch {
-            for a in accepted { try? a.message.nak(delay: .seconds(1)) }
+            for a in accepted {
+                try? a.message.nak(delay: .seconds(1))
+                order[a.decoded.hostId] = nil
+            }
             note { $0.lastError = "storing replicated events: \(error)" }
             logger.warning("aggregator: cannot store replicated events (\(error)); redelivery in 1 s")
             return
@@ -209,6 +246,53 @@ public final class Aggregator: @unchecked Sendable {
             s.messages += accepted.count
             s.events += accepted.reduce(0) { $0 + $1.events.count }
             s.lastError = nil
+        }
+    }
+
+    enum Admission { case apply, hold, gapAccepted(from: UInt64) }
+
+    /// Decides whether a message may be stored now, and records it as applied when so (the pull loop stores what
+    /// it admits before it fetches again; a store failure naks the batch and resets the host's position).
+    func admit(_ m: ReplicationMessage) -> Admission {
+        guard var o = order[m.hostId] else {
+            // First message of this host since the aggregator started: nothing to compare with.
+            order[m.hostId] = HostOrder(applied: m.part == m.parts - 1 ? m.sequence : (m.sequence > 0 ? m.previous : 0),
+                                        partial: m.part == m.parts - 1 ? nil : (m.sequence, m.part + 1))
+            return .apply
+        }
+        defer { order[m.hostId] = o }
+        if m.sequence <= o.applied { return .apply }  // a redelivery or a resend: the store dedups by id
+        if let p = o.partial, p.sequence == m.sequence {
+            if m.part < p.nextPart { return .apply }
+            if m.part > p.nextPart { return hold(&o) }
+            advance(&o, m)
+            return .apply
+        }
+        if m.previous <= o.applied && o.partial == nil && m.part == 0 {
+            advance(&o, m)
+            return .apply
+        }
+        if let since = o.holdingSince, Date().timeIntervalSince(since) > Self.gapPatience, m.part == 0 {
+            let from = o.applied
+            o.partial = nil
+            advance(&o, m)
+            return .gapAccepted(from: from)
+        }
+        return hold(&o)
+    }
+
+    private func hold(_ o: inout HostOrder) -> Admission {
+        if o.holdingSince == nil { o.holdingSince = Date() }
+        return .hold
+    }
+
+    private func advance(_ o: inout HostOrder, _ m: ReplicationMessage) {
+        o.holdingSince = nil
+        if m.part == m.parts - 1 {
+            o.applied = m.sequence
+            o.partial = nil
+        } else {
+            o.partial = (m.sequence, m.part + 1)
         }
     }
 
@@ -281,12 +365,17 @@ public struct AggregatorStats: Sendable, Codable {
     public var messages = 0
     public var events = 0
     public var rejected = 0
+    /// Messages held back (nak'ed) because an earlier frame of their host had not arrived yet.
+    public var heldBack = 0
+    /// Gaps given up on after waiting (frames that never arrived).
+    public var gapsAccepted = 0
     public var rejections: [Rejection] = []
     public var hosts: [String: HostReplicationStats] = [:]
     public var lastError: String?
 
     enum CodingKeys: String, CodingKey {
         case stream, consumer, connected, ready, server, messages, events, rejected, rejections, hosts
+        case heldBack = "held_back", gapsAccepted = "gaps_accepted"
         case lastError = "last_error"
     }
 }

@@ -104,6 +104,10 @@ struct ReplicationTests {
             try await Task.sleep(for: .milliseconds(250))
         }
         let finalStats = stats(aggPort)
+        if ProcessInfo.processInfo.environment["REPL_DEBUG"] != nil {
+            print("REPL_DEBUG waited \(90 - deadline.timeIntervalSinceNow) s; aggregation: \(String(describing: finalStats?["aggregation"]))")
+            print(aggregator.log().split(separator: "\n").filter { $0.contains("never arrived") || $0.contains("warning") || $0.contains("error") }.joined(separator: "\n"))
+        }
         let aggStats = finalStats?["aggregation"] as? [String: Any]
         let rejections = (aggStats?["rejections"] as? [[String: Any]]) ?? []
         #expect(rejections.contains { ($0["stream_sequence"] as? Int) == Int(corruptAck.seq) && ($0["subject"] as? String) == "grid.events.h3" },
@@ -111,6 +115,14 @@ struct ReplicationTests {
         #expect(aggregator.log().contains("sequence \(corruptAck.seq) on grid.events.h3 rejected"))
         let perHost = (aggStats?["hosts"] as? [String: Any]) ?? [:]
         #expect(Set(perHost.keys) == ["h1", "h2", "h3"], "per-host replication state in /api/stats")
+        // Queries can narrow to one origin host through its entity.
+        let byHost = URL(string: "http://127.0.0.1:\(aggPort)/api/entities/host-h2/events?limit=5")
+            .flatMap { try? Data(contentsOf: $0) }
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let hostEvents = (byHost?["events"] as? [[String: Any]]) ?? []
+        #expect(hostEvents.count == 5, "host-h2's events through its entity: \(String(describing: byHost).prefix(300))")
+        let h2Ids = Set(["p1-h2", "p2-h2", "p3-h2"].flatMap { readIds(dir.file("\($0).ids")) })
+        #expect(hostEvents.allSatisfy { h2Ids.contains(($0["id"] as? String) ?? "") }, "only host h2's events")
         #expect(aggregator.stop() == 0)
         for h in hosts { #expect(h.stop() == 0) }
 

@@ -1,5 +1,8 @@
 import EventStore
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import NATSTestSupport
 
 /// Replication under faults: a three-node NATS JetStream cluster, three host daemons replicating (each with its
@@ -22,14 +25,16 @@ struct Replication: Scenario {
         let aggPort = freeLoopbackPort()
         let aggregator = DaemonProcess(
             bin: ctx.bin, dataDir: dir + "/aggregator", socket: dir + "/aggregator.sock",
-            extra: ["--aggregate", nats.urls, "--host-id", "aggregator", "--http", "127.0.0.1:\(aggPort)"])
+            extra: ["--aggregate", nats.urls, "--host-id", "aggregator"])
+        aggregator.http = "127.0.0.1:\(aggPort)"
         try aggregator.start()
         var hosts: [(cluster: Cluster, port: Int)] = []
         for i in 1...3 {
             let port = freeLoopbackPort()
             let c = Cluster(ctx, dir: try ctx.directory("\(name)/h\(i)"), daemonArguments: [
-                "--replicate", nats.urls, "--host-id", "h\(i)", "--http", "127.0.0.1:\(port)",
+                "--replicate", nats.urls, "--host-id", "h\(i)",
             ])
+            c.daemon.http = "127.0.0.1:\(port)"
             try c.daemon.start()
             try c.startEmitters(max(1, ctx.emitters / 3), rate: ctx.rate, prefix: "h\(i)p")
             hosts.append((c, port))
@@ -87,7 +92,11 @@ struct Replication: Scenario {
                 return per.count == 3 && per.values.allSatisfy { (($0 as? [String: Any])?["lag_frames"] as? Int) == 0 }
             }()
         }
-        result.check(caughtUp, "the aggregator did not catch up within 120 s: \(aggregator.logTail(800))")
+        if !caughtUp {
+            let hostStats = hosts.map { h in (stats(h.port)?["replication"]).map { "\($0)" } ?? "?" }
+            let aggStats = (stats(aggPort)?["aggregation"] as? [String: Any])?["hosts"].map { "\($0)" } ?? "?"
+            result.failures.append("the aggregator did not catch up within 120 s: hosts \(hostStats); aggregator \(aggStats)")
+        }
         result.maxDaemonRSS = max(result.maxDaemonRSS, aggregator.maxRSS)
         result.check(aggregator.stop() == 0, "the aggregator exited badly on SIGTERM: \(aggregator.logTail())")
         for (i, h) in hosts.enumerated() {

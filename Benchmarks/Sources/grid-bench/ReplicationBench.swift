@@ -1,5 +1,8 @@
 import EventStore
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GridEvents
 import NATSTestSupport
 
