@@ -1,4 +1,6 @@
+import EventDaemon
 import EventStore
+import GridEvents
 import Foundation
 import NATSClient
 import NATSTestSupport
@@ -214,6 +216,37 @@ struct ReplicationStartupTests {
         #expect(refusals >= 1, "\(host.log().suffix(500))")
         #expect(refusals <= 2, "retries after an auth error are slow (5 s), not a tight loop: \(refusals) in 3 s")
         #expect(host.stop() == 0)
+    }
+}
+
+/// The replication keys of the config file reach the settings and their validation.
+@Suite struct ReplicationConfigTests {
+    @Test func configFileKeys() throws {
+        var config = DaemonConfig(dataDirectory: "/tmp/x")
+        _ = try config.apply(ConfigFile.parse("""
+            replicate = "nats://a:4222,nats://b:4222"
+            host_id = "web-7"
+            stream = "EV"
+            subject_prefix = "ev.hosts"
+            replicas = 3
+            consumer = "view"
+            """))
+        #expect(config.problem == nil)
+        guard case .success(let r) = config.replication.config(urls: config.replication.replicate!) else {
+            Issue.record("settings refused")
+            return
+        }
+        #expect(r.servers.map(\.endpoint) == ["a:4222", "b:4222"])
+        #expect(r.subject == "ev.hosts.web-7" && r.streamSubjects == "ev.hosts.>" && r.stream == "EV")
+        #expect(r.replicas == 3 && r.durableName == "view")
+        var bad = DaemonConfig(dataDirectory: "/tmp/x")
+        _ = try bad.apply(ConfigFile.parse("aggregate = \"nats://h:0\""))
+        #expect(bad.problem?.contains("--aggregate") == true, "\(bad.problem ?? "nil")")
+        var badHost = DaemonConfig(dataDirectory: "/tmp/x")
+        _ = try badHost.apply(ConfigFile.parse("replicate = \"nats://h:1\"\nhost_id = \"a.b\""))
+        #expect(badHost.problem?.contains("host id") == true)
+        #expect(throws: (any Error).self) { var c = DaemonConfig(); _ = try c.apply(ConfigFile.parse("replicate_to = \"x\"")) }
+        #expect(ReplicationSettings.defaultHostId().allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
     }
 }
 
