@@ -17,6 +17,7 @@ struct GridBench: ParsableCommand {
     @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
     @Flag(help: "Only the replication rows.") var replicationOnly = false
+    @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
     @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
 
     struct Row {

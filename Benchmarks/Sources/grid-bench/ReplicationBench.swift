@@ -16,9 +16,12 @@ extension GridBench {
         let bin: String
         let aggPort = freeLoopbackPort()
 
-        init(bin: String, dir: String) throws {
+        let sync: String
+
+        init(bin: String, dir: String, sync: String) throws {
             self.bin = bin
             self.dir = dir
+            self.sync = sync
             try nats.start()
             try start("aggregator", ["--aggregate", nats.urls, "--host-id", "aggregator", "--http", "127.0.0.1:\(aggPort)"])
             for i in 1...3 { try start("h\(i)", ["--replicate", nats.urls, "--host-id", "h\(i)", "--http", "127.0.0.1:0"]) }
@@ -29,7 +32,7 @@ extension GridBench {
         func start(_ name: String, _ extra: [String]) throws {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: bin + "/grid-eventd")
-            p.arguments = ["--data-dir", dir + "/\(name)", "--socket", socket(name), "--metrics-interval", "3600", "--log-level", "warning"] + extra
+            p.arguments = ["--data-dir", dir + "/\(name)", "--socket", socket(name), "--metrics-interval", "3600", "--log-level", "warning", "--sync", sync] + extra
             let log = dir + "/\(name).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardError = FileHandle(forWritingAtPath: log)
@@ -89,7 +92,7 @@ extension GridBench {
         let dir = work + "/replication"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let grid = try Grid(bin: bin, dir: dir)
+        let grid = try Grid(bin: bin, dir: dir, sync: replicationSync)
         defer { grid.stop() }
         // Let JetStream elect its leaders and the daemons set up the stream and consumer.
         let warm = try grid.produce(count: 100, rate: 0, tag: "warm")
@@ -146,11 +149,6 @@ extension GridBench {
         print(rows.last!.name + " done (\(String(format: "%.1f", catchUp)) s)")
         return rows
     }
-}
-
-struct BenchError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
 }
 
 /// A reader of the aggregator's `/api/events/stream` (server-sent events) over a plain socket: the timestamp of
