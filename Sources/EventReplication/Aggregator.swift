@@ -231,7 +231,7 @@ public final class Aggregator: @unchecked Sendable {
                 var h = s.hosts[a.decoded.hostId] ?? HostReplicationStats()
                 if a.decoded.part == a.decoded.parts - 1 {
                     h.lastSequence = max(h.lastSequence, a.decoded.sequence)
-                    h.frames += 1
+                    h.frames += Int(a.decoded.sequence - a.decoded.firstSequence) + 1
                 }
                 if let head = a.head { h.headSequence = max(h.headSequence, head) }
                 h.headSequence = max(h.headSequence, h.lastSequence)

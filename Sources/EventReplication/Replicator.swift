@@ -81,16 +81,19 @@ public final class Replicator: @unchecked Sendable {
         while !Task.isCancelled {
             do {
                 if inflight.count < config.maxInFlight, c.connectionState == .connected {
+                    // Up to 1,024 frames at a time; consecutive frames share a message up to the size limit, so a
+                    // backlog (catching up after an outage) goes out in few large messages, while a frame that
+                    // is alone goes out at once.
                     let frames = try store.committedFrames(
-                        after: next, maxBytes: config.maxMessageBytes * 4, maxFrames: config.maxInFlight - inflight.count)
+                        after: next, maxBytes: config.maxMessageBytes * 8, maxFrames: 1024)
                     let maxBytes = min(config.maxMessageBytes, max(4096, (c.serverInfo?.maxPayload ?? (1 << 20)) - 4096))
                     let head = store.lastWrittenSequence
-                    for f in frames {
-                        let messages = ReplicationMessage.messages(hostId: config.hostId, frame: f, previous: next, maxBytes: maxBytes)
-                        // Published here, in frame order (the PUBs are queued before the next frame's); only the
+                    let units = ReplicationMessage.pack(hostId: config.hostId, frames: frames, previous: next, maxBytes: maxBytes)
+                    for unit in units.prefix(config.maxInFlight - inflight.count) {
+                        // Published here, in frame order (the PUBs are queued before the next unit's); only the
                         // PubAcks are awaited concurrently.
                         var acks: [EventLoopFuture<PubAck>] = []
-                        for m in messages {
+                        for m in unit.messages {
                             var h = NATSHeaders()
                             h["Grid-Host-Head"] = String(head)
                             h["Grid-Published"] = String(StoreOptions.nowMicros())
@@ -101,8 +104,8 @@ public final class Replicator: @unchecked Sendable {
                             for a in acks where try await a.get().isDuplicate { duplicates += 1 }
                             return duplicates
                         }
-                        inflight.append((f.sequence, f.events.count, task))
-                        next = f.sequence
+                        inflight.append((unit.last, unit.events, task))
+                        next = unit.last
                     }
                 }
                 if inflight.isEmpty {
@@ -120,7 +123,7 @@ public final class Replicator: @unchecked Sendable {
                 failures = 0
                 note {
                     $0.cursor = cursor
-                    $0.publishedFrames += 1
+                    $0.publishedMessages += 1
                     $0.publishedEvents += first.events
                     $0.duplicates += duplicates
                     $0.lastPublish = StoreOptions.nowMicros()
@@ -216,7 +219,7 @@ public struct ReplicatorStats: Sendable, Codable {
     /// Highest frame sequence written locally.
     public var headSequence: UInt64 = 0
     public var pendingFrames: UInt64 = 0
-    public var publishedFrames = 0
+    public var publishedMessages = 0
     public var publishedEvents = 0
     public var duplicates = 0
     public var rewinds = 0
@@ -227,7 +230,7 @@ public struct ReplicatorStats: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case hostId = "host_id", stream, subject, connected, server, streamReady = "stream_ready", cursor
-        case headSequence = "head_sequence", pendingFrames = "pending_frames", publishedFrames = "published_frames"
+        case headSequence = "head_sequence", pendingFrames = "pending_frames", publishedMessages = "published_messages"
         case publishedEvents = "published_events", duplicates, rewinds, lastPublish = "last_publish"
         case lastError = "last_error", lostToRetention = "lost_to_retention"
     }
