@@ -46,7 +46,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         let floor = DaemonReplication.FloorBox()
         if config.replication.replicate != nil {
             options.replicationFloor = { floor.value ?? 0 }
-            options.onReplicationLoss = { floor.report($0) }
+            options.onReplicationLoss = { [weak self] loss in
+                floor.report(loss)
+                self?.recordReplicationLoss(loss)
+            }
         }
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
@@ -110,6 +113,27 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             logger.info("aggregating \(c.streamSubjects) of stream \(c.stream) from \(c.servers.map(\.description).joined(separator: ",")) as consumer \(c.durableName)")
         }
         return DaemonReplication(replicator: replicator, aggregator: aggregator, floor: floor)
+    }
+
+    /// Records a `replication_loss` event (custom) into the store: retention (`--max-bytes`) deleted frames that never
+    /// reached NATS. Entities `storage` and `host-<id>`.
+    func recordReplicationLoss(_ loss: ReplicationLoss) {
+        guard let writer else { return }
+        let seq = stateLock.withLock { () -> UInt64 in
+            metricsSequence += 1
+            return metricsSequence
+        }
+        let host = config.replication.hostId ?? ReplicationSettings.defaultHostId()
+        let kind = GridEventKind.custom(
+            name: "replication_loss",
+            fields: [
+                "segments": .string(loss.segments.map(String.init).joined(separator: ",")), "events": .int(Int64(loss.events)),
+                "replicated_through": .int(Int64(loss.cursor)), "last_lost_frame": .int(Int64(loss.lastDeletedSequence)),
+            ],
+            entities: ["storage", "host-" + host])
+        writer.appendOwn(GridEvent(
+            id: GridEvent.makeId(typeName: "replication_loss", producerTag: daemonTag, sequence: seq),
+            timestamp: StoreOptions.nowMicros(), kind: kind))
     }
 
     /// Records a `storage_metrics` event about the daemon itself into its own store.

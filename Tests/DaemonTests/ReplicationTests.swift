@@ -205,6 +205,29 @@ struct ReplicationStartupTests {
         #expect(again.stop() == 0)
     }
 
+    @Test(.timeLimit(.minutes(2))) func maxBytesDeletingUnreplicatedDataIsReported() async throws {
+        let dir = TempDir("repl-loss")
+        let port = freeLoopbackPort()  // nobody listens: nothing is ever replicated
+        let http = freeLoopbackPort()
+        let host = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: [
+            "--replicate", "nats://127.0.0.1:\(port)", "--host-id", "lossy", "--segment-size", "65536", "--max-bytes", "400KB",
+        ])
+        host.extraHTTP = "127.0.0.1:\(http)"
+        try host.start()
+        let r = try Child("emit-load", ["--storage", host.socket, "--count", "20000", "--producer", "loss", "--spool-dir", dir.file("spool")]).wait()
+        #expect(summary(r.stdout)["acked"] as? Int == 20000)
+        let logged = await waitUntil(60) { host.log().contains("never reached NATS") }
+        #expect(logged, "the loss is logged: \(host.log().suffix(600))")
+        let url = URL(string: "http://127.0.0.1:\(http)/api/stats")!
+        let stats = (try? Data(contentsOf: url)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let lost = ((stats?["replication"] as? [String: Any])?["lost_to_retention"] as? [String]) ?? []
+        #expect(!lost.isEmpty, "the loss is in /api/stats")
+        #expect(host.stop() == 0)
+        let events = try withStore(host.dataDir) { $0.events(idPrefix: "event-replication_loss-", limit: 10) }
+        #expect(!events.isEmpty, "the loss is recorded as a replication_loss event")
+        #expect(events.first?.entities.contains("host-lossy") == true)
+    }
+
     @Test(.timeLimit(.minutes(2))) func wrongCredentialsAreAClearErrorAndASlowRetry() async throws {
         let dir = TempDir("repl-auth")
         let server = NATSServerProcess(extra: ["--user", "grid", "--pass", "right"])
