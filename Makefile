@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
-# The dashboard's browser test runs headless Chromium.
-TEST_APT_PACKAGES := chromium
+# The dashboard's browser test runs headless Chromium; the NATS client and replication tests run real nats-server processes.
+TEST_APT_PACKAGES := chromium nats-server
 # The benchmarks compare against SQLite through its C library.
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest
+.PHONY: deps test-deps apt-install build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest
 # The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
 # worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
 SECONDS ?= 600
@@ -29,7 +29,7 @@ CHAOS_RATE ?= 6000
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-# What the tests need besides the build: headless Chromium for the dashboard test.
+# What the tests need besides the build: headless Chromium for the dashboard test, nats-server for replication.
 test-deps: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
 
@@ -68,6 +68,12 @@ chaos: release
 # http://127.0.0.1:7780/), grid-master (127.0.0.1:7000) and one grid-agent. Ctrl-C stops everything cleanly.
 run: release
 	DATA_DIR=$(DATA_DIR) BIN=.build/release Tools/run-grid.sh
+
+# A replicated grid on loopback: 3 NATS JetStream servers, 3 host grid-eventd's replicating, an aggregator with the
+# cluster dashboard on http://127.0.0.1:7780/, grid-master and one agent per host (Tools/run-cluster.sh).
+run-cluster: release
+	@$(MAKE) --no-print-directory apt-install PACKAGES="nats-server"
+	DATA_DIR=$(DATA_DIR)/cluster BIN=.build/release Tools/run-cluster.sh
 
 # Builds in release mode and prints one table, grid-events against SQLite on the same generated events,
 # also written to .build/bench-results.json. BENCH_EVENTS and BENCH_RUNS scale it.

@@ -153,6 +153,7 @@ extension EventStore {
     private func applyRetention(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly, options.retainMicros != nil || options.maxBytes != nil else { return }
         let now = options.clock()
+        var replicationLoss: ReplicationLoss?
         let (victims, next) = lock.withLock { () -> ([Segment], Manifest) in
             let sealed = segments.filter { $0.sealed && $0 !== active }
             var total = segments.reduce(0) { $0 + $1.diskBytes + ($1.mappedIndex?.fileBytes ?? 0) }
@@ -161,6 +162,8 @@ extension EventStore {
                 let tooOld = options.retainMicros.map { s.index.hasTimeRange && s.index.maxTimestamp < now - $0 } ?? false
                 let tooBig = options.maxBytes.map { total > $0 } ?? false
                 guard tooOld || tooBig else { break }  // whole segments, oldest first
+                // Not yet replicated: kept unless max_bytes forces it (EventStore+Replication.swift).
+                guard retentionMayDelete(s, forcedBySize: tooBig, loss: &replicationLoss) else { break }
                 victims.append(s)
                 total -= s.diskBytes + (s.mappedIndex?.fileBytes ?? 0)
             }
@@ -199,6 +202,7 @@ extension EventStore {
         try sys.syncDirectory(directory)
         let why = [options.retainMicros.map { "older than \($0 / 1_000_000) s" }, options.maxBytes.map { "over \($0) bytes" }]
             .compactMap { $0 }.joined(separator: " or ")
+        if let replicationLoss { options.onReplicationLoss?(replicationLoss) }
         options.onNotice?(
             "retention deleted segment(s) \(victims.map { String($0.id) }.joined(separator: ", ")) (\(report.deletedEvents) events, \(report.deletedBytes) bytes; store \(why))")
     }

@@ -89,6 +89,7 @@ enum Campaign {
         FsyncFailure(),
         Corruption(),
         Hostile(),
+        Replication(),
         Soak(),
     ]
 

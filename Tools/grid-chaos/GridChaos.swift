@@ -17,9 +17,9 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run scenarios (default: all) and print the summary.",
         discussion: """
-            Scenarios: crash-loop, disk-full, fsync, bitflip, hostile, soak, all. Exit status 1 when any check fails. \
-            A scenario that cannot run here (disk-full without root) is reported as skipped, and the total then says \
-            incomplete, not pass.
+            Scenarios: crash-loop, crash-compaction, crash-retention, disk-full, fsync, bitflip, hostile, replication, \
+            soak, all. Exit status 1 when any check fails. A scenario that cannot run here (disk-full without root) is \
+            reported as skipped, and the total then says incomplete, not pass.
             """)
 
     @Option(help: "Comma-separated scenarios, or all.") var scenario = "all"

@@ -17,6 +17,9 @@ struct GridBench: ParsableCommand {
     @Option(help: "The root package's release binaries (grid-eventd, emit-load, grid-cli) for the end-to-end and ingest rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
     @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
+    @Flag(help: "Only the replication rows.") var replicationOnly = false
+    @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
+    @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
 
     struct Row {
         var name: String
@@ -31,6 +34,10 @@ struct GridBench: ParsableCommand {
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        if replicationOnly {
+            report(try replicationRows())
+            return
+        }
         print("generating \(events) grid events (17 types, 100 agents, 2,000 nodes, one day)...")
         var grid = SampleGrid(seed: 5)
         let all = grid.events(events)
@@ -244,6 +251,13 @@ struct GridBench: ParsableCommand {
             rows.append(try burstRow())
         } else {
             print("(ingest rows skipped: build the root package in release first: make release)")
+        }
+        if !skipReplication, FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd") {
+            do {
+                rows += try replicationRows()
+            } catch {
+                print("replication rows failed: \(error)")
+            }
         }
         report(rows)
     }
