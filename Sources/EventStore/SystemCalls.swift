@@ -252,6 +252,17 @@ struct SystemCalls: Sendable {
             throw SystemCalls.error(err, "create directory", path: path)
         }
         recorder?.record(.makeDirectory(path: path))
+        // The new entry is durable only once its parent directory is synced: without this a power loss can
+        // take the whole data directory, and every acknowledged event in it, away.
+        try syncDirectory(SystemCalls.parentDirectory(of: path))
+    }
+
+    /// The directory that holds `path` ("." for a bare name, "/" for a name at the root).
+    static func parentDirectory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
     }
 
     func rename(_ from: String, _ to: String) throws(StoreError) {
