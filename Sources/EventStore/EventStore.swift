@@ -234,6 +234,11 @@ public final class EventStore: @unchecked Sendable {
                             report.skipped.append(torn)
                         }
                     }
+                    if canWrite, scan.sealed {
+                        // The seal frame may be only in the page cache (a writer killed in the seal's fdatasync):
+                        // make it durable before a new segment is created after it.
+                        try sys.fdatasync(fd, path: path)
+                    }
                     segment.end = scan.end
                     segment.sealed = scan.sealed || options.readOnly
                     segment.damaged = !scan.damage.isEmpty
