@@ -134,6 +134,8 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
+        // The crash-state explorer: power loss at every recorded system call (see its doc comment).
+        .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
