@@ -131,6 +131,11 @@ public final class EventStore: @unchecked Sendable {
 
     private func recover(into report: inout RecoveryReport) throws(StoreError) {
         let writable = !options.readOnly
+        if writable {
+            // A writer killed before its directory fsync leaves a rename (a new segment, a manifest) only in
+            // memory: make the directory durable before anything is built on the names listed below.
+            try sys.syncDirectory(directory)
+        }
         switch try Manifest.read(directory, sys) {
         case .success(let m)?: manifest = m
         case .failure(let problem)?:
