@@ -61,16 +61,7 @@ struct CrashStateTests {
         print(
             "crashstates: \(workload): seed \(Self.seed), \(explorer.statesChecked) states at \(explorer.crashPoints) crash points of \(run.calls.count - run.firstCrashPoint) calls, \(explorer.nestedStatesChecked) nested, \(explorer.duplicates) duplicates skipped, \(explorer.failures.count) failing, \(String(format: "%.1f", seconds)) s")
         for f in explorer.failures.prefix(5) { Issue.record("\(f)") }
-        if let path = ProcessInfo.processInfo.environment["CRASHSTATES_FAILURES"] {
-            let text = explorer.failures.map { "\($0)\n" }.joined()
-            if let h = FileHandle(forWritingAtPath: path) {
-                h.seekToEndOfFile()
-                h.write(Data(text.utf8))
-                h.closeFile()
-            } else {
-                FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-            }
-        }
+        saveFailures(explorer.failures)
         #expect(explorer.failures.isEmpty)
         #expect(explorer.statesChecked >= min(Self.statesPerRun, 20), "too few distinct states to mean anything")
     }
@@ -114,6 +105,7 @@ struct CrashStateTests {
         print(
             "crashstates: seed \(seed): \(explorer.statesChecked) states at \(explorer.crashPoints) crash points, \(explorer.nestedStatesChecked) more in the sessions after them, \(explorer.duplicates) duplicates skipped, \(round) rounds, \(runs.count) recorded runs, \(explorer.failures.count) failing, \(String(format: "%.0f", elapsed)) s")
         for f in explorer.failures.prefix(20) { Issue.record("\(f)") }
+        saveFailures(explorer.failures)
         #expect(explorer.failures.isEmpty)
     }
 
@@ -186,5 +178,49 @@ struct CrashStateTests {
         })
         let found = try problems(run, at: sync + 1, .durableOnly)
         #expect(found.isEmpty, "\(found)")
+    }
+
+    /// Bug 3 (fixed in `EventStore.recover`): a writer killed in the directory fsync that follows a new
+    /// segment's rename leaves the rename only in memory; the next open listed `seg-2.sgs`, appended to it and
+    /// acknowledged (the file's bytes synced, its name never): a power loss then took the name, and the
+    /// acknowledged batches with it. The state: the second session's second acknowledgement, only what was
+    /// synced.
+    @Test func newSegmentNamedOnlyInMemoryIsMadeDurableBeforeAppending() throws {
+        let (run, _) = try Workloads.record("killed-in-directory-segment")
+        let k = try #require(run.batches.filter { $0.run == "s" }.compactMap(\.returned).sorted().dropFirst().first)
+        let found = try problems(run, at: k, .durableOnly)
+        #expect(found.isEmpty, "\(found)")
+    }
+
+    /// Bug 4 (fixed in `EventStore.recover`, as bug 3): a writer killed in the directory fsync after
+    /// retention's manifest rename; the next open read the new manifest and unlinked the deleted segment's files.
+    /// A power loss that keeps those unlinks but not the earlier rename (POSIX orders neither) leaves the old
+    /// manifest, which still names the segment, and no file for it: acknowledged batches gone. The state: right
+    /// after the second session's unlinks, what was synced plus those unlinks.
+    @Test func manifestReadFromMemoryIsMadeDurableBeforeRetentionFinishes() throws {
+        let (run, _) = try Workloads.record("killed-in-directory-retention")
+        let calls = run.calls
+        let lastUnlink = try #require(calls.indices.last { i in
+            guard i >= run.firstCrashPoint, i < run.firstCrashPoint + 20, case .unlink = calls[i] else { return false }
+            return true
+        })
+        let found = try problems(run, at: lastUnlink + 1, .durablePlus(directoryOps: { op in
+            if case .unlink = op { return true }
+            return false
+        }))
+        #expect(found.isEmpty, "\(found)")
+    }
+}
+
+/// Appends every failure, one a line, to the file `CRASHSTATES_FAILURES` names (when set).
+func saveFailures(_ failures: [CrashExplorer.Failure]) {
+    guard let path = ProcessInfo.processInfo.environment["CRASHSTATES_FAILURES"], !failures.isEmpty else { return }
+    let text = Data(failures.map { "\($0)\n" }.joined().utf8)
+    if let h = FileHandle(forWritingAtPath: path) {
+        h.seekToEndOfFile()
+        h.write(text)
+        h.closeFile()
+    } else {
+        FileManager.default.createFile(atPath: path, contents: text)
     }
 }

@@ -197,6 +197,8 @@ enum CrashChoice {
     /// between two versions), per file one of its sizes since the last sync, per directory a subset (or a
     /// prefix) of its operations since the last directory sync.
     case random(UInt64)
+    /// Only what was synced, plus the pending directory operations `apply` picks (a regression's exact state).
+    case durablePlus(directoryOps: (DirectoryOp) -> Bool)
 }
 
 /// A model of what the disk holds, rebuilt from the calls the store recorded (`SystemCallRecorder`), with what
@@ -342,6 +344,10 @@ final class FileSystemModel {
             switch choice {
             case .durableOnly: return d.durable
             case .everything: return d.current
+            case .durablePlus(let pick):
+                var out = d.durable
+                for op in d.pending where pick(op) { op.apply(to: &out) }
+                return out
             case .random:
                 var out = d.durable
                 if prefixOnly {
@@ -377,7 +383,7 @@ final class FileSystemModel {
         _ f: ModelFile, _ choice: CrashChoice, _ rng: inout SplitMix64?, pageNew: Double, tornRate: Double
     ) -> [UInt8] {
         switch choice {
-        case .durableOnly: return f.durable
+        case .durableOnly, .durablePlus: return f.durable
         case .everything: return f.current
         case .random: break
         }

@@ -146,7 +146,8 @@ enum Workloads {
     static let names = [
         "appends-always", "appends-batch", "appends-none", "maintenance", "retention", "killed-in-seal",
         "killed-in-append", "killed-in-create", "killed-in-index", "killed-in-compacted", "killed-in-manifest",
-        "killed-in-retention", "killed-in-directory",
+        "killed-in-retention", "killed-in-directory-segment", "killed-in-directory-compacted",
+        "killed-in-directory-manifest", "killed-in-directory-retention", "killed-in-directory-unlink",
     ]
 
     static func record(_ name: String, dropSyncs: (@Sendable (String) -> Bool)? = nil) throws -> (RecordedRun, WorkloadDriver) {
@@ -219,7 +220,7 @@ enum Workloads {
         let opened = dry.recorder.count  // syncs are counted from here, as `dieInSync` counts them
         try firstSession(dry)
         dry.close()
-        let kinds = syncKinds(Array(dry.recorder.calls[opened...]))
+        let kinds = syncKinds(dry.recorder.calls, from: opened)
         let target: Int?
         if name.hasPrefix("killed-at-sync-") {
             target = Int(name.dropFirst("killed-at-sync-".count)).flatMap { $0 < kinds.count ? $0 : nil }
@@ -254,7 +255,7 @@ enum Workloads {
         let opened = dry.recorder.count
         try firstSession(dry)
         dry.close()
-        return syncKinds(Array(dry.recorder.calls[opened...])).count
+        return syncKinds(dry.recorder.calls, from: opened).count
     }
 
     private static func firstSession(_ d: WorkloadDriver) throws {
@@ -264,18 +265,25 @@ enum Workloads {
         }
     }
 
-    /// What each sync in `calls` makes durable: `seal` (a seal frame), `append` (a batch frame), `create` (a new
-    /// segment's header), `index`, `compacted` (a compacted segment), `manifest` (compaction's switch),
-    /// `retention` (retention's manifest), `directory` (a directory's entries), `other`.
-    static func syncKinds(_ calls: [RecordedCall]) -> [String] {
+    /// What each sync in `calls` from position `from` on makes durable: `seal` (a seal frame), `append` (a batch
+    /// frame), `create` (a new segment's header), `index`, `compacted` (a compacted segment), `manifest`
+    /// (compaction's switch), `retention` (retention's manifest), `directory` (a directory's entries), `other`.
+    static func syncKinds(_ calls: [RecordedCall], from: Int) -> [String] {
         var paths: [Int32: String] = [:]
         var lastWrite: [Int32: [UInt8]] = [:]
         var deleted = 0
+        var retention = false
         var kinds: [String] = []
-        for call in calls {
+        var lastRename = "unlink"
+        for (i, call) in calls.enumerated() {
+            if i < from, case .sync = call { continue }
             switch call {
             case .open(let path, _, let fd): paths[fd] = path
-            case .rename(let from, let to): for (fd, p) in paths where p == from { paths[fd] = to }
+            case .rename(let from, let to):
+                for (fd, p) in paths where p == from { paths[fd] = to }
+                lastRename =
+                    to.hasSuffix(".sgs") ? "segment" : to.hasSuffix(".sgi") ? "index" : to.hasSuffix(".sgc") ? "compacted"
+                    : retention ? "retention" : "manifest"
             case .write(let fd, _, let bytes): lastWrite[fd] = bytes
             case .sync(let fd, _):
                 let path = paths[fd] ?? ""
@@ -293,10 +301,13 @@ enum Workloads {
                     let text = String(decoding: written, as: UTF8.self)
                     let line = text.split(separator: "\n").first { $0.hasPrefix("retention-deleted-segments ") }
                     let now = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
-                    kinds.append(now > deleted ? "retention" : "manifest")
+                    retention = now > deleted
+                    kinds.append(retention ? "retention" : "manifest")
                     deleted = now
-                } else if !path.contains(".") || path.hasSuffix("/data") {
-                    kinds.append("directory")
+                } else if path.hasSuffix("/data") {
+                    // Named by what it makes durable: the last rename since the previous one, else unlinks.
+                    kinds.append("directory-" + lastRename)
+                    lastRename = "unlink"
                 } else {
                     kinds.append("other")
                 }
