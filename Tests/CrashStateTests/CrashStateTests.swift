@@ -12,7 +12,9 @@ import Glibc
 /// and checked (`CrashExplorer.check`): every acknowledged batch is there, nothing served is corrupt or partial,
 /// damage is reported and never served, the store takes appends, maintains, reopens and verifies clean; some
 /// states are crashed again during that session. Knobs: `CRASHSTATES_SEED`, `CRASHSTATES_STATES` (per run),
-/// `CRASHSTATES_SECONDS` (the long exploration, `make crashstates`).
+/// `CRASHSTATES_SECONDS` and `CRASHSTATES_COUNT` (the long exploration, `make crashstates`), `CRASHSTATES_REPLAY`,
+/// `CRASHSTATES_DUMP`, `CRASHSTATES_FAILURES`. The model and its assumptions: docs/FORMAT.md ("Durability and the
+/// crash model").
 @Suite("Crash states: power loss", .serialized)
 struct CrashStateTests {
     static let seed = UInt64(environmentInt("CRASHSTATES_SEED") ?? 2026)
@@ -38,6 +40,8 @@ struct CrashStateTests {
         #expect(run.batches.contains { $0.returned != nil })
     }
 
+    /// `CRASHSTATES_DUMP=RUN` prints a run's record, one call a line, numbered as crash points are (the crash
+    /// "after call K" is after line K), with the batches each call's return acknowledged.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["CRASHSTATES_DUMP"] != nil))
     func dumpRecord() throws {
         let (run, _) = try Workloads.record(ProcessInfo.processInfo.environment["CRASHSTATES_DUMP"]!)
@@ -51,6 +55,30 @@ struct CrashStateTests {
         print("first crash point \(run.firstCrashPoint)")
     }
 
+    /// `CRASHSTATES_REPLAY="WORKLOAD@K@CHOICE"` checks the one state a failure names (`killed-in-seal@57@random(42)`;
+    /// CHOICE is `durableOnly`, `everything` or `random(N)`) and prints every problem. A failure inside the session
+    /// after a state ("... / after call K") is found again by running with the seed it printed.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["CRASHSTATES_REPLAY"] != nil))
+    func replayOneState() throws {
+        let parts = ProcessInfo.processInfo.environment["CRASHSTATES_REPLAY"]!.split(separator: "@").map(String.init)
+        try #require(parts.count == 3, "CRASHSTATES_REPLAY=WORKLOAD@K@CHOICE")
+        let k = try #require(Int(parts[1]))
+        let choice: CrashChoice
+        switch parts[2] {
+        case "durableOnly": choice = .durableOnly
+        case "everything": choice = .everything
+        default:
+            let digits = parts[2].filter(\.isNumber)
+            choice = .random(try #require(UInt64(digits), "CHOICE is durableOnly, everything or random(N)"))
+        }
+        let (run, _) = try Workloads.record(parts[0])
+        let found = try problems(run, at: k, choice)
+        for p in found { print("crashstates: replay: \(p)") }
+        #expect(found.isEmpty)
+    }
+
+    /// The exploration `make test` runs: per run, `statesPerRun` distinct states at sampled crash points (seeded
+    /// by `CRASHSTATES_SEED` and the run's name), every tenth one's next session crashed too.
     @Test(arguments: Workloads.names)
     func powerLossKeepsEveryPromise(_ workload: String) throws {
         let started = monotonicNanos()
