@@ -123,7 +123,8 @@ struct CrashStateTests {
                     drivers.append(driver)
                 }
                 let before = explorer.statesChecked
-                explorer.explore(runs[name]!)
+                let left = count - explorer.statesChecked - explorer.nestedStatesChecked
+                explorer.explore(runs[name]!, budget: min(explorer.config.statesPerRun, left))
                 perWorkload[name.hasPrefix("killed-at-sync-") ? "killed-at-sync-N" : name, default: 0] += explorer.statesChecked - before
             }
             round += 1
