@@ -169,6 +169,8 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
+        // The crash-state explorer: power loss at every recorded system call (see its doc comment).
+        .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
