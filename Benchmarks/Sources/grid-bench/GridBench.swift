@@ -271,7 +271,7 @@ struct GridBench: ParsableCommand {
         var queries = 0
         for r in 0..<(2 * runs) {
             let reading = r % 2 == 1
-            let stop = Flag()
+            let stop = StopFlag()
             let answered = Counter()
             var reader: Thread?
             if reading {
@@ -405,7 +405,7 @@ func residentBytes() -> Int {
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }
 
-final class Flag: @unchecked Sendable {
+final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     var isSet: Bool { lock.withLock { value } }
