@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
-# The dashboard's browser test runs headless Chromium.
-TEST_APT_PACKAGES := chromium
+# The dashboard's browser test runs headless Chromium; the NATS client and replication tests run real nats-server processes.
+TEST_APT_PACKAGES := chromium nats-server
 # The benchmarks compare against SQLite through its C library.
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
@@ -17,10 +17,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest
+.PHONY: deps test-deps apt-install build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates
 # The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
 # worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
 SECONDS ?= 600
+# The crash-state explorer (power loss at the store's recorded system calls): `make test` checks about a thousand
+# states with a fixed seed; `make crashstates` keeps exploring new ones for CRASHSTATES_SECONDS (or until
+# CRASHSTATES_COUNT states), with a new seed each time unless CRASHSTATES_SEED=N is given.
+CRASHSTATES_SECONDS ?= 600
+CRASHSTATES_COUNT ?=
+CRASHSTATES_SEED ?=
 # The fault campaign (`make chaos`; a short run is part of `make test`).
 CHAOS_ROUNDS ?= 100
 CHAOS_SOAK_SECONDS ?= 180
@@ -30,7 +36,7 @@ CHAOS_RATE ?= 6000
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-# What the tests need besides the build: headless Chromium for the dashboard test.
+# What the tests need besides the build: headless Chromium for the dashboard test, nats-server for replication.
 test-deps: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
 
@@ -59,6 +65,12 @@ difftest: deps
 	$(SWIFT) build --build-tests
 	DIFFTEST_SECONDS=$(SECONDS) $(SWIFT) test --skip-build --filter "DifferentialTests|HTTPAnswersTests|TranslatorRobustnessTests"
 
+# Power loss at every recorded system call, states sampled for $(CRASHSTATES_SECONDS) s; prints the seed and the count.
+crashstates: deps
+	$(SWIFT) build --build-tests
+	CRASHSTATES_SECONDS=$(CRASHSTATES_SECONDS) CRASHSTATES_COUNT=$(CRASHSTATES_COUNT) CRASHSTATES_SEED=$(CRASHSTATES_SEED) \
+		$(SWIFT) test --skip-build --filter "CrashStateTests.longExploration"
+
 # The full fault campaign in release mode: crash loop ($(CHAOS_ROUNDS) SIGKILLs), full disk, failing fdatasync, bit
 # flips, hostile clients and a $(CHAOS_SOAK_SECONDS) s soak; prints the summary, JSON in .build/chaos-results.json.
 chaos: release
@@ -69,6 +81,12 @@ chaos: release
 # http://127.0.0.1:7780/), grid-master (127.0.0.1:7000) and one grid-agent. Ctrl-C stops everything cleanly.
 run: release
 	DATA_DIR=$(DATA_DIR) BIN=.build/release Tools/run-grid.sh
+
+# A replicated grid on loopback: 3 NATS JetStream servers, 3 host grid-eventd's replicating, an aggregator with the
+# cluster dashboard on http://127.0.0.1:7780/, grid-master and one agent per host (Tools/run-cluster.sh).
+run-cluster: release
+	@$(MAKE) --no-print-directory apt-install PACKAGES="nats-server"
+	DATA_DIR=$(DATA_DIR)/cluster BIN=.build/release Tools/run-cluster.sh
 
 # Builds in release mode and prints one table, grid-events against SQLite on the same generated events,
 # also written to .build/bench-results.json. BENCH_EVENTS and BENCH_RUNS scale it.

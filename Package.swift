@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        .library(name: "NATSClient", targets: ["NATSClient"]),
+        // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
+        .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
         .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
@@ -24,6 +27,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -39,11 +43,40 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
-        .target(name: "FuzzTargets", dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery"]),
+        // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
+        .target(name: "NATSProtocol"),
+        // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
+        .target(name: "NATSTestSupport"),
+        // A NATS and JetStream client on SwiftNIO; knows nothing of the store.
+        .target(
+            name: "NATSClient",
+            dependencies: [
+                "NATSProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
+        ),
+        // Replication through NATS JetStream: the host-side replicator and the aggregator (cluster view).
+        .target(
+            name: "EventReplication",
+            dependencies: [
+                "NATSClient", "EventStore", "GridEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire", "EventQuery",
+                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
-                "EventEmitter", "EventWire", "GridEvents", "EventStore",
+                "EventEmitter", "EventWire", "GridEvents", "EventStore", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/grid-chaos"
@@ -134,12 +167,22 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
+        .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents"]),
+        .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
+        // The crash-state explorer: power loss at every recorded system call (see its doc comment).
+        .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
         .target(name: "QueryOracle", dependencies: ["EventQuery", "GridEvents", "EventStore"], path: "Tests/Support/QueryOracle"),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
-        .testTarget(name: "DaemonTests", dependencies: ["EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: [
+                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
+                "EventReplication", "NATSClient", "NATSTestSupport",
+            ]
+        ),
         .testTarget(
             name: "HTTPTests",
             dependencies: [

@@ -43,6 +43,9 @@ public struct DaemonConfig: Sendable {
     public var gridCheckpointInterval = GridStateKeeper.Options().interval
     public var gridCheckpointBytes = GridStateKeeper.Options().maxBytes
 
+    /// Replication through NATS JetStream (`--replicate`, `--aggregate` and their settings); off by default.
+    public var replication = ReplicationSettings()
+
     /// Test only: system-call failures injected into the store (grid-eventd arms it from `GRID_EVENTD_FAULTS`).
     @_spi(Testing) public var faults: FaultInjector?
 
@@ -58,6 +61,12 @@ public struct DaemonConfig: Sendable {
         if !(frameTimeoutSeconds >= 0.1) { return "frame timeout (--frame-timeout, frame_timeout) must be at least 0.1 seconds" }
         if !(metricsIntervalSeconds >= 0.1) {
             return "metrics interval (--metrics-interval, metrics_interval) must be at least 0.1 seconds"
+        }
+        if let urls = replication.replicate, case .failure(let why) = replication.config(urls: urls) {
+            return "--replicate: \(why)"
+        }
+        if let urls = replication.aggregate, case .failure(let why) = replication.config(urls: urls) {
+            return "--aggregate: \(why)"
         }
         if segmentCapacity < 64 << 10 || segmentCapacity > 1 << 30 {
             return "segment size (--segment-size, segment_size) must be 64 KiB to 1 GiB, not \(segmentCapacity)"
@@ -100,7 +109,8 @@ public struct DaemonConfig: Sendable {
                 case "max_frame": maxFrame = try e.int()
                 case "metrics_interval": metricsIntervalSeconds = try e.double()
                 case "frame_timeout": frameTimeoutSeconds = try e.double()
-                default: throw e.error("unknown key \(e.key)")
+                default:
+                    guard try replication.apply(e) else { throw e.error("unknown key \(e.key)") }
                 }
             } catch let error as StoreError {
                 throw e.error(error.message)

@@ -1,5 +1,6 @@
 @_spi(Testing) import EventStore
 import EventQuery
+import EventReplication
 import EventWire
 import GridEvents
 import Logging
@@ -23,6 +24,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     private var group: MultiThreadedEventLoopGroup?
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
+    private var replication: DaemonReplication?
     private var connections: ConnectionRegistry
     private let daemonTag: String
     private var metricsSequence: UInt64 = 0
@@ -44,6 +46,14 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         let logger = self.logger
         options.onNotice = { logger.info("\($0)") }
         options.faults = config.faults
+        let floor = DaemonReplication.FloorBox()
+        if config.replication.replicate != nil {
+            options.replicationFloor = { floor.value ?? 0 }
+            options.onReplicationLoss = { [weak self] loss in
+                floor.report(loss)
+                self?.recordReplicationLoss(loss)
+            }
+        }
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
         var stateOptions = GridStateKeeper.Options(interval: config.gridCheckpointInterval, maxBytes: config.gridCheckpointBytes)
@@ -62,6 +72,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
                                  gridState: gridState)
         writer.start()
         self.writer = writer
+        replication = makeReplication(store: store, writer: writer, floor: floor)
         let path = config.resolvedSocketPath
         do {
             try SocketPath.prepare(path)
@@ -96,11 +107,51 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
         chmod(path, 0o660)
+        replication?.start()
         logger.info("grid-eventd listening on \(path), data in \(config.dataDirectory), sync \(config.durability.rawValue)")
         let interval = TimeAmount.milliseconds(Int64(config.metricsIntervalSeconds * 1000))
         metricsTask = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
             self?.recordMetrics()
         }
+    }
+
+    private func makeReplication(store: EventStore, writer: BatchWriter, floor: DaemonReplication.FloorBox) -> DaemonReplication? {
+        let settings = config.replication
+        guard settings.isEnabled else { return nil }
+        var replicator: Replicator?
+        var aggregator: Aggregator?
+        if let urls = settings.replicate, case .success(let c) = settings.config(urls: urls) {
+            let r = Replicator(store: store, config: c, logger: logger)
+            floor.set(r)
+            replicator = r
+            logger.info("replicating to \(c.servers.map(\.description).joined(separator: ",")) as host \(c.hostId) on \(c.subject) (stream \(c.stream)), from frame \(r.cursor + 1)")
+        }
+        if let urls = settings.aggregate, case .success(let c) = settings.config(urls: urls) {
+            aggregator = Aggregator(config: c, sink: WriterSink(writer: writer, store: store), logger: logger)
+            logger.info("aggregating \(c.streamSubjects) of stream \(c.stream) from \(c.servers.map(\.description).joined(separator: ",")) as consumer \(c.durableName)")
+        }
+        return DaemonReplication(replicator: replicator, aggregator: aggregator, floor: floor)
+    }
+
+    /// Records a `replication_loss` event (custom) into the store: retention (`--max-bytes`) deleted frames that never
+    /// reached NATS. Entities `storage` and `host-<id>`.
+    func recordReplicationLoss(_ loss: ReplicationLoss) {
+        guard let writer else { return }
+        let seq = stateLock.withLock { () -> UInt64 in
+            metricsSequence += 1
+            return metricsSequence
+        }
+        let host = config.replication.hostId ?? ReplicationSettings.defaultHostId()
+        let kind = GridEventKind.custom(
+            name: "replication_loss",
+            fields: [
+                "segments": .string(loss.segments.map(String.init).joined(separator: ",")), "events": .int(Int64(loss.events)),
+                "replicated_through": .int(Int64(loss.cursor)), "last_lost_frame": .int(Int64(loss.lastDeletedSequence)),
+            ],
+            entities: ["storage", "host-" + host])
+        writer.appendOwn(GridEvent(
+            id: GridEvent.makeId(typeName: "replication_loss", producerTag: daemonTag, sequence: seq),
+            timestamp: StoreOptions.nowMicros(), kind: kind))
     }
 
     /// Records a `storage_metrics` event about the daemon itself into its own store.
@@ -137,9 +188,12 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public func apiContext() -> APIContext? {
         guard let store, let writer else { return nil }
         let connections = self.connections
-        return APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
+        let replication = self.replication
+        var context = APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
+        context.replicationStats = { replication?.statsJSON() }
+        return context
     }
 
     /// Stops accepting, finishes and acks every batch already received, syncs, closes everything. Idempotent.
@@ -151,6 +205,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         if already { return }
         logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
         metricsTask?.cancel()
+        replication?.stop()
         writer?.feed.finishAll()
         try? serverChannel?.close().wait()
         for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }

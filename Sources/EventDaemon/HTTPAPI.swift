@@ -16,6 +16,8 @@ public struct APIContext: Sendable {
     public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
     /// The dashboard page served at `/`.
     public var dashboardHTML: String
+    /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
+    public var replicationStats: @Sendable () -> String? = { nil }
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper? = nil,
                 translator: Translator = Translator(),
@@ -340,7 +342,9 @@ public enum HTTPAPI {
                 if i > 0 { w.raw(",") }
                 w.string(d.description)
             }
-            w.raw("]}")
+            w.raw("]")
+            if let r = api.replicationStats() { w.raw("," + r) }
+            w.raw("}")
             return json(w.text)
         }
         return router

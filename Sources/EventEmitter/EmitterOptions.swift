@@ -26,6 +26,16 @@ public struct EmitterOptions: Sendable {
     public var backoffMaxSeconds = 2.0
     /// How long to wait for an ack before treating the connection as dead.
     public var ackTimeoutSeconds = 10.0
+    /// What `emit` does when the queue is full: `.dropOldest` (default; `emit` never waits: the oldest events
+    /// move to the spool, and only when the spool is full too are the oldest dropped and counted) or
+    /// `.wait(seconds:)` (for tools that must not lose anything: `emit` waits up to that long for room, then
+    /// gives up on that event, returning 0).
+    public var whenFull: WhenFull = .dropOldest
+    /// Keep one bit per emitted event saying whether it was acknowledged (`EventEmitter.isAcknowledged`), so a
+    /// tool can say exactly which events were not stored. Off by default (it grows with the events emitted).
+    public var trackAcknowledgements = false
+    /// Test hook: failures injected into the spool's system calls, and counts of them.
+    @_spi(Testing) public var spoolFaults: SpoolFaults?
     /// Receives the emitter's few notices (disabled, spooling, reconnected, dropped). Default: standard error.
     public var notice: @Sendable (String) -> Void = { message in
         let line = Array(("[grid-events] " + message + "\n").utf8)
@@ -64,18 +74,35 @@ public struct EmitterOptions: Sendable {
         return bytes.isEmpty ? "emitter" : String(decoding: bytes, as: UTF8.self)
     }
 
+    /// See `whenFull`.
+    public enum WhenFull: Sendable, Equatable {
+        /// Never wait: spool the oldest, drop the oldest when the spool is full too.
+        case dropOldest
+        /// Wait for room up to this many seconds (the worker frees it by sending, or by spooling while the daemon is
+        /// unreachable); after that the event is not queued.
+        case wait(seconds: Double)
+    }
+
     var effectiveHighWaterMark: Int { highWaterMark ?? max(1, queueCapacity * 8 / 10) }
 }
 
 /// Counters an emitter keeps. All monotonic except `queued` and `spoolBytes`.
 public struct EmitterStats: Sendable, Equatable {
-    /// Events passed to `emit`.
+    /// Events passed to `emit` and queued.
     public var emitted = 0
-    /// Events the daemon acknowledged as durable (including replayed spool events).
+    /// This emitter's own events (those passed to `emit`) that the daemon acknowledged as durable.
     public var acked = 0
+    /// Events of earlier processes (this producer name's spool from before, adopted spools of dead processes)
+    /// that this emitter replayed and the daemon acknowledged.
+    public var replayed = 0
+    /// `events_dropped` reports this emitter made and the daemon acknowledged.
+    public var reports = 0
+    /// `emit` calls that found no room within `whenFull: .wait(seconds:)` (those events were not queued).
+    public var timedOut = 0
     /// Events written to the spool.
     public var spooled = 0
-    /// Events dropped because queue and spool were full (or the daemon refused them as invalid).
+    /// Events of this emitter dropped because queue and spool were full (or they were invalid, or the daemon
+    /// refused them).
     public var dropped = 0
     /// Successful connections after the first.
     public var reconnects = 0

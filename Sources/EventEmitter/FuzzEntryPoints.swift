@@ -25,10 +25,10 @@ import GridEvents
 
     /// Opens the spool `name` in `directory` as the emitter does at start and reads every record from its read
     /// offset. Nil when the spool cannot be opened.
-    public static func read(directory: String, name: String, maxEvents: Int = 100_000, maxBytes: Int = 1 << 26)
-        -> Contents?
-    {
-        guard let spool = Spool(directory: directory, name: name, limit: Int.max, notice: { _ in }) else { return nil }
+    public static func read(
+        directory: String, name: String, maxEvents: Int = 100_000, maxBytes: Int = 1 << 26, faults: SpoolFaults? = nil
+    ) -> Contents? {
+        guard let spool = Spool(directory: directory, name: name, limit: Int.max, faults: faults, notice: { _ in }) else { return nil }
         let (records, end) = spool.read(maxEvents: maxEvents, maxBytes: maxBytes)
         return Contents(
             records: records.map { Record(producer: $0.producer, sequence: $0.sequence, event: $0.event, end: $0.end) },

@@ -91,11 +91,12 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// or, when there is none, by a full replay (which writes checkpoints as it goes). A damaged checkpoint, or
     /// one that counts frames the store no longer has (a crash under `--sync none` cut them), is reported and
     /// deleted, and the next older one is tried.
-    /// - Throws: `StoreError` when the checkpoint directory cannot be created.
+    /// - Throws: nothing today (`StoreError` is kept for the signature's sake: reading never fails the open).
     /// - Complexity: the events stored after the checkpoint used (all grid events on a full replay).
     public static func open(_ store: EventStore, options: Options = Options()) throws(StoreError) -> GridStateKeeper {
         let started = StoreOptions.nowMicros()
-        let keeper = GridStateKeeper(store: store, options: options, directory: try store.sideDirectory(directoryName))
+        // Created with the first checkpoint (opening a store writes nothing here).
+        let keeper = GridStateKeeper(store: store, options: options, directory: store.directory + "/" + directoryName)
         keeper.load()
         keeper.openReport.seconds = Double(StoreOptions.nowMicros() - started) / 1e6
         return keeper
@@ -268,6 +269,7 @@ public final class GridStateKeeper: @unchecked Sendable {
     private func writeCheckpoint(_ cp: GridCheckpoint, first: UInt64) {
         let bytes = cp.encode()
         do throws(StoreError) {
+            _ = try store.sideDirectory(Self.directoryName)
             try store.writeSideFile(directory, cp.fileName, bytes)
         } catch {
             notice("checkpoint \(cp.fileName) not written: \(error)")

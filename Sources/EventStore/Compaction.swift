@@ -213,15 +213,17 @@ final class DecodedBlock {
 }
 
 /// A mapped compacted segment file.
-final class CompactedFile {
+final class CompactedFile: @unchecked Sendable {
     let path: String
     let header: CompactedFormat.Header
     let fd: Int32
     let base: UnsafeRawPointer
     let length: Int
+    private let sys: SystemCalls
 
     init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
         self.path = path
+        self.sys = sys
         (fd, base, length, header) = try sys.mapSegmentFile(
             path, segment: segment, minimum: CompactedFormat.headerSize, what: "compacted segment",
             parse: CompactedFormat.parse, segmentOf: \.segment)
@@ -259,15 +261,18 @@ final class CompactedFile {
         return (out, bad)
     }
 
-    func close(_ sys: SystemCalls) {
+    /// The mapping is released with the last reference: a read may still hold the file after the store
+    /// deleted it (retention) or stopped using it.
+    deinit {
         sys.unmap(base, length: length)
         sys.close(fd)
     }
 }
 
 /// Recently used decompressed blocks, bounded in bytes; the least recently used go first.
-final class BlockCache {
+final class BlockCache: @unchecked Sendable {
     let capacity: Int
+    private let lock = ConditionLock()
     private var blocks: [UInt64: DecodedBlock] = [:]
     private var bytes = 0
     private var clock: UInt64 = 0
@@ -278,33 +283,43 @@ final class BlockCache {
 
     static func key(segment: UInt64, block: Int) -> UInt64 { (segment << 32) | UInt64(UInt32(block)) }
 
-    /// The cached block `key`, else decodes it with `load` and keeps the result.
+    /// The cached block `key`, else decodes it with `load` (outside the cache's lock: readers on other threads
+    /// are not held up by a decompression) and keeps the result. Thread-safe.
     func get(_ key: UInt64, load: () -> DecodedBlock?) -> DecodedBlock? {
-        clock += 1
-        if let b = blocks[key] {
+        let cached = lock.withLock { () -> DecodedBlock? in
+            clock += 1
+            guard let b = blocks[key] else {
+                misses += 1
+                return nil
+            }
             hits += 1
             b.lastUse = clock
             return b
         }
-        misses += 1
+        if let cached { return cached }
         guard let b = load() else { return nil }
-        b.lastUse = clock
-        while bytes + b.storage.count > capacity, !blocks.isEmpty {
-            let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!
-            bytes -= victim.value.storage.count
-            blocks[victim.key] = nil
+        return lock.withLock {
+            if let raced = blocks[key] { return raced }  // another reader decoded it meanwhile
+            b.lastUse = clock
+            while bytes + b.storage.count > capacity, !blocks.isEmpty {
+                let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!
+                bytes -= victim.value.storage.count
+                blocks[victim.key] = nil
+            }
+            blocks[key] = b
+            bytes += b.storage.count
+            return b
         }
-        blocks[key] = b
-        bytes += b.storage.count
-        return b
     }
 
     func remove(segment: UInt64) {
-        for k in blocks.keys where k >> 32 == segment {
-            bytes -= blocks[k]!.storage.count
-            blocks[k] = nil
+        lock.withLock {
+            for k in blocks.keys where k >> 32 == segment {
+                bytes -= blocks[k]!.storage.count
+                blocks[k] = nil
+            }
         }
     }
 
-    var residentBytes: Int { bytes }
+    var residentBytes: Int { lock.withLock { bytes } }
 }

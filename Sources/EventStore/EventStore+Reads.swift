@@ -67,106 +67,90 @@ public struct NeighborList: Sendable, Equatable {
 }
 
 extension EventStore {
-    private func materialize(_ loc: Location) -> StoredEvent? {
-        guard let view = conceptView(loc), let tail = view.decodeTail() else { return nil }
-        return StoredEvent(
-            id: view.id, idHash: view.idHash, typeCode: view.typeCode, timestamp: view.timestamp,
-            entities: tail.entities, payload: tail.payload,
-            position: EventPosition(timestamp: view.timestamp, location: loc.raw))
-    }
-
-    /// Segments to search for an id or hash, newest first: with `hint` (the event's timestamp), the active one
-    /// and those whose time span holds it; without, all of them.
-    private func searchOrder(hint: Int64?) -> [Segment] {
-        guard let hint else { return segments.reversed() }
-        return (active.map { [$0] } ?? []) + segments(spanning: hint)
-    }
-
-    /// Where the event with this id is stored (full-id compare). With `timestamp` (the event's own), only the
-    /// segments whose time span holds it are searched: an event keeps its timestamp, so no other can hold it.
-    private func locate(_ id: String, timestamp: Int64? = nil) -> Location? {
-        let h = Hash.id(id)
-        var idCopy = id
-        for s in searchOrder(hint: timestamp) {
-            if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
-            var found: Location?
-            s.index.forEachOffset(hash: h) { offset in
-                let loc = Location(segment: s.id, offset: offset)
-                if let view = conceptView(loc), idCopy.withUTF8({ view.idBytes.elementsEqual(UnsafeRawBufferPointer($0)) }) {
-                    found = loc
-                }
-                return found == nil
-            }
-            if let found { return found }
-        }
-        return nil
-    }
-
-    /// Where the event with this id hash is stored (first match; no full-id compare). `hint`: its timestamp.
-    /// An edge's timestamp is its event's, so the segments spanning `hint` are searched first; every segment
-    /// only when they do not hold it (an edge stamped otherwise).
-    private func locate(hash: UInt64, hint: Int64?) -> Location? {
-        func search(_ candidates: [Segment]) -> Location? {
-            for s in candidates {
-                if let mapped = s.mappedIndex, mapped.verifyIds() != nil { repairIndex(s) }
-                var found: Int?
-                s.index.forEachOffset(hash: hash) { offset in
-                    found = offset
-                    return false
-                }
-                if let found { return Location(segment: s.id, offset: found) }
-            }
-            return nil
-        }
-        if let hint, let found = search(searchOrder(hint: hint)) { return found }
-        return search(searchOrder(hint: nil))
-    }
-
     /// Whether an event with this id is stored. Reads no payload: a hash probe per segment.
     public func contains(id: String) -> Bool {
-        lock.withLock { locate(id) != nil }
+        let snap = snapshot()
+        return locate(id, in: snap) != nil
     }
 
-    /// For each id, whether it is stored; one lock for the whole list. Probes every segment per id: with the
-    /// events' timestamps at hand, `contains(ids:timestamps:)` is much cheaper.
+    /// For each id, whether it is stored. Probes every segment per id: with the events' timestamps at hand,
+    /// `contains(ids:timestamps:)` is much cheaper.
     public func contains(ids: [String]) -> [Bool] {
-        lock.withLock { ids.map { locate($0) != nil } }
+        let snap = snapshot()
+        return ids.map { locate($0, in: snap) != nil }
     }
 
     /// For each event (id and its timestamp), whether it is stored: a resend after a lost ack carries the same
     /// timestamp, so only the segments whose time span holds it are searched (usually one or two, however many
-    /// segments the store has). One lock for the whole list.
+    /// segments the store has).
     public func contains(ids: [String], timestamps: [Int64]) -> [Bool] {
         precondition(ids.count == timestamps.count, "one timestamp per id")
-        return lock.withLock { zip(ids, timestamps).map { locate($0, timestamp: $1) != nil } }
+        let snap = snapshot()
+        var found = [Bool](repeating: false, count: ids.count)
+        guard !ids.isEmpty else { return found }
+        let hashes = ids.map { Hash.id($0) }
+        func same(_ loc: Location, _ i: Int) -> Bool {
+            guard let view = conceptView(loc, snap) else { return false }
+            return view.idBytes.elementsEqual(ids[i].utf8)
+        }
+        // The active segment holds most resends: its candidates for the whole list under one short lock.
+        if let active = snap.views.last, active.isActive {
+            var candidates: [(Int, Int)] = []
+            activeLock.withLock {
+                for (i, h) in hashes.enumerated() {
+                    active.index.forEachOffset(hash: h) { o in
+                        if o < snap.activeEnd { candidates.append((i, o)) }
+                        return true
+                    }
+                }
+            }
+            for (i, o) in candidates where !found[i] && same(Location(segment: active.id, offset: o), i) { found[i] = true }
+        }
+        // Then the sealed segments whose time span holds each remaining event's timestamp (plain values).
+        let sealed = snap.views.reversed().filter { !$0.isActive && $0.index.hasTimeRange }
+        let spans = sealed.map { ($0.index.minTimestamp, $0.index.maxTimestamp) }
+        for i in ids.indices where !found[i] {
+            let ts = timestamps[i]
+            for (k, v) in sealed.enumerated() where spans[k].0 <= ts && ts <= spans[k].1 {
+                readableIndex(v, snap).forEachOffset(hash: hashes[i]) { o in
+                    if same(Location(segment: v.id, offset: o), i) { found[i] = true }
+                    return !found[i]
+                }
+                if found[i] { break }
+            }
+        }
+        return found
     }
 
     /// The event with this id, or nil. A hash probe per segment and a full-id compare.
     public func event(id: String) -> StoredEvent? {
-        lock.withLock { locate(id).flatMap(materialize) }
+        let snap = snapshot()
+        return locate(id, in: snap).flatMap { materialize($0, snap) }
     }
 
-    /// Cursors over `sources` in every segment whose time span meets the bounds. Call with the lock held.
-    private func cursors(_ sources: [ReadSource], _ bounds: ReadBounds) -> [any PositionCursor] {
+    /// Cursors over `sources` in every segment of the snapshot whose time span meets the bounds.
+    private func cursors(_ sources: [ReadSource], _ bounds: ReadBounds, _ snap: Snapshot) -> [any PositionCursor] {
         var out: [any PositionCursor] = []
-        for s in segments where s.index.hasTimeRange {
-            if s.index.maxTimestamp < bounds.range.lowerBound || s.index.minTimestamp >= bounds.range.upperBound { continue }
-            let index = checkedIndex(s)
+        for v in snap.views {
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                for source in sources { out += activeCursors(source, memory, bounds, snap) }
+                continue
+            }
+            guard v.index.hasTimeRange else { continue }
+            if v.index.maxTimestamp < bounds.range.lowerBound || v.index.minTimestamp >= bounds.range.upperBound { continue }
+            let index = readableIndex(v, snap)
             for source in sources {
                 switch source {
                 case .all:
-                    out.append(RunCursor(index.allRun, type: nil, bounds: bounds))
+                    out.append(RunCursor(index.allRun, bounds: bounds))
                 case .type(let t):
-                    if let run = index.typeRun(t) { out.append(RunCursor(run, type: t, bounds: bounds)) }
+                    if let run = index.typeRun(t) { out.append(RunCursor(run, bounds: bounds)) }
                 case .entity(let entity):
-                    guard let edges = index.edgeRun(Hash.id(entity)) else { continue }
-                    out.append(EdgeCursor(edges, bounds: bounds) { [unowned self] e in
-                        self.locate(hash: e.other, hint: e.timestamp).map { EventPosition(timestamp: e.timestamp, location: $0.raw) }
-                    })
+                    if let run = index.entityRun(Hash.id(entity)) { out.append(RunCursor(run, bounds: bounds)) }
                 case .idPrefix(let raw):
                     let prefix = raw.hasSuffix("*") ? String(raw.dropLast()) : raw
                     index.forEachStem { stem, run in
-                        if stem.hasPrefix(prefix) || prefix.hasPrefix(stem) { out.append(RunCursor(run, type: nil, bounds: bounds)) }
+                        if stem.hasPrefix(prefix) || prefix.hasPrefix(stem) { out.append(RunCursor(run, bounds: bounds)) }
                     }
                 }
             }
@@ -174,15 +158,35 @@ extension EventStore {
         return out
     }
 
+    /// Cursors over the active segment's in-memory lists, which keep growing: they copy a few hundred positions
+    /// at a time under `activeLock` and leave out what was written after the snapshot.
+    private func activeCursors(_ source: ReadSource, _ memory: MemoryIndex, _ bounds: ReadBounds, _ snap: Snapshot) -> [any PositionCursor] {
+        func cursor(_ pick: @escaping (MemoryIndex) -> (any PositionRun)?) -> any PositionCursor {
+            ActiveCursor(index: memory, lock: activeLock, pick: pick, bounds: bounds, end: snap.activeEnd)
+        }
+        switch source {
+        case .all: return [cursor { $0.allRun }]
+        case .type(let t): return [cursor { $0.typeRun(t) }]
+        case .entity(let entity):
+            let h = Hash.id(entity)
+            return [cursor { $0.entityRun(h) }]
+        case .idPrefix(let raw):
+            let prefix = raw.hasSuffix("*") ? String(raw.dropLast()) : raw
+            let stems = activeLock.withLock {
+                memory.byStem.filter { $0.value.stem.hasPrefix(prefix) || prefix.hasPrefix($0.value.stem) }.map(\.key)
+            }
+            return stems.map { h in cursor { $0.byStem[h]?.list } }
+        }
+    }
+
     /// Calls `body` with the position of every event that `sources` name inside `bounds`, in order, merged across
     /// segments (and across sources: an event named twice comes once), with its type code when the index knows
     /// it (type lists and entity edges do), until `body` returns false. Reads no event.
     public func readPositions(_ sources: [ReadSource], _ bounds: ReadBounds, _ body: (EventPosition, UInt16?) -> Bool) {
-        lock.withLock {
-            var it = MergingIterator(cursors(sources, bounds), newestFirst: bounds.newestFirst)
-            while let (p, t) = it.next() {
-                if !body(p, t) { return }
-            }
+        let snap = snapshot()
+        var it = MergingIterator(cursors(sources, bounds, snap), newestFirst: bounds.newestFirst)
+        while let (p, t) = it.next() {
+            if !body(p, t) { return }
         }
     }
 
@@ -195,18 +199,17 @@ extension EventStore {
         _ body: (StoredEvent) -> Bool
     ) {
         let prefix = idPrefix.map { Array($0.utf8) }
-        lock.withLock {
-            var it = MergingIterator(cursors(sources, bounds), newestFirst: bounds.newestFirst)
-            while let (p, t) = it.next() {
-                if let types, let t, !types.contains(t) { continue }
-                let loc = Location(raw: p.location)
-                if let prefix {
-                    guard let view = conceptView(loc), view.idBytes.starts(with: prefix) else { continue }
-                }
-                guard let e = materialize(loc) else { continue }
-                if let types, !types.contains(e.typeCode) { continue }
-                if !body(e) { return }
+        let snap = snapshot()
+        var it = MergingIterator(cursors(sources, bounds, snap), newestFirst: bounds.newestFirst)
+        while let (p, t) = it.next() {
+            if let types, let t, !types.contains(t) { continue }
+            let loc = Location(raw: p.location)
+            if let prefix {
+                guard let view = conceptView(loc, snap), view.idBytes.starts(with: prefix) else { continue }
             }
+            guard let e = materialize(loc, snap) else { continue }
+            if let types, !types.contains(e.typeCode) { continue }
+            if !body(e) { return }
         }
     }
 
@@ -240,26 +243,45 @@ extension EventStore {
     /// record read.
     public func count(type: UInt16, in range: Range<Int64> = Int64.min..<Int64.max) -> Int {
         guard !range.isEmpty else { return 0 }
-        return lock.withLock {
-            var n = 0
-            for s in segments where s.index.hasTimeRange {
-                if s.index.maxTimestamp < range.lowerBound || s.index.minTimestamp >= range.upperBound { continue }
-                n += checkedIndex(s).typeRun(type)?.indices(in: range).count ?? 0
+        let snap = snapshot()
+        var n = 0
+        for v in snap.views {
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                n += activeLock.withLock { () -> Int in
+                    guard let run = memory.typeRun(type) else { return 0 }
+                    // Positions written after the snapshot are not counted.
+                    var c = RunCursor(run, bounds: ReadBounds(range: range, newestFirst: true))
+                    var k = 0
+                    while let (p, _) = c.current {
+                        if Location(raw: p.location).offset < snap.activeEnd { k += 1 }
+                        c.advance()
+                    }
+                    return k
+                }
+                continue
             }
-            return n
+            guard v.index.hasTimeRange, v.index.maxTimestamp >= range.lowerBound, v.index.minTimestamp < range.upperBound else { continue }
+            n += readableIndex(v, snap).typeRun(type)?.indices(in: range).count ?? 0
         }
+        return n
     }
 
     /// The type codes present in the store with their event counts.
     public func typeCounts() -> [UInt16: Int] {
-        lock.withLock {
-            var counts: [UInt16: Int] = [:]
-            for s in segments where s.index.hasTimeRange {
-                let index = checkedIndex(s)
-                for t in index.typeCodes { counts[t, default: 0] += index.typeRun(t)?.count ?? 0 }
+        let snap = snapshot()
+        var counts: [UInt16: Int] = [:]
+        for v in snap.views {
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                activeLock.withLock {
+                    for (t, list) in memory.byType { counts[t, default: 0] += list.count }
+                }
+                continue
             }
-            return counts
+            guard v.index.hasTimeRange else { continue }
+            let index = readableIndex(v, snap)
+            for t in index.typeCodes { counts[t, default: 0] += index.typeRun(t)?.count ?? 0 }
         }
+        return counts
     }
 
     /// Events whose id starts with `prefix` (a trailing `*` is allowed: `event-spawn_*`), newest first.
@@ -292,76 +314,127 @@ extension EventStore {
     /// and whether it has more.
     public func neighborList(ofHash node: UInt64, limit: Int = 100) -> NeighborList {
         guard limit > 0 else { return NeighborList(neighbors: [], truncated: false) }
-        return lock.withLock {
-            var out: [Neighbor] = []
-            if let loc = locate(hash: node, hint: nil), let segment = segmentById[loc.segment],
-                let frame = checkedIndex(segment).frame(containing: loc.offset)
-            {
-                segment.forEachRecord(in: frame, cache: cache) { _, r in
-                    guard r.bytes.u8(0) == Format.recordKindAdjacency, r.bytes.count == Format.adjacencySize else { return true }
-                    let a = AdjacencyView(bytes: r.bytes)
-                    if a.source == node {
-                        out.append(Neighbor(node: a.target, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: true))
-                    } else if a.target == node {
-                        out.append(Neighbor(node: a.source, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: false))
-                    }
-                    return true
+        let snap = snapshot()
+        var out: [Neighbor] = []
+        if let loc = locate(hash: node, in: snap, hint: nil), let view = snap.view(loc.segment),
+            let frame = frameEntry(containing: loc.offset, view, snap)
+        {
+            view.forEachRecord(in: frame, cache: cache) { _, r in
+                guard r.bytes.u8(0) == Format.recordKindAdjacency, r.bytes.count == Format.adjacencySize else { return true }
+                let a = AdjacencyView(bytes: r.bytes)
+                if a.source == node {
+                    out.append(Neighbor(node: a.target, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: true))
+                } else if a.target == node {
+                    out.append(Neighbor(node: a.source, eventId: nil, edgeType: a.edgeType, timestamp: a.timestamp, outgoing: false))
                 }
+                return true
             }
-            // From each segment, the newest `limit + 1` edges and every edge that shares a timestamp with the last of
-            // them: the newest `limit + 1` overall are among them, whatever the tie order.
-            for s in segments where s.index.hasTimeRange {
-                guard let list = checkedIndex(s).edgeRun(node) else { continue }
-                var taken = 0
-                var lastTimestamp = Int64.min
-                list.forEachDescending(before: list.count) { e in
-                    if taken > limit, e.timestamp != lastTimestamp { return false }
-                    out.append(Neighbor(node: e.other, eventId: nil, edgeType: e.edgeType, timestamp: e.timestamp, outgoing: e.outgoing))
-                    taken += 1
-                    lastTimestamp = e.timestamp
-                    return true
-                }
-            }
-            out.sort {
-                if $0.timestamp != $1.timestamp { return $0.timestamp > $1.timestamp }
-                if $0.node != $1.node { return $0.node < $1.node }
-                if $0.edgeType != $1.edgeType { return $0.edgeType < $1.edgeType }
-                return !$0.outgoing && $1.outgoing
-            }
-            var unique: [Neighbor] = []
-            var seen = Set<Neighbor>()
-            var more = false
-            for var n in out where seen.insert(n).inserted {
-                if unique.count == limit {
-                    more = true
-                    break
-                }
-                if let loc = locate(hash: n.node, hint: n.timestamp), let view = conceptView(loc) { n.eventId = view.id }
-                unique.append(n)
-            }
-            return NeighborList(neighbors: unique, truncated: more)
         }
+        // From each segment, the newest `limit + 1` neighbors and every one that shares a timestamp with the last
+        // of them: the newest `limit + 1` overall are among them, whatever the tie order. An entity's neighbors
+        // are its events; a time bucket's, the events of its minute; other nodes have their own entries.
+        func collect(_ count: Int, _ at: (Int) -> Neighbor?) {
+            var taken = 0
+            var lastTimestamp = Int64.min
+            var i = count - 1
+            while i >= 0 {
+                defer { i -= 1 }
+                guard let n = at(i) else { continue }
+                if taken > limit, n.timestamp != lastTimestamp { return }
+                out.append(n)
+                taken += 1
+                lastTimestamp = n.timestamp
+            }
+        }
+        /// An event neighbor, named from its own record (one read gives its hash and its id).
+        func event(_ p: EventPosition, _ type: UInt16, outgoing: Bool) -> Neighbor? {
+            conceptView(Location(raw: p.location), snap).map {
+                Neighbor(node: $0.idHash, eventId: $0.id, edgeType: type, timestamp: p.timestamp, outgoing: outgoing)
+            }
+        }
+        func gather(_ index: any SegmentIndex, before end: Int?) {
+            func fresh(_ p: EventPosition) -> Bool { end.map { Location(raw: p.location).offset < $0 } ?? true }
+            if let run = index.entityRun(node) {
+                collect(run.count) { i in
+                    let p = run[i]
+                    guard fresh(p) else { return nil }
+                    return event(p, run.typeCode(at: i) ?? 0, outgoing: true)
+                }
+            }
+            if let minute = index.bucketMinute(node) {
+                let all = index.allRun
+                let r = all.indices(in: (minute * TimeBucket.micros)..<((minute + 1) * TimeBucket.micros))
+                collect(r.count) { i in
+                    let p = all[r.lowerBound + i]
+                    guard fresh(p) else { return nil }
+                    return event(p, TimeBucket.edgeType, outgoing: false)
+                }
+            }
+            if let edges = index.extraEdges(node) {
+                collect(edges.count) { i in
+                    let e = edges[i]
+                    return Neighbor(node: e.other, eventId: nil, edgeType: e.edgeType, timestamp: e.timestamp, outgoing: e.outgoing)
+                }
+            }
+        }
+        for v in snap.views {
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                // Reading the active segment's mapped records under the lock is cheap (no decompression).
+                activeLock.withLock { gather(memory, before: snap.activeEnd) }
+                continue
+            }
+            guard v.index.hasTimeRange else { continue }
+            gather(readableIndex(v, snap), before: nil)
+        }
+        out.sort {
+            if $0.timestamp != $1.timestamp { return $0.timestamp > $1.timestamp }
+            if $0.node != $1.node { return $0.node < $1.node }
+            if $0.edgeType != $1.edgeType { return $0.edgeType < $1.edgeType }
+            return !$0.outgoing && $1.outgoing
+        }
+        var unique: [Neighbor] = []
+        var seen = Set<Neighbor>()
+        var more = false
+        for var n in out {
+            let key = Neighbor(node: n.node, eventId: nil, edgeType: n.edgeType, timestamp: n.timestamp, outgoing: n.outgoing)
+            guard seen.insert(key).inserted else { continue }
+            if unique.count == limit {
+                more = true
+                break
+            }
+            if n.eventId == nil, let loc = locate(hash: n.node, in: snap, hint: n.timestamp), let view = conceptView(loc, snap) {
+                n.eventId = view.id
+            }
+            unique.append(n)
+        }
+        return NeighborList(neighbors: unique, truncated: more)
     }
 
     /// Calls `body` with every stored event in log order (segment, then offset) until it returns false.
     /// Duplicates are skipped. O(n); for verification and full scans.
     public func forEachEvent(_ body: (StoredEvent) -> Bool) {
-        lock.withLock {
-            for s in segments {
-                let index = checkedIndex(s)
+        let snap = snapshot()
+        for v in snap.views {
+            var offsets: [Int] = []
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                activeLock.withLock {
+                    offsets = memory.ids.values.map { Int($0) } + memory.collisions.values.flatMap { $0.map { Int($0) } }
+                }
+                offsets = offsets.filter { $0 < snap.activeEnd }.sorted()
+            } else {
+                let index = readableIndex(v, snap)
                 for i in 0..<index.frameCount {
-                    var keepGoing = true
-                    s.forEachRecord(in: index.frame(at: i), cache: cache) { offset, r in
+                    v.forEachRecord(in: index.frame(at: i), cache: cache) { offset, r in
                         guard r.bytes.u8(0) == Format.recordKindConcept else { return true }
                         let view = ConceptView(bytes: r.bytes, owner: r.owner)
-                        guard index.isIndexed(hash: view.idHash, offset: offset),
-                            let e = materialize(Location(segment: s.id, offset: offset))
-                        else { return true }
-                        keepGoing = body(e)
-                        return keepGoing
+                        if index.isIndexed(hash: view.idHash, offset: offset) { offsets.append(offset) }
+                        return true
                     }
-                    if !keepGoing { return }
                 }
+            }
+            for offset in offsets {
+                guard let e = materialize(Location(segment: v.id, offset: offset), snap) else { continue }
+                if !body(e) { return }
             }
         }
     }
@@ -395,7 +468,7 @@ extension EventStore {
                     st.indexFiles += 1
                     st.indexBytes += m.fileBytes
                 }
-                st.readDamage += s.readDamage
+                st.readDamage += s.health.readDamage
             }
             st.diskBytes = 0
             for s in segments {

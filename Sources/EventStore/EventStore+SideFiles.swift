@@ -20,75 +20,37 @@ extension EventStore {
     }
 
     /// Calls `body` with every event of the given type codes whose location is `location` or more (stored then
-    /// or later) and whose timestamp is inside `range`, oldest position first, until it returns false. Only what
-    /// was stored since is read: in `location`'s own segment the frames from that offset on (those whose time span
-    /// meets `range`), in later segments the type lists (two binary searches each). So the cost follows the
-    /// events stored since `location`, not the size of the log.
+    /// or later) and whose timestamp is inside `range`, oldest position first, until it returns false. Only the
+    /// segments from `location`'s on are read, through their type lists (two binary searches each); in
+    /// `location`'s own segment the positions before it that fall in `range` are skipped, not decoded. So the cost
+    /// is that of the events stored since `location` plus at most one segment's positions, not the whole log.
+    /// Reads a snapshot, like `read`.
     public func read(
         storedFrom location: UInt64, types: Set<UInt16>, in range: Range<Int64>, _ body: (StoredEvent) -> Bool
     ) {
         let firstSegment = location >> 32
-        let firstOffset = Int(location & 0xFFFF_FFFF)
         let bounds = ReadBounds(range: range, newestFirst: false)
-        lock.withLock {
-            // The segment `location` points into: its frames from that offset, in arrival order, then sorted.
-            var partial: [StoredEvent] = []
-            var cursors: [any PositionCursor] = []
-            for s in segments where s.id >= firstSegment && s.index.hasTimeRange {
-                if s.index.maxTimestamp < range.lowerBound || s.index.minTimestamp >= range.upperBound { continue }
-                let index = checkedIndex(s)
-                if s.id > firstSegment {
-                    for t in types.sorted() {
-                        if let run = index.typeRun(t) { cursors.append(RunCursor(run, type: t, bounds: bounds)) }
-                    }
-                    continue
+        let snap = snapshot()
+        var cursors: [any PositionCursor] = []
+        for v in snap.views where v.id >= firstSegment {
+            if v.isActive, let memory = v.index as? MemoryIndex {
+                for t in types.sorted() {
+                    cursors.append(ActiveCursor(index: memory, lock: activeLock, pick: { $0.typeRun(t) }, bounds: bounds,
+                                                end: snap.activeEnd))
                 }
-                for i in 0..<index.frameCount {
-                    let frame = index.frame(at: i)
-                    guard Int(frame.offset) >= firstOffset, frame.maxTimestamp >= range.lowerBound,
-                        frame.minTimestamp < range.upperBound
-                    else { continue }
-                    s.forEachRecord(in: frame, cache: cache) { offset, r in
-                        guard r.bytes.u8(0) == Format.recordKindConcept else { return true }
-                        let view = ConceptView(bytes: r.bytes, owner: r.owner)
-                        guard types.contains(view.typeCode), range.contains(view.timestamp),
-                            index.isIndexed(hash: view.idHash, offset: offset), let tail = view.decodeTail()
-                        else { return true }
-                        partial.append(StoredEvent(
-                            id: view.id, idHash: view.idHash, typeCode: view.typeCode, timestamp: view.timestamp,
-                            entities: tail.entities, payload: tail.payload,
-                            position: EventPosition(timestamp: view.timestamp, location: Location(segment: s.id, offset: offset).raw)))
-                        return true
-                    }
-                }
+                continue
             }
-            partial.sort { $0.position < $1.position }
-            // Merge the sorted partial segment with the later segments' type lists.
-            var it = MergingIterator(cursors, newestFirst: false)
-            var next = it.next()
-            var k = 0
-            while true {
-                let fromRuns: Bool
-                if let (p, _) = next {
-                    fromRuns = k >= partial.count || p < partial[k].position
-                } else if k < partial.count {
-                    fromRuns = false
-                } else {
-                    return
-                }
-                if fromRuns {
-                    let (p, _) = next!
-                    next = it.next()
-                    guard let view = conceptView(Location(raw: p.location)), let tail = view.decodeTail() else { continue }
-                    let e = StoredEvent(
-                        id: view.id, idHash: view.idHash, typeCode: view.typeCode, timestamp: view.timestamp,
-                        entities: tail.entities, payload: tail.payload, position: p)
-                    if !body(e) { return }
-                } else {
-                    k += 1
-                    if !body(partial[k - 1]) { return }
-                }
+            guard v.index.hasTimeRange else { continue }
+            if v.index.maxTimestamp < range.lowerBound || v.index.minTimestamp >= range.upperBound { continue }
+            let index = readableIndex(v, snap)
+            for t in types.sorted() {
+                if let run = index.typeRun(t) { cursors.append(RunCursor(run, bounds: bounds)) }
             }
+        }
+        var it = MergingIterator(cursors, newestFirst: false)
+        while let (p, _) = it.next() {
+            guard p.location >= location, let e = materialize(Location(raw: p.location), snap) else { continue }
+            if !body(e) { return }
         }
     }
 

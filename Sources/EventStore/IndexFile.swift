@@ -2,119 +2,231 @@
 import Glibc
 #endif
 
-/// The index file of a sealed segment (`seg-NNNNNNNNNN.sgi`): the segment's index written once at seal, then
-/// memory-mapped on open so opening a store does not scan sealed data and resident memory does not grow with
-/// the number of events. Layout in docs/FORMAT.md ("Index files").
+/// The index file of a sealed segment (`seg-NNNNNNNNNN.sgi`, version 2): the segment's index written once at
+/// seal, then memory-mapped on open so opening a store does not scan sealed data and resident memory does not
+/// grow with the number of events. Layout in docs/FORMAT.md ("Index files").
+///
+/// Every event of the segment has an *ordinal*: its rank in time order (timestamp, then location). The time
+/// column gives each ordinal its timestamp and byte offset; every other list (types, entities, id stems) is a
+/// posting list of ordinals, bit-packed in blocks of 128 with a directory, so a list entry costs one to two
+/// bytes and any entry is read in O(1). The entity -> event and event -> time-bucket adjacency entries are not
+/// stored as edges: an entity's posting list and the time column answer them.
 ///
 /// The header carries its own checksum and one checksum per section. The header is checked when the file is
-/// opened; a section is checked the first time it is used (so opening stays O(segments), not O(bytes)). A file
-/// whose header or a section fails its checksum is never used: the store rebuilds the index from the segment.
+/// opened; a section is checked the first time it is used. A file whose header or a section fails its checksum,
+/// or of another version, is never used: the store rebuilds the index from the segment.
 enum IndexFile {
-    static let magic: [UInt8] = Array("SGEVIDX1".utf8)
-    static let version: UInt32 = 1
-    static let headerSize = 288
-    static let sectionCount = 8
+    static let magic: [UInt8] = Array("SGEVIDX2".utf8)
+    static let version: UInt32 = 2
+    static let sectionCount = 9
     static let sectionTableOffset = 80
-    static let headerChecksumOffset = 272
+    static let headerChecksumOffset = sectionTableOffset + 24 * sectionCount
+    static let headerSize = headerChecksumOffset + 8
+    /// Elements per block of the time column and of posting lists.
+    static let blockSize = 128
 
     enum Section: Int, CaseIterable {
-        case ids = 0, idDirectory, positions, types, stems, nodes, edges, frames
+        case time = 0, types, postings, entities, ids, stems, buckets, edges, frames
         var name: String {
             switch self {
-            case .ids: "ids"
-            case .idDirectory: "id directory"
-            case .positions: "positions"
+            case .time: "time"
             case .types: "types"
+            case .postings: "postings"
+            case .entities: "entities"
+            case .ids: "ids"
             case .stems: "stems"
-            case .nodes: "nodes"
+            case .buckets: "buckets"
             case .edges: "edges"
             case .frames: "frames"
             }
         }
     }
 
-    static let idEntrySize = 12
-    static let positionSize = 12
-    static let typeEntrySize = 12
+    static let timeBlockEntrySize = 24
+    static let postingBlockEntrySize = 12
+    static let typeEntrySize = 16
+    static let entityEntrySize = 16
+    static let idEntrySize = 8
     static let stemEntrySize = 16
-    static let nodeEntrySize = 16
-    static let edgeEntrySize = 20
-    static let frameEntrySize = 24
+    static let bucketEntrySize = 16
+    static let edgeNodeEntrySize = 16
+    static let edgeEntrySize = 24
+    static let frameEntrySize = 8
 
     static func fileName(_ segment: UInt64) -> String {
         String(Format.segmentFileName(segment).dropLast(4)) + ".sgi"
     }
 
+    // MARK: Encoding
+
     /// Encodes the index of a sealed segment.
     static func encode(_ index: MemoryIndex, segmentEnd: Int) -> [UInt8] {
         var sections: [[UInt8]] = Array(repeating: [], count: sectionCount)
+        // Ordinals: every event in time order.
+        var stamps: [Int64] = []
+        var offsets: [UInt32] = []
+        stamps.reserveCapacity(index.conceptCount)
+        offsets.reserveCapacity(index.conceptCount)
+        index.all.forEachAscending(from: 0) { p in
+            stamps.append(p.timestamp)
+            offsets.append(UInt32(Location(raw: p.location).offset))
+            return true
+        }
+        var ordinalOf: [UInt32: UInt32] = [:]
+        ordinalOf.reserveCapacity(offsets.count)
+        for (i, o) in offsets.enumerated() { ordinalOf[o] = UInt32(i) }
+        func ordinals(_ run: some PositionRun) -> [UInt32] {
+            var out: [UInt32] = []
+            out.reserveCapacity(run.count)
+            for i in 0..<run.count {
+                if let o = ordinalOf[UInt32(Location(raw: run[i].location).offset)] { out.append(o) }
+            }
+            return out
+        }
 
-        // ids, sorted by (hash, offset), with a radix directory over the top bits of the hash.
+        // time: per block of 128, the smallest timestamp and offset, then both columns packed as differences.
+        var w = ByteWriter()
+        let blocks = (stamps.count + blockSize - 1) / blockSize
+        w.u32(UInt32(stamps.count))
+        w.u32(UInt32(blocks))
+        var data = ByteWriter()
+        for b in 0..<blocks {
+            let range = (b * blockSize)..<min(stamps.count, (b + 1) * blockSize)
+            let baseTs = stamps[range.lowerBound]  // ascending: the first is the smallest
+            let baseOffset = offsets[range].min()!
+            let tsBits = BitPack.width(UInt64(bitPattern: stamps[range.upperBound - 1] &- baseTs))
+            let offsetBits = BitPack.width(UInt64(offsets[range].max()! - baseOffset))
+            w.i64(baseTs)
+            w.u32(baseOffset)
+            w.u8(UInt8(tsBits))
+            w.u8(UInt8(offsetBits))
+            w.u16(0)
+            w.u64(UInt64(data.bytes.count))
+            BitPack.pack(stamps[range].lazy.map { UInt64(bitPattern: $0 &- baseTs) }, bits: tsBits, into: &data)
+            BitPack.pack(offsets[range].lazy.map { UInt64($0 - baseOffset) }, bits: offsetBits, into: &data)
+        }
+        sections[Section.time.rawValue] = w.bytes + data.bytes
+
+        var postings = ByteWriter()
+        /// Appends a posting list; returns its offset in the postings section.
+        func posting(_ list: [UInt32]) -> UInt32 {
+            let at = postings.bytes.count
+            let blocks = (list.count + blockSize - 1) / blockSize
+            postings.u32(UInt32(list.count))
+            postings.u32(UInt32(blocks))
+            var body = ByteWriter()
+            for b in 0..<blocks {
+                let range = (b * blockSize)..<min(list.count, (b + 1) * blockSize)
+                let first = list[range.lowerBound]
+                let bits = BitPack.width(UInt64(list[range.upperBound - 1] - first))
+                postings.u32(first)
+                postings.u8(UInt8(bits))
+                postings.u8(0)
+                postings.u16(0)
+                postings.u32(UInt32(8 + blocks * postingBlockEntrySize + body.bytes.count))
+                BitPack.pack(list[range].lazy.map { UInt64($0 - first) }, bits: bits, into: &body)
+            }
+            postings.bytes += body.bytes
+            return UInt32(at)
+        }
+
+        // types: the codes with their posting lists, then a column giving each ordinal's type (by code index).
+        let codes = index.byType.keys.sorted()
+        let width = codes.count <= 256 ? 1 : 2
+        var typeLists: [UInt16: [UInt32]] = [:]
+        var column = [UInt16](repeating: 0, count: stamps.count)
+        w = ByteWriter()
+        w.u16(UInt16(codes.count))
+        w.u8(UInt8(width))
+        w.u8(0)
+        w.u32(0)
+        for (k, code) in codes.enumerated() {
+            let list = ordinals(index.byType[code]!)
+            typeLists[code] = list
+            for o in list { column[Int(o)] = UInt16(k) }
+            w.u16(code)
+            w.u16(0)
+            w.u32(UInt32(list.count))
+            w.u64(UInt64(posting(list)))
+        }
+        for k in column {
+            if width == 1 { w.u8(UInt8(truncatingIfNeeded: k)) } else { w.u16(k) }
+        }
+        sections[Section.types.rawValue] = w.bytes
+
+        // entities, sorted by hash: an entity with one event in the segment holds its ordinal inline.
+        w = ByteWriter()
+        for node in index.byEntity.keys.sorted() {
+            let list = ordinals(TypedRun(list: index.byEntity[node]!))
+            w.u64(node)
+            w.u32(UInt32(list.count))
+            w.u32(list.count == 1 ? list[0] : posting(list))
+        }
+        sections[Section.entities.rawValue] = w.bytes
+
+        // ids: a radix directory over the top bits of the hash, then (the 32 bits after them, ordinal) sorted by
+        // hash. A match is a candidate; the store compares the whole id.
         var ids: [(UInt64, UInt32)] = []
         ids.reserveCapacity(index.conceptCount)
-        for (h, o) in index.ids { ids.append((h, o)) }
-        for (h, more) in index.collisions { for o in more { ids.append((h, o)) } }
-        ids.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        var w = ByteWriter(capacity: ids.count * idEntrySize)
-        for (h, o) in ids {
-            w.u64(h)
-            w.u32(o)
+        func add(_ h: UInt64, _ offset: UInt32) {
+            if let o = ordinalOf[offset] { ids.append((h, o)) }
         }
-        sections[Section.ids.rawValue] = w.bytes
+        for (h, o) in index.ids { add(h, o) }
+        for (h, more) in index.collisions { for o in more { add(h, o) } }
+        ids.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let bits = directoryBits(ids.count)
-        w = ByteWriter(capacity: 4 * ((1 << bits) + 2))
+        w = ByteWriter(capacity: 8 + 4 * ((1 << bits) + 1) + ids.count * idEntrySize)
         w.u32(UInt32(bits))
+        w.u32(UInt32(ids.count))
         var at = 0
         for bucket in 0...(1 << bits) {
             while at < ids.count, bucketOf(ids[at].0, bits: bits) < bucket { at += 1 }
             w.u32(UInt32(at))
         }
-        sections[Section.idDirectory.rawValue] = w.bytes
+        for (h, o) in ids {
+            w.u32(fragment(h, bits: bits))
+            w.u32(o)
+        }
+        sections[Section.ids.rawValue] = w.bytes
 
-        // positions: every event, then each type's run, then each stem's run.
-        var positions = ByteWriter(capacity: index.conceptCount * positionSize * 3)
-        var count = 0
-        func appendRun(_ list: TimedList) -> (UInt32, UInt32) {
-            let start = count
-            list.forEachAscending(from: 0) { p in
-                positions.i64(p.timestamp)
-                positions.u32(UInt32(Location(raw: p.location).offset))
-                count += 1
-                return true
-            }
-            return (UInt32(start), UInt32(count - start))
-        }
-        _ = appendRun(index.all)
+        // stems: an id stem whose events are exactly one type's (the rule for catalogue ids) shares that list.
         w = ByteWriter()
-        for type in index.byType.keys.sorted() {
-            let (start, n) = appendRun(index.byType[type]!)
-            w.u16(type)
-            w.u16(0)
-            w.u32(start)
-            w.u32(n)
-        }
-        sections[Section.types.rawValue] = w.bytes
-        w = ByteWriter()
-        w.u32(UInt32(index.byStem.count))
+        let stems = index.byStem.values.sorted { $0.stem < $1.stem }
+        w.u32(UInt32(stems.count))
         w.u32(0)
         var names = ByteWriter()
-        for stem in index.byStem.values.sorted(by: { $0.stem < $1.stem }) {
-            let (start, n) = appendRun(stem.list)
+        for stem in stems {
+            let list = ordinals(stem.list)
             w.u32(UInt32(names.bytes.count))
             w.u32(UInt32(stem.stem.utf8.count))
-            w.u32(start)
-            w.u32(n)
+            if let code = codes.first(where: { typeLists[$0] == list }) {
+                w.u32(0)
+                w.u32(UInt32(code))
+            } else {
+                w.u32(1)
+                w.u32(posting(list))
+            }
             names.string(stem.stem)
         }
         sections[Section.stems.rawValue] = w.bytes + names.bytes
-        sections[Section.positions.rawValue] = positions.bytes
 
-        // nodes sorted by hash; each node's edges in time order.
+        // buckets: the time buckets (minutes) that events of the segment link to.
+        w = ByteWriter()
+        for (hash, minute) in index.buckets.sorted(by: { $0.key < $1.key }) {
+            w.u64(hash)
+            w.i64(minute)
+        }
+        sections[Section.buckets.rawValue] = w.bytes
+
+        // edges: adjacency entries other than the standard two kinds, per node in time order.
         w = ByteWriter()
         var edges = ByteWriter()
         var edgeCount = 0
-        for node in index.edges.keys.sorted() {
-            let list = index.edges[node]!
+        let nodes = index.extra.keys.sorted()
+        w.u32(UInt32(nodes.count))
+        w.u32(0)
+        for node in nodes {
+            let list = index.extra[node]!
             let start = edgeCount
             list.forEachAscending(from: 0) { e in
                 edges.i64(e.timestamp)
@@ -122,6 +234,7 @@ enum IndexFile {
                 edges.u16(e.edgeType)
                 edges.u8(e.outgoing ? 1 : 0)
                 edges.u8(0)
+                edges.u32(0)
                 edgeCount += 1
                 return true
             }
@@ -129,17 +242,15 @@ enum IndexFile {
             w.u32(UInt32(start))
             w.u32(UInt32(edgeCount - start))
         }
-        sections[Section.nodes.rawValue] = w.bytes
-        sections[Section.edges.rawValue] = edges.bytes
+        sections[Section.edges.rawValue] = w.bytes + edges.bytes
 
         w = ByteWriter(capacity: index.frames.count * frameEntrySize)
         for f in index.frames {
             w.u32(f.offset)
             w.u32(f.payloadLength)
-            w.i64(f.minTimestamp)
-            w.i64(f.maxTimestamp)
         }
         sections[Section.frames.rawValue] = w.bytes
+        sections[Section.postings.rawValue] = postings.bytes
 
         var header = ByteWriter(capacity: headerSize)
         header.bytes.append(contentsOf: magic)
@@ -161,7 +272,6 @@ enum IndexFile {
             offset += Format.aligned(s.count)
         }
         header.u64(header.bytes.withUnsafeBytes { Hash.bytes($0) })
-        header.zeros(headerSize - header.bytes.count)
         var out = header.bytes
         out.reserveCapacity(offset)
         for s in sections {
@@ -182,6 +292,13 @@ enum IndexFile {
         bits == 0 ? 0 : Int(hash >> UInt64(64 - bits))
     }
 
+    /// The 32 bits of a hash after the directory's `bits`.
+    @inline(__always) static func fragment(_ hash: UInt64, bits: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: (hash << UInt64(bits)) >> 32)
+    }
+
+    // MARK: Header
+
     struct Header {
         var segment: UInt64
         var conceptCount: Int
@@ -194,15 +311,18 @@ enum IndexFile {
         var sections: [(offset: Int, length: Int, checksum: UInt64)]
     }
 
-    /// Decodes and checks the header of an index file of `fileSize` bytes.
+    /// Decodes and checks the header of an index file.
     static func parseHeader(_ buf: UnsafeRawBufferPointer) -> Result<Header, FormatProblem> {
+        guard buf.count >= 12 else { return .failure(FormatProblem("file shorter than an index header")) }
+        guard magic.prefix(7).elementsEqual(buf.slice(0, 7)) else { return .failure(FormatProblem("bad magic (not an index file)")) }
+        let v = buf.u32(8)
+        guard v == version, magic.elementsEqual(buf.slice(0, 8)) else {
+            return .failure(FormatProblem("index format version \(v) (this build reads \(version)): an older layout"))
+        }
         guard buf.count >= headerSize else { return .failure(FormatProblem("file shorter than the \(headerSize)-byte header")) }
-        guard magic.elementsEqual(buf.slice(0, 8)) else { return .failure(FormatProblem("bad magic (not an index file)")) }
         guard Hash.bytes(buf.slice(0, headerChecksumOffset)) == buf.u64(headerChecksumOffset) else {
             return .failure(FormatProblem("header checksum mismatch"))
         }
-        let v = buf.u32(8)
-        guard v == version else { return .failure(FormatProblem("unsupported index version \(v) (this build reads 1)")) }
         var sections: [(Int, Int, UInt64)] = []
         for i in 0..<sectionCount {
             let at = sectionTableOffset + 24 * i
@@ -221,228 +341,12 @@ enum IndexFile {
         guard h.conceptCount <= buf.count, h.adjacencyCount <= buf.count, h.duplicateCount <= buf.count,
             h.recordCount <= Int(UInt32.max), h.segmentEnd <= StoreOptions.maxSegmentCapacity
         else { return .failure(FormatProblem("counts in the header do not fit the file")) }
-        // Sizes the readers rely on.
         func size(_ s: Section) -> Int { sections[s.rawValue].1 }
-        guard size(.ids) == h.conceptCount * idEntrySize,
-            size(.positions) % positionSize == 0, size(.positions) >= h.conceptCount * positionSize,
-            size(.types) % typeEntrySize == 0, size(.nodes) % nodeEntrySize == 0, size(.edges) % edgeEntrySize == 0,
-            size(.frames) % frameEntrySize == 0, size(.idDirectory) >= 8
+        let blocks = (h.conceptCount + blockSize - 1) / blockSize
+        guard size(.time) >= 8 + blocks * timeBlockEntrySize, size(.types) >= 8, size(.ids) >= 12,
+            size(.entities) % entityEntrySize == 0, size(.stems) >= 8, size(.buckets) % bucketEntrySize == 0,
+            size(.edges) >= 8, size(.frames) % frameEntrySize == 0
         else { return .failure(FormatProblem("section sizes do not match the counts in the header")) }
         return .success(h)
-    }
-}
-
-/// A segment's index read from its mapped index file. Every accessor bounds-checks what it reads, so even
-/// a file that passed its checksums but lies cannot make a read go outside the mapping.
-final class MappedIndex: SegmentIndex {
-    let segment: UInt64
-    let path: String
-    let header: IndexFile.Header
-    private let fd: Int32
-    private let base: UnsafeRawPointer
-    private let length: Int
-    private var verified = [Bool](repeating: false, count: IndexFile.sectionCount)
-    /// Set when a section failed its checksum; the store stops using this index and rebuilds it.
-    private(set) var damage: String?
-
-    /// Opens and maps an index file and checks its header. Sections are checked on first use.
-    init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
-        self.segment = segment
-        self.path = path
-        (fd, base, length, header) = try sys.mapSegmentFile(
-            path, segment: segment, minimum: IndexFile.headerSize, what: "index file", parse: IndexFile.parseHeader,
-            segmentOf: \.segment)
-    }
-
-    func close(_ sys: SystemCalls) {
-        sys.unmap(base, length: length)
-        sys.close(fd)
-    }
-
-    var fileBytes: Int { length }
-    var conceptCount: Int { header.conceptCount }
-    var adjacencyCount: Int { header.adjacencyCount }
-    var duplicateCount: Int { header.duplicateCount }
-    var recordCount: Int { header.recordCount }
-    var minTimestamp: Int64 { header.minTimestamp }
-    var maxTimestamp: Int64 { header.maxTimestamp }
-
-    /// Checks the checksum of every section not checked yet; returns the first problem.
-    func verifyAll() -> String? {
-        for s in IndexFile.Section.allCases { _ = section(s) }
-        return damage
-    }
-
-    /// Checks the id sections (what deduplication and id lookups need).
-    func verifyIds() -> String? {
-        _ = section(.ids)
-        _ = section(.idDirectory)
-        return damage
-    }
-
-    /// The bytes of a section, checked against its checksum the first time. Empty when damaged.
-    private func section(_ s: IndexFile.Section) -> UnsafeRawBufferPointer {
-        let (offset, count, sum) = header.sections[s.rawValue]
-        let bytes = UnsafeRawBufferPointer(start: base + offset, count: count)
-        if !verified[s.rawValue] {
-            guard damage == nil, Hash.bytes(bytes) == sum else {
-                if damage == nil { damage = "section \(s.name) (offset \(offset), \(count) bytes) fails its checksum" }
-                return UnsafeRawBufferPointer(start: base, count: 0)
-            }
-            verified[s.rawValue] = true
-            // Checking read every page of the section; let them go from this process's resident set (they stay
-            // in the page cache), so memory follows what queries touch, not the size of the store.
-            let page = 4096
-            let first = (offset + page - 1) / page * page
-            let last = (offset + count) / page * page
-            if last > first { _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED) }
-        }
-        return bytes
-    }
-
-    var frameCount: Int { section(.frames).count / IndexFile.frameEntrySize }
-    func frame(at i: Int) -> FrameEntry {
-        let b = section(.frames)
-        let at = i * IndexFile.frameEntrySize
-        return FrameEntry(offset: b.u32(at), payloadLength: b.u32(at + 4), minTimestamp: b.i64(at + 8), maxTimestamp: b.i64(at + 16))
-    }
-
-    func forEachOffset(hash: UInt64, _ body: (Int) -> Bool) {
-        let ids = section(.ids)
-        let dir = section(.idDirectory)
-        let n = ids.count / IndexFile.idEntrySize
-        guard n > 0, dir.count >= 8 else { return }
-        let bits = Int(dir.u32(0))
-        guard bits <= 24 else { return }
-        let bucket = IndexFile.bucketOf(hash, bits: bits)
-        guard 4 * (bucket + 3) <= dir.count else { return }
-        var lo = min(n, Int(dir.u32(4 + 4 * bucket)))
-        var hi = min(n, Int(dir.u32(8 + 4 * bucket)))
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if ids.u64(mid * IndexFile.idEntrySize) < hash { lo = mid + 1 } else { hi = mid }
-        }
-        var i = lo
-        while i < n, ids.u64(i * IndexFile.idEntrySize) == hash {
-            if !body(Int(ids.u32(i * IndexFile.idEntrySize + 8))) { return }
-            i += 1
-        }
-    }
-
-    private func run(start: Int, count: Int) -> MappedPositions {
-        let all = section(.positions)
-        let total = all.count / IndexFile.positionSize
-        let s = min(start, total)
-        let c = min(count, total - s)
-        return MappedPositions(bytes: all.slice(s * IndexFile.positionSize, c * IndexFile.positionSize), segment: segment)
-    }
-
-    func typeRun(_ type: UInt16) -> (any PositionRun)? {
-        let t = section(.types)
-        for i in 0..<(t.count / IndexFile.typeEntrySize) where t.u16(i * IndexFile.typeEntrySize) == type {
-            let at = i * IndexFile.typeEntrySize
-            return run(start: Int(t.u32(at + 4)), count: Int(t.u32(at + 8)))
-        }
-        return nil
-    }
-
-    var typeCodes: [UInt16] {
-        let t = section(.types)
-        return (0..<(t.count / IndexFile.typeEntrySize)).map { t.u16($0 * IndexFile.typeEntrySize) }
-    }
-
-    func forEachStem(_ body: (String, any PositionRun) -> Void) {
-        // A count, then 16-byte entries (name offset, name length, run start, run count), then the names.
-        let s = section(.stems)
-        guard s.count >= 8 else { return }
-        let entries = Int(s.u32(0))
-        guard entries <= (s.count - 8) / IndexFile.stemEntrySize else { return }
-        let namesStart = 8 + entries * IndexFile.stemEntrySize
-        for i in 0..<entries {
-            let at = 8 + i * IndexFile.stemEntrySize
-            let nameOffset = Int(s.u32(at))
-            let nameLength = Int(s.u32(at + 4))
-            guard nameOffset + nameLength <= s.count - namesStart else { continue }
-            body(s.string(namesStart + nameOffset, nameLength), run(start: Int(s.u32(at + 8)), count: Int(s.u32(at + 12))))
-        }
-    }
-
-    var allRun: any PositionRun { run(start: 0, count: header.conceptCount) }
-
-    func edgeRun(_ node: UInt64) -> (any EdgeRun)? {
-        let nodes = section(.nodes)
-        var lo = 0
-        var hi = nodes.count / IndexFile.nodeEntrySize
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if nodes.u64(mid * IndexFile.nodeEntrySize) < node { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo < nodes.count / IndexFile.nodeEntrySize, nodes.u64(lo * IndexFile.nodeEntrySize) == node else { return nil }
-        let at = lo * IndexFile.nodeEntrySize
-        let edges = section(.edges)
-        let total = edges.count / IndexFile.edgeEntrySize
-        let start = min(Int(nodes.u32(at + 8)), total)
-        let count = min(Int(nodes.u32(at + 12)), total - start)
-        return MappedEdges(bytes: edges.slice(start * IndexFile.edgeEntrySize, count * IndexFile.edgeEntrySize))
-    }
-}
-
-/// A run of 12-byte positions (timestamp, offset) in a mapped index file.
-struct MappedPositions: PositionRun {
-    let bytes: UnsafeRawBufferPointer
-    let segment: UInt64
-
-    var count: Int { bytes.count / IndexFile.positionSize }
-
-    subscript(i: Int) -> EventPosition {
-        let at = i * IndexFile.positionSize
-        return EventPosition(timestamp: bytes.i64(at), location: Location(segment: segment, offset: Int(bytes.u32(at + 8))).raw)
-    }
-
-    func lowerBound(_ p: EventPosition) -> Int {
-        var lo = 0
-        var hi = count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if self[mid] < p { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
-    func forEachDescending(before end: Int, _ body: (EventPosition) -> Bool) {
-        var i = min(end, count) - 1
-        while i >= 0 {
-            if !body(self[i]) { return }
-            i -= 1
-        }
-    }
-
-    func forEachAscending(from start: Int, _ body: (EventPosition) -> Bool) {
-        var i = max(0, start)
-        while i < count {
-            if !body(self[i]) { return }
-            i += 1
-        }
-    }
-}
-
-/// A node's edges (20 bytes each) in a mapped index file, in time order.
-struct MappedEdges: EdgeRun {
-    let bytes: UnsafeRawBufferPointer
-    var count: Int { bytes.count / IndexFile.edgeEntrySize }
-
-    subscript(i: Int) -> EdgeItem {
-        let at = i * IndexFile.edgeEntrySize
-        return EdgeItem(timestamp: bytes.i64(at), other: bytes.u64(at + 8), edgeType: bytes.u16(at + 16), outgoing: bytes.u8(at + 18) != 0)
-    }
-
-    func forEachDescending(before end: Int, _ body: (EdgeItem) -> Bool) {
-        var i = min(end, count) - 1
-        while i >= 0 {
-            let at = i * IndexFile.edgeEntrySize
-            let e = EdgeItem(timestamp: bytes.i64(at), other: bytes.u64(at + 8), edgeType: bytes.u16(at + 16), outgoing: bytes.u8(at + 18) != 0)
-            if !body(e) { return }
-            i -= 1
-        }
     }
 }

@@ -62,6 +62,13 @@ extension EventStore {
 
     func writeIndexFiles(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly else { return }
+        // Index files that reads found damaged: rebuilt from the data, then written below like any new index.
+        for segment in sealedSegments() where segment.health.damagedIndex != nil {
+            lock.withLock {
+                if segment.mappedIndex != nil { repairIndex(segment) }
+                segment.health.clearIndexFlag()
+            }
+        }
         for segment in sealedSegments() {
             // A sealed segment's in-memory index is frozen: no more inserts, and reads no longer write, so it is
             // encoded without the store's lock while readers keep using it.
@@ -83,7 +90,7 @@ extension EventStore {
                 segment.index = mapped
                 return true
             }
-            if adopted { report.indexesWritten.append(segment.id) } else { mapped.close(sys) }
+            if adopted { report.indexesWritten.append(segment.id) }
         }
     }
 
@@ -130,13 +137,10 @@ extension EventStore {
             let swapped = lock.withLock { () -> Bool in
                 manifest = next
                 guard !isClosed, segmentById[segment.id] === segment else { return false }
-                segment.adoptCompacted(file, sys)
+                segment.adoptCompacted(file)
                 return true
             }
-            guard swapped else {
-                file.close(sys)
-                continue
-            }
+            guard swapped else { continue }
             try sys.unlink(oldPath)
             try sys.syncDirectory(directory)
             report.compacted.append(segment.id)
@@ -149,6 +153,7 @@ extension EventStore {
     private func applyRetention(_ report: inout MaintenanceReport) throws(StoreError) {
         guard !options.readOnly, options.retainMicros != nil || options.maxBytes != nil else { return }
         let now = options.clock()
+        var replicationLoss: ReplicationLoss?
         let (victims, next) = lock.withLock { () -> ([Segment], Manifest) in
             let sealed = segments.filter { $0.sealed && $0 !== active }
             var total = segments.reduce(0) { $0 + $1.diskBytes + ($1.mappedIndex?.fileBytes ?? 0) }
@@ -157,6 +162,8 @@ extension EventStore {
                 let tooOld = options.retainMicros.map { s.index.hasTimeRange && s.index.maxTimestamp < now - $0 } ?? false
                 let tooBig = options.maxBytes.map { total > $0 } ?? false
                 guard tooOld || tooBig else { break }  // whole segments, oldest first
+                // Not yet replicated: kept unless max_bytes forces it (EventStore+Replication.swift).
+                guard retentionMayDelete(s, forcedBySize: tooBig, loss: &replicationLoss) else { break }
                 victims.append(s)
                 total -= s.diskBytes + (s.mappedIndex?.fileBytes ?? 0)
             }
@@ -183,8 +190,7 @@ extension EventStore {
             for v in victims {
                 segments.removeAll { $0 === v }
                 segmentById[v.id] = nil
-                cache.remove(segment: v.id)
-                v.close(sys)
+                cache.remove(segment: v.id)  // reads that still hold the segment keep its files mapped
             }
             report.deletedEvents += next.retention.events - before.events
             report.deletedBytes += next.retention.bytes - before.bytes
@@ -196,6 +202,7 @@ extension EventStore {
         try sys.syncDirectory(directory)
         let why = [options.retainMicros.map { "older than \($0 / 1_000_000) s" }, options.maxBytes.map { "over \($0) bytes" }]
             .compactMap { $0 }.joined(separator: " or ")
+        if let replicationLoss { options.onReplicationLoss?(replicationLoss) }
         options.onNotice?(
             "retention deleted segment(s) \(victims.map { String($0.id) }.joined(separator: ", ")) (\(report.deletedEvents) events, \(report.deletedBytes) bytes; store \(why))")
     }

@@ -45,20 +45,18 @@ protocol PositionCursor {
     mutating func advance()
 }
 
-/// A cursor over a time-ordered run of positions (type lists, the all-events list, id-stem lists).
+/// A cursor over a time-ordered run of positions (type, entity, id-stem and all-events lists).
 struct RunCursor: PositionCursor {
     let run: any PositionRun
-    let type: UInt16?
     let descending: Bool
     private var i: Int
     private let stop: Int
     private(set) var current: (EventPosition, UInt16?)?
 
-    init(_ run: any PositionRun, type: UInt16?, bounds: ReadBounds) {
+    init(_ run: any PositionRun, bounds: ReadBounds) {
         self.run = run
-        self.type = type
         descending = bounds.newestFirst
-        let lo = run.lowerBound(EventPosition(timestamp: bounds.range.lowerBound, location: 0))
+        let lo = bounds.range.lowerBound == .min ? 0 : run.lowerBound(EventPosition(timestamp: bounds.range.lowerBound, location: 0))
         let hi = bounds.range.upperBound == .max ? run.count : run.lowerBound(EventPosition(timestamp: bounds.range.upperBound, location: 0))
         if descending {
             var start = hi - 1
@@ -80,7 +78,28 @@ struct RunCursor: PositionCursor {
 
     private mutating func load() {
         let inside = descending ? i >= stop && i >= 0 : i < stop
-        current = inside ? (run[i], type) : nil
+        current = inside ? (run[i], run.typeCode(at: i)) : nil
+    }
+
+    /// Copies up to `max` positions from the cursor on (walking the run, not locating each index) into `out`
+    /// when `keep` says so, and moves past them; returns the last position looked at.
+    mutating func take(_ max: Int, into out: inout [(EventPosition, UInt16?)], keep: (EventPosition) -> Bool) -> EventPosition? {
+        guard current != nil else { return nil }
+        var last: EventPosition?
+        var n = 0
+        let stop = self.stop
+        let descending = self.descending
+        run.walk(from: i, descending: descending) { p, t in
+            let at = descending ? i - n : i + n
+            if descending ? at < stop : at >= stop { return false }
+            last = p
+            if keep(p) { out.append((p, t)) }
+            n += 1
+            return n < max
+        }
+        i += descending ? -n : n
+        load()
+        return last
     }
 
     mutating func advance() {
@@ -89,76 +108,21 @@ struct RunCursor: PositionCursor {
     }
 }
 
-/// A cursor over an entity's adjacency list in one segment: its outgoing edges name the events that mention it.
-/// Edges are ordered by (timestamp, event hash); positions by (timestamp, location). So each group of edges
-/// sharing a timestamp is resolved to positions and sorted before it is handed out.
-struct EdgeCursor: PositionCursor {
-    let edges: any EdgeRun
-    let bounds: ReadBounds
-    let resolve: (EdgeItem) -> EventPosition?
-    private var i: Int
-    private var group: [(EventPosition, UInt16?)] = []
-    private var k = 0
+/// A cursor over positions copied out of a list that keeps changing (the active segment's), in order.
+struct ArrayCursor: PositionCursor {
+    let items: [(EventPosition, UInt16?)]
+    private var i = 0
     private(set) var current: (EventPosition, UInt16?)?
 
-    init(_ edges: any EdgeRun, bounds: ReadBounds, resolve: @escaping (EdgeItem) -> EventPosition?) {
-        self.edges = edges
-        self.bounds = bounds
-        self.resolve = resolve
-        current = nil
-        let lo = edges.lowerBound(timestamp: bounds.range.lowerBound)
-        let hi = bounds.range.upperBound == .max ? edges.count : edges.lowerBound(timestamp: bounds.range.upperBound)
-        if bounds.newestFirst {
-            var start = hi - 1
-            if let after = bounds.after { start = min(start, edges.lowerBound(timestamp: after.timestamp &+ 1) - 1) }
-            i = start
-            floor = lo
-            ceiling = hi
-        } else {
-            var start = lo
-            if let after = bounds.after { start = max(start, edges.lowerBound(timestamp: after.timestamp)) }
-            i = start
-            floor = lo
-            ceiling = hi
-        }
-        fill()
-    }
-
-    private let floor: Int
-    private let ceiling: Int
-
-    /// Reads the next group of edges that share a timestamp, keeping the positions inside the bounds.
-    private mutating func fill() {
-        group.removeAll(keepingCapacity: true)
-        k = 0
-        while group.isEmpty {
-            guard i >= floor, i < ceiling, i >= 0 else {
-                current = nil
-                return
-            }
-            let ts = edges[i].timestamp
-            while i >= floor, i < ceiling, i >= 0, edges[i].timestamp == ts {
-                let e = edges[i]
-                i += bounds.newestFirst ? -1 : 1
-                guard e.outgoing, let p = resolve(e), bounds.admits(p) else { continue }
-                group.append((p, e.edgeType))
-            }
-            if bounds.newestFirst {
-                group.sort { $1.0 < $0.0 }
-            } else {
-                group.sort { $0.0 < $1.0 }
-            }
-        }
-        current = group[0]
+    /// `items` in the read's order.
+    init(_ items: [(EventPosition, UInt16?)]) {
+        self.items = items
+        current = items.first
     }
 
     mutating func advance() {
-        k += 1
-        if k < group.count {
-            current = group[k]
-        } else {
-            fill()
-        }
+        i += 1
+        current = i < items.count ? items[i] : nil
     }
 }
 

@@ -32,9 +32,23 @@ protocol PositionRun {
     var count: Int { get }
     /// Number of positions less than `p`. O(log n).
     func lowerBound(_ p: EventPosition) -> Int
-    func forEachDescending(before end: Int, _ body: (EventPosition) -> Bool)
-    func forEachAscending(from start: Int, _ body: (EventPosition) -> Bool)
     subscript(i: Int) -> EventPosition { get }
+    /// The type code of the event at `i`, when the run knows it (type lists, entity lists and index files do).
+    func typeCode(at i: Int) -> UInt16?
+    /// Calls `body` with the positions and types at indices `from`, `from - 1`, ... (descending) or `from`,
+    /// `from + 1`, ... until it returns false or the run ends. Lists in memory walk their chunks instead of
+    /// locating every index.
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool)
+}
+
+extension PositionRun {
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        var i = from
+        while i >= 0, i < count {
+            if !body(self[i], typeCode(at: i)) { return }
+            i += descending ? -1 : 1
+        }
+    }
 }
 
 extension PositionRun {
@@ -44,11 +58,71 @@ extension PositionRun {
         let hi = lowerBound(EventPosition(timestamp: range.upperBound, location: 0))
         return lo..<max(lo, hi)
     }
+
+    /// Calls `body` with positions at indices `end-1, end-2, ...` down to 0 until it returns false.
+    func forEachDescending(before end: Int, _ body: (EventPosition) -> Bool) {
+        var i = min(end, count) - 1
+        while i >= 0 {
+            if !body(self[i]) { return }
+            i -= 1
+        }
+    }
+
+    /// Calls `body` with positions at indices `start, start+1, ...` until it returns false.
+    func forEachAscending(from start: Int, _ body: (EventPosition) -> Bool) {
+        var i = max(0, start)
+        while i < count {
+            if !body(self[i]) { return }
+            i += 1
+        }
+    }
 }
 
 /// Event positions in time order, growing in memory.
 typealias TimedList = SortedList<EventPosition>
-extension SortedList: PositionRun where Element == EventPosition {}
+extension SortedList: PositionRun where Element == EventPosition {
+    func typeCode(at i: Int) -> UInt16? { nil }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending { forEachDescending(before: from + 1) { body($0, nil) } } else { forEachAscending(from: from) { body($0, nil) } }
+    }
+}
+
+/// A position with its event's type code (an entity's list in memory), ordered by position.
+struct TypedPosition: Comparable {
+    var position: EventPosition
+    var type: UInt16
+    static func < (a: TypedPosition, b: TypedPosition) -> Bool { a.position < b.position }
+    static func == (a: TypedPosition, b: TypedPosition) -> Bool { a.position == b.position }
+}
+
+/// An entity's events in one segment, in memory.
+struct TypedRun: PositionRun {
+    let list: SortedList<TypedPosition>
+    var count: Int { list.count }
+    subscript(i: Int) -> EventPosition { list[i].position }
+    func typeCode(at i: Int) -> UInt16? { list[i].type }
+    func lowerBound(_ p: EventPosition) -> Int { list.lowerBound(TypedPosition(position: p, type: 0)) }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending {
+            list.forEachDescending(before: from + 1) { body($0.position, $0.type) }
+        } else {
+            list.forEachAscending(from: from) { body($0.position, $0.type) }
+        }
+    }
+}
+
+/// The events of one type in memory: every position has that type.
+struct KnownTypeRun: PositionRun {
+    let list: TimedList
+    let type: UInt16
+    var count: Int { list.count }
+    subscript(i: Int) -> EventPosition { list[i] }
+    func typeCode(at i: Int) -> UInt16? { type }
+    func lowerBound(_ p: EventPosition) -> Int { list.lowerBound(p) }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending { list.forEachDescending(before: from + 1) { body($0, type) } } else { list.forEachAscending(from: from) { body($0, type) } }
+    }
+}
 
 /// An edge as seen from one node; ordered by timestamp.
 struct EdgeItem: Comparable {
@@ -64,23 +138,22 @@ struct EdgeItem: Comparable {
     }
 }
 
-/// The adjacency list of one node inside one segment, in time order.
+/// Adjacency entries of one node inside one segment, in time order: the entries that are not the store's
+/// standard two kinds (entity -> event, event -> its time bucket), which the entity lists and the time order
+/// answer.
 protocol EdgeRun {
     var count: Int { get }
-    func forEachDescending(before end: Int, _ body: (EdgeItem) -> Bool)
     subscript(i: Int) -> EdgeItem { get }
 }
 
 extension EdgeRun {
-    /// Number of edges with timestamps below `timestamp`. O(log n).
-    func lowerBound(timestamp: Int64) -> Int {
-        var lo = 0
-        var hi = count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if self[mid].timestamp < timestamp { lo = mid + 1 } else { hi = mid }
+    /// Calls `body` with entries at indices `end-1, end-2, ...` down to 0 until it returns false.
+    func forEachDescending(before end: Int, _ body: (EdgeItem) -> Bool) {
+        var i = min(end, count) - 1
+        while i >= 0 {
+            if !body(self[i]) { return }
+            i -= 1
         }
-        return lo
     }
 }
 
@@ -91,8 +164,6 @@ extension SortedList: EdgeRun where Element == EdgeItem {}
 struct FrameEntry: Equatable {
     var offset: UInt32
     var payloadLength: UInt32
-    var minTimestamp: Int64
-    var maxTimestamp: Int64
 }
 
 /// What a segment's index answers. Every answer is about this segment only; `EventStore` merges segments.
@@ -116,7 +187,12 @@ protocol SegmentIndex: AnyObject {
     func forEachStem(_ body: (String, any PositionRun) -> Void)
     /// Every indexed event of the segment in time order.
     var allRun: any PositionRun { get }
-    func edgeRun(_ node: UInt64) -> (any EdgeRun)?
+    /// The events of the segment that mention an entity (its entity -> event adjacency entries), in time order.
+    func entityRun(_ node: UInt64) -> (any PositionRun)?
+    /// The minute of a time bucket node that events of the segment link to (event -> time bucket entries).
+    func bucketMinute(_ node: UInt64) -> Int64?
+    /// A node's other adjacency entries (neither of the two standard kinds), in time order.
+    func extraEdges(_ node: UInt64) -> (any EdgeRun)?
 }
 
 extension SegmentIndex {
@@ -161,8 +237,10 @@ final class StemList {
 /// The in-memory index of one segment: built by appends to the active segment, or by scanning a segment
 /// whose index file is missing or damaged. Written to an index file once its segment is sealed.
 /// - id hash -> offset (first occurrence; different ids with one hash go to `collisions`, compared in full);
-/// - node (entity, time bucket) -> its adjacency list in time order;
 /// - type code -> event positions in time order; every event in time order;
+/// - entity -> the positions (with types) of the events that mention it (its entity -> event entries);
+/// - time bucket -> its minute (the event -> time bucket entries: the time order answers them);
+/// - any other adjacency entry, per node, in time order;
 /// - id stem (the id up to its second `-`, e.g. `event-spawn_failed-`) -> positions, for prefix reads.
 final class MemoryIndex: SegmentIndex {
     let segment: UInt64
@@ -171,7 +249,9 @@ final class MemoryIndex: SegmentIndex {
     var byType: [UInt16: TimedList] = [:]
     var byStem: [UInt64: StemList] = [:]
     let all = TimedList()
-    var edges: [UInt64: EdgeList] = [:]
+    var byEntity: [UInt64: SortedList<TypedPosition>] = [:]
+    var buckets: [UInt64: Int64] = [:]
+    var extra: [UInt64: EdgeList] = [:]
     var frames: [FrameEntry] = []
     private(set) var conceptCount = 0
     private(set) var adjacencyCount = 0
@@ -180,8 +260,10 @@ final class MemoryIndex: SegmentIndex {
     private(set) var minTimestamp = Int64.max
     private(set) var maxTimestamp = Int64.min
 
-    private var frameEvents = Set<UInt64>()
+    /// This frame's indexed events: id hash -> (position, type).
+    private var frameEvents: [UInt64: TypedPosition] = [:]
     private var frameDuplicates = Set<UInt64>()
+    private var lastBucket: (minute: Int64, hash: UInt64) = (.min, 0)
 
     init(segment: UInt64) { self.segment = segment }
 
@@ -195,13 +277,21 @@ final class MemoryIndex: SegmentIndex {
         for o in more where !body(Int(o)) { return }
     }
 
-    func typeRun(_ type: UInt16) -> (any PositionRun)? { byType[type] }
+    func typeRun(_ type: UInt16) -> (any PositionRun)? { byType[type].map { KnownTypeRun(list: $0, type: type) } }
     var typeCodes: [UInt16] { Array(byType.keys) }
     func forEachStem(_ body: (String, any PositionRun) -> Void) {
         for s in byStem.values { body(s.stem, s.list) }
     }
     var allRun: any PositionRun { all }
-    func edgeRun(_ node: UInt64) -> (any EdgeRun)? { edges[node] }
+    func entityRun(_ node: UInt64) -> (any PositionRun)? { byEntity[node].map { TypedRun(list: $0) } }
+    func bucketMinute(_ node: UInt64) -> Int64? { buckets[node] }
+    func extraEdges(_ node: UInt64) -> (any EdgeRun)? { extra[node] }
+
+    /// The id hash of the time bucket of `minute` (cached: consecutive events usually share a minute).
+    private func bucketHash(_ minute: Int64) -> UInt64 {
+        if lastBucket.minute != minute { lastBucket = (minute, Hash.id("time-" + String(minute))) }
+        return lastBucket.hash
+    }
 
     /// Indexes the records of one valid frame at `frameOffset` whose payload is `payload`.
     /// `isKnown` says whether an id is already stored (in this or another segment): such a record is a
@@ -211,9 +301,7 @@ final class MemoryIndex: SegmentIndex {
         recordCount frameRecords: Int, isKnown: (ConceptView) -> Bool
     ) {
         let payloadOffset = frameOffset + Format.frameHeaderSize
-        frames.append(
-            FrameEntry(offset: UInt32(frameOffset), payloadLength: UInt32(payload.count), minTimestamp: frameMin,
-                       maxTimestamp: frameMax))
+        frames.append(FrameEntry(offset: UInt32(frameOffset), payloadLength: UInt32(payload.count)))
         minTimestamp = min(minTimestamp, frameMin)
         maxTimestamp = max(maxTimestamp, frameMax)
         recordCount += frameRecords
@@ -235,16 +323,17 @@ final class MemoryIndex: SegmentIndex {
                 continue
             }
             if ids[h] == nil { ids[h] = offset } else { collisions[h, default: []].append(offset) }
-            frameEvents.insert(h)
             conceptCount += 1
             let position = EventPosition(timestamp: view.timestamp, location: Location(segment: segment, offset: Int(offset)).raw)
+            let type = view.typeCode
+            frameEvents[h] = TypedPosition(position: position, type: type)
             all.insert(position)
-            if let list = byType[view.typeCode] {
+            if let list = byType[type] {
                 list.insert(position)
             } else {
                 let list = TimedList()
                 list.insert(position)
-                byType[view.typeCode] = list
+                byType[type] = list
             }
             let idBytes = view.idBytes
             let stemLength = MemoryIndex.stemLength(idBytes)
@@ -270,12 +359,30 @@ final class MemoryIndex: SegmentIndex {
             adjacencyCount += 1
             let ts = a.timestamp
             let type = a.edgeType
-            // An event's own edges are read from its frame; only the other end's list gets the item.
-            if !frameEvents.contains(source) {
-                edgeList(source).insert(EdgeItem(timestamp: ts, other: target, edgeType: type, outgoing: true))
+            // The standard entries: entity -> event (typed by the event's type), event -> its minute's bucket.
+            if let event = frameEvents[target], type == event.type, ts == event.position.timestamp {
+                let list: SortedList<TypedPosition>
+                if let existing = byEntity[source] {
+                    list = existing
+                } else {
+                    list = SortedList<TypedPosition>()
+                    byEntity[source] = list
+                }
+                list.insert(event)
+                continue
             }
-            if !frameEvents.contains(target) {
-                edgeList(target).insert(EdgeItem(timestamp: ts, other: source, edgeType: type, outgoing: false))
+            if let event = frameEvents[source], type == TimeBucket.edgeType, ts == event.position.timestamp,
+                target == bucketHash(TimeBucket.minute(ts))
+            {
+                buckets[target] = TimeBucket.minute(ts)
+                continue
+            }
+            // Any other entry: both ends' lists, except an event's own side (read from its frame).
+            if frameEvents[source] == nil {
+                extraList(source).insert(EdgeItem(timestamp: ts, other: target, edgeType: type, outgoing: true))
+            }
+            if frameEvents[target] == nil {
+                extraList(target).insert(EdgeItem(timestamp: ts, other: source, edgeType: type, outgoing: false))
             }
         }
     }
@@ -286,16 +393,17 @@ final class MemoryIndex: SegmentIndex {
         all.freeze()
         for l in byType.values { l.freeze() }
         for s in byStem.values { s.list.freeze() }
-        for l in edges.values { l.freeze() }
+        for l in byEntity.values { l.freeze() }
+        for l in extra.values { l.freeze() }
         frozen = true
     }
 
     private(set) var frozen = false
 
-    @inline(__always) private func edgeList(_ node: UInt64) -> EdgeList {
-        if let list = edges[node] { return list }
+    @inline(__always) private func extraList(_ node: UInt64) -> EdgeList {
+        if let list = extra[node] { return list }
         let list = EdgeList()
-        edges[node] = list
+        extra[node] = list
         return list
     }
 

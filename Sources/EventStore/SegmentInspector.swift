@@ -194,7 +194,6 @@ public enum SegmentInspector {
             report.headerProblem = error.message
             return report
         }
-        defer { file.close(SystemCalls.live) }
         report.fileBytes = UInt64(file.length)
         let (bytes, bad) = file.decompressAll()
         report.compressed = CompressedInfo(

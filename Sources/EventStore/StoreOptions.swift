@@ -21,6 +21,11 @@ public struct StoreOptions: Sendable {
     /// Delete whole sealed segments, oldest first, while the store takes more than this many bytes on disk
     /// (nil: no limit). The active segment is never deleted.
     public var maxBytes: Int?
+    /// Replication's retention floor: the highest frame sequence shipped (nil: nothing to protect). Retention by
+    /// age keeps a segment holding frames above it; `maxBytes` still deletes it and reports `onReplicationLoss`.
+    public var replicationFloor: (@Sendable () -> UInt64?)?
+    /// Called after retention deleted frames replication had not shipped (see `replicationFloor`).
+    public var onReplicationLoss: (@Sendable (ReplicationLoss) -> Void)?
     /// Whether a background thread writes index files, compacts and applies retention. When false the owner
     /// calls `runMaintenance()` (tests and tools do, for determinism).
     public var backgroundMaintenance = true

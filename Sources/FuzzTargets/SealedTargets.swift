@@ -4,9 +4,9 @@ import GridEvents
 /// Layouts of index files and compacted segments the harness needs to repair checksums (docs/FORMAT.md, "Index
 /// file" and "Compacted segment"; EventStore keeps its own copy internal).
 enum SealedLayout {
-    static let indexHeaderChecksumAt = 272
+    static let indexHeaderChecksumAt = 296
     static let indexSectionTableAt = 80
-    static let indexSections = 8
+    static let indexSections = 9
     static let compactedHeaderChecksumAt = 56
     static let blockEntrySize = 40
 

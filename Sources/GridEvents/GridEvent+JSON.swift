@@ -85,13 +85,17 @@ extension GridEvent {
         } else {
             for (k, v) in o where !["event_type", "id", "timestamp", "entities"].contains(k) { fieldsObject[k] = v }
         }
+        // Checked in name order, so a line with several bad fields always names the same one.
         var fields: [String: FieldValue] = [:]
-        for (k, v) in fieldsObject {
-            guard let f = v.fieldValue else { throw EventError("field \"\(k)\" must be a string, number, boolean or null") }
+        for k in fieldsObject.keys.sorted() {
+            guard let f = fieldsObject[k]!.fieldValue else { throw EventError("field \"\(k)\" must be a string, number, boolean or null") }
             fields[k] = f
         }
         let kind: GridEventKind
         if let type = EventType(name: typeName) {
+            if let unknown = fields.keys.filter({ k in !type.fields.contains { $0.name == k } }).min() {
+                throw EventError("\(type.name) has no field \"\(unknown)\"; its fields are \(type.fields.map(\.name).joined(separator: ", "))")
+            }
             kind = try GridEventKind(type: type, fields: fields)
         } else {
             try GridEvent.validateCustomName(typeName)

@@ -29,13 +29,21 @@ struct Emit: ParsableCommand {
               {"event_type": "spawn_failed", "node_id": "node-7", "agent_id": "agent-001", "error": "disk full"}
             "timestamp" (RFC 3339) and "id" are optional. An unknown event_type is a custom event; give its
             entities as "entities": ["..."]. Bad lines are reported with their line number; the good ones still go.
-            Prints how many events were acknowledged as durable. Exit status: 0 all acked, 1 some lines were bad,
-            2 not everything was acknowledged before --timeout.
+
+            Nothing is dropped: when grid-eventd is slower than the input, reading waits; while it is unreachable,
+            events go to the spool, and when that is full too, reading waits up to --timeout. A line without an id
+            gets one made from its bytes, its timestamp and its line number, and a line without a timestamp gets the
+            input file's modification time (or --time; from a pipe, the time it is read): so an import that was
+            interrupted can simply be run again, and every event is stored once.
+
+            On a terminal, progress is shown on standard error. Prints how many of this run's events were
+            acknowledged as durable. Exit status: 0 every event stored, 1 some lines were bad (every good one
+            stored), 2 some events were not stored (they are named by line).
             """)
 
     @OptionGroup var storage: StorageOption
 
-    @Option(help: "Write the id of every acknowledged event to this file, one per line.")
+    @Option(help: "Write the id of every acknowledged event to this file, one per line, in line order.")
     var report: String?
 
     @Option(name: .customLong("type"), help: "Emit one event of this type instead of reading standard input.")
@@ -44,81 +52,159 @@ struct Emit: ParsableCommand {
     @Option(name: .customLong("field"), help: "A field of the --type event, name=value (repeatable).")
     var fields: [String] = []
 
-    @Option(help: "Seconds to wait for acknowledgements.")
+    @Option(help: "Seconds to wait without progress (no event taken, none acknowledged) before giving up.")
     var timeout = 30.0
+
+    @Option(help: "Timestamp (RFC 3339) for lines without one. Default: the input file's modification time, or the time each line is read when the input is not a file.")
+    var time: String?
 
     @Option(name: .customLong("max-line"), help: "Longest accepted input line, bytes.")
     var maxLine = 1 << 20
 
-    func run() throws {
-        var drafts: [(line: Int, draft: GridEvent.Draft)] = []
-        var bad = 0
-        if let eventType {
-            var object: [String: JSONValue] = ["event_type": .string(eventType)]
-            for f in fields {
-                guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--field \(f): expected name=value") }
-                let name = String(f[..<eq])
-                let raw = String(f[f.index(after: eq)...])
-                object[name] = Int64(raw).map(JSONValue.int) ?? Double(raw).map(JSONValue.double) ?? (raw == "true" ? .bool(true) : raw == "false" ? .bool(false) : .string(raw))
-            }
-            do {
-                drafts.append((1, try GridEvent.parseJSON(.object(object))))
-            } catch {
-                throw ValidationError("\(error.message)")
-            }
-        } else {
-            var lineNumber = 0
-            while let line = readLine(strippingNewline: true) {
-                lineNumber += 1
-                if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-                guard line.utf8.count <= maxLine else {
-                    warn("line \(lineNumber): longer than \(maxLine) bytes; skipped")
-                    bad += 1
-                    continue
-                }
-                do {
-                    drafts.append((lineNumber, try GridEvent.parseJSON(try JSONValue.parse(Array(line.utf8)))))
-                } catch {
-                    warn("line \(lineNumber): \(error.message)")
-                    bad += 1
-                }
-            }
-        }
+    @Option(name: .customLong("queue-capacity"), help: "Events held in memory (default 100,000).")
+    var queueCapacity: Int?
+
+    @Option(name: .customLong("spool-dir"), help: "Spool directory (default $EVENT_SPOOL_DIR, else /tmp/grid-events-spool-<uid>).")
+    var spoolDir: String?
+
+    @Option(name: .customLong("spool-limit"), help: "Largest spool file, bytes (default 256 MiB).")
+    var spoolLimit: Int?
+
+    @Flag(help: "Show progress even when standard error is not a terminal.")
+    var progress = false
+
+    func validate() throws {
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if let time, TimeText.parse(time) == nil { throw ValidationError("--time \(time): expected RFC 3339, like 2026-11-29T02:10:00Z") }
+        guard maxLine > 0 else { throw ValidationError("--max-line must be positive") }
+    }
+
+    func makeEmitter() -> EventEmitter {
         var options = EmitterOptions(producerName: "grid-cli")
         options.notice = { warn($0) }
-        let emitter = EventEmitter(storage: storage.resolved, options: options)
-        var ids: [String] = []
-        for (line, d) in drafts {
-            if let id = d.id {
-                guard id.hasPrefix("event-" + d.kind.typeName + "-") else {
-                    warn("line \(line): id \(id) must start with event-\(d.kind.typeName)-")
-                    bad += 1
-                    continue
-                }
-                emitter.emit(d.kind, id: id, at: d.timestamp)
-                ids.append(id)
-            } else {
-                let seq = emitter.emit(d.kind, at: d.timestamp)
-                ids.append(emitter.id(of: d.kind, sequence: seq))
+        options.whenFull = .wait(seconds: timeout)
+        options.trackAcknowledgements = true
+        if let queueCapacity { options.queueCapacity = max(1, queueCapacity) }
+        if let spoolDir { options.spoolDirectory = spoolDir }
+        if let spoolLimit { options.spoolLimitBytes = spoolLimit }
+        return EventEmitter(storage: storage.resolved, options: options)
+    }
+
+    func run() throws {
+        if let eventType { return try emitOne(eventType) }
+        let emitter = makeEmitter()
+        var defaultTime = time.flatMap(TimeText.parse)
+        if defaultTime == nil {
+            var st = stat()
+            if fstat(0, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+                defaultTime = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
             }
         }
-        let complete = emitter.flush(timeout: timeout)
+        let importer = LineImport(emitter: emitter, maxLine: maxLine, defaultTime: defaultTime, keepIds: report != nil, warn: warn)
+        let shown = progress || isatty(2) == 1
+        let bar = shown ? ProgressLine(linesRead: { [count = importer.linesRead] in count.value.load(ordering: .relaxed) }, acked: { [emitter] in emitter.stats.acked }) : nil
+        importer.run(fd: 0)
+        let delivered = waitForAcks(emitter)
+        bar?.finish()
         let stats = emitter.stats
         emitter.close(timeout: 0)
-        let acked = min(stats.acked, ids.count)
-        print("\(acked) of \(ids.count) event(s) acknowledged" + (bad > 0 ? "; \(bad) bad line(s) skipped" : ""))
-        if let report {
-            let text = ids.prefix(acked).map { $0 + "\n" }.joined()
-            try text.write(toFile: report, atomically: true, encoding: .utf8)
+        let emitted = importer.sequences.count
+        var notStored: [Int] = []
+        var reported: [String] = []
+        for (i, seq) in importer.sequences.enumerated() {
+            if emitter.isAcknowledged(sequence: seq) {
+                if report != nil { reported.append(importer.ids[i]) }
+            } else {
+                notStored.append(Int(importer.lines[i]))
+            }
         }
-        if !complete || acked < ids.count {
-            warn("not every event was acknowledged within \(timeout) s; the rest stay in the spool and are sent by the next run")
+        let acked = emitted - notStored.count
+        var summary = "\(acked) of \(emitted) event(s) acknowledged"
+        if importer.bad > 0 { summary += "; \(importer.bad) bad line(s) skipped" }
+        if stats.replayed > 0 { summary += "; \(stats.replayed) event(s) of an earlier run delivered from the spool" }
+        print(summary)
+        if let report {
+            try reported.map { $0 + "\n" }.joined().write(toFile: report, atomically: true, encoding: .utf8)
+        }
+        var failed = false
+        if let line = importer.stoppedAtLine {
+            failed = true
+            warn("stopped at line \(line): grid-eventd took no event for \(timeout) s and the spool is full or unusable; line \(line) and the lines after it were not sent")
+        }
+        if !notStored.isEmpty {
+            failed = true
+            let kept = emitter.spoolPath.map { "they are kept in the spool \($0) and the next grid-cli emit delivers them" } ?? "there is no spool: they are lost"
+            warn("\(notStored.count) event(s) not acknowledged within \(timeout) s without progress (\(kept)); lines \(LineRanges.describe(notStored)). Running this import again stores each line once.")
+        } else if !delivered {
+            warn("events of an earlier run are still in the spool; the next grid-cli emit delivers them")
+        }
+        if failed { throw ExitCode(2) }
+        if importer.bad > 0 { throw ExitCode(1) }
+    }
+
+    /// Waits until nothing is pending, giving up after `timeout` seconds in which nothing was acknowledged.
+    func waitForAcks(_ emitter: EventEmitter) -> Bool {
+        var last = emitter.stats
+        var lastProgress = Date()
+        while emitter.hasPending {
+            _ = emitter.flush(timeout: 0.25)
+            let now = emitter.stats
+            if now.acked != last.acked || now.replayed != last.replayed || now.spooled != last.spooled {
+                last = now
+                lastProgress = Date()
+            } else if Date().timeIntervalSince(lastProgress) > timeout {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// `--type` with `--field`s: one event, with an id of its own (not an import: running it again emits again).
+    func emitOne(_ eventType: String) throws {
+        var object: [String: JSONValue] = ["event_type": .string(eventType)]
+        for f in fields {
+            guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--field \(f): expected name=value") }
+            let name = String(f[..<eq])
+            let raw = String(f[f.index(after: eq)...])
+            object[name] = Int64(raw).map(JSONValue.int) ?? Double(raw).map(JSONValue.double) ?? (raw == "true" ? .bool(true) : raw == "false" ? .bool(false) : .string(raw))
+        }
+        let draft: GridEvent.Draft
+        do {
+            draft = try GridEvent.parseJSON(.object(object))
+            try GridEvent.validate(kind: draft.kind, id: draft.id)
+        } catch {
+            throw ValidationError("\(error.message)")
+        }
+        let emitter = makeEmitter()
+        let seq = draft.id.map { emitter.emit(draft.kind, id: $0, at: draft.timestamp) } ?? emitter.emit(draft.kind, at: draft.timestamp)
+        let id = draft.id ?? emitter.id(of: draft.kind, sequence: seq)
+        _ = waitForAcks(emitter)
+        emitter.close(timeout: 0)
+        let acked = seq != 0 && emitter.isAcknowledged(sequence: seq)
+        print("\(acked ? 1 : 0) of 1 event(s) acknowledged")
+        if let report, acked { try (id + "\n").write(toFile: report, atomically: true, encoding: .utf8) }
+        if !acked {
+            warn("the event was not acknowledged within \(timeout) s without progress" + (emitter.spoolPath.map { "; it is kept in the spool \($0)" } ?? ""))
             throw ExitCode(2)
         }
-        if bad > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Line numbers as ranges: "3, 7-9, 12" (at most 20 ranges, then how many more).
+enum LineRanges {
+    static func describe(_ lines: [Int]) -> String {
+        var ranges: [(Int, Int)] = []
+        for l in lines.sorted() {
+            if let last = ranges.last, last.1 + 1 == l { ranges[ranges.count - 1].1 = l } else { ranges.append((l, l)) }
+        }
+        var text = ranges.prefix(20).map { $0.0 == $0.1 ? "\($0.0)" : "\($0.0)-\($0.1)" }.joined(separator: ", ")
+        if ranges.count > 20 { text += " and \(ranges.count - 20) more range(s)" }
+        return text
     }
 }
 
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    // While a progress line is shown, clear it first (it is redrawn on its next tick).
+    let clear = ProgressLine.shown.value.load(ordering: .relaxed) != 0 ? "\r\u{1B}[K" : ""
+    FileHandle.standardError.write(Data((clear + message + "\n").utf8))
 }

@@ -70,6 +70,30 @@ struct GridEventd: AsyncParsableCommand {
     @Option(help: "Bearer token required on every HTTP request. Required when --http binds beyond loopback. Default: $GRID_EVENTS_TOKEN.")
     var token: String?
 
+    @Option(help: "Replicate every committed batch to a NATS JetStream cluster: URL[,URL...] (nats://[user:pass@|token@]host:port, tls://...).")
+    var replicate: String?
+
+    @Option(help: "Aggregate every host's replicated events into this store (the cluster view): URL[,URL...].")
+    var aggregate: String?
+
+    @Option(name: .customLong("host-id"), help: "This host's id in replication: subject <prefix>.<id>, entity host-<id>. Default: the hostname.")
+    var hostId: String?
+
+    @Option(help: "JetStream stream name. Default GRID_EVENTS.")
+    var stream: String?
+
+    @Option(name: .customLong("subject-prefix"), help: "Replication subject prefix; hosts publish to <prefix>.<host id>. Default grid.events.")
+    var subjectPrefix: String?
+
+    @Option(help: "Stream replicas when the daemon creates the stream. Default min(3, cluster size).")
+    var replicas: Int?
+
+    @Option(help: "The aggregator's durable consumer name. Default aggregator-<host id>.")
+    var consumer: String?
+
+    @Option(name: .customLong("nats-ca"), help: "PEM file of the CA that signed the NATS servers' certificates (tls:// URLs).")
+    var natsCA: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -125,6 +149,14 @@ struct GridEventd: AsyncParsableCommand {
         if let maxFrame { config.maxFrame = maxFrame }
         if let metricsInterval { config.metricsIntervalSeconds = metricsInterval }
         if let frameTimeout { config.frameTimeoutSeconds = frameTimeout }
+        if let replicate { config.replication.replicate = replicate }
+        if let aggregate { config.replication.aggregate = aggregate }
+        if let hostId { config.replication.hostId = hostId }
+        if let stream { config.replication.stream = stream }
+        if let subjectPrefix { config.replication.subjectPrefix = subjectPrefix }
+        if let replicas { config.replication.replicas = replicas }
+        if let consumer { config.replication.consumer = consumer }
+        if let natsCA { config.replication.natsCA = natsCA }
         if let problem = config.problem {
             logger.critical("\(problem)")
             throw ExitCode(1)

@@ -26,9 +26,13 @@ struct RetentionDaemonTests {
         let result = producer.wait(timeout: 120)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(summary(result.stdout)["acked"] as? Int == 6000, "\(result.stdout)")
-        // Maintenance runs after each seal; give the last pass a moment.
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !daemon.log().contains("retention deleted") { usleep(50_000) }
+        // Maintenance runs after each seal; give the passes a moment: retention has deleted, and every sealed
+        // segment left is compacted (only the active segment is a raw file).
+        let deadline = Date().addingTimeInterval(30)
+        func rawSegments() -> Int {
+            (try? FileManager.default.contentsOfDirectory(atPath: dir.file("data")).filter { $0.hasSuffix(".sgs") }.count) ?? 0
+        }
+        while Date() < deadline, !daemon.log().contains("retention deleted") || rawSegments() > 1 { usleep(50_000) }
         #expect(daemon.stop() == 0)
         let log = daemon.log()
         #expect(log.contains("retention deleted segment(s)"), "\(log.suffix(2000))")

@@ -254,6 +254,39 @@ struct CompactionTests {
         #expect(StoreAnswers(again, ids: ids, base: base) == before)
     }
 
+    @Test func indexFilesOfTheOlderLayoutAreRebuiltNeverMisread() throws {
+        let dir = TempDir("index-v1")
+        var store: EventStore? = try EventStore.open(at: dir.path, options: options())
+        let ids = try fill(store!)
+        try store!.runMaintenance()
+        let before = StoreAnswers(store!, ids: ids, base: base)
+        store!.close()
+        store = nil
+        // Make every index file claim the version-1 layout (magic SGEVIDX1, version 1), with a header checksum
+        // that holds, as a file written by the previous release would.
+        let indexFiles = try files(dir, endingWith: ".sgi")
+        #expect(!indexFiles.isEmpty)
+        for name in indexFiles {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file(name))))
+            bytes[7] = UInt8(ascii: "1")
+            bytes[8] = 1
+            let sumAt = 296  // IndexFile.headerChecksumOffset (docs/FORMAT.md)
+            let sum = bytes[0..<sumAt].withUnsafeBytes { Hash.bytes($0) }
+            withUnsafeBytes(of: sum.littleEndian) { for i in 0..<8 { bytes[sumAt + i] = $0[i] } }
+            try Data(bytes).write(to: URL(fileURLWithPath: dir.file(name)))
+        }
+        let reopened = try EventStore.open(at: dir.path, options: options())
+        #expect(reopened.recovery.notices.count == indexFiles.count, "\(reopened.recovery.notices)")
+        #expect(reopened.recovery.notices.allSatisfy { $0.contains("version 1") }, "\(reopened.recovery.notices)")
+        #expect(StoreAnswers(reopened, ids: ids, base: base) == before)
+        let report = try reopened.runMaintenance()
+        #expect(report.indexesWritten.count == indexFiles.count, "maintenance writes them again in the current layout")
+        reopened.close()
+        let again = try EventStore.open(at: dir.path, options: options())
+        #expect(again.recovery.notices.isEmpty, "\(again.recovery.notices)")
+        #expect(StoreAnswers(again, ids: ids, base: base) == before)
+    }
+
     @Test func damagedCompressedBlockLosesOnlyItsEvents() throws {
         let dir = TempDir("block")
         var store: EventStore? = try EventStore.open(at: dir.path, options: options())

@@ -24,6 +24,12 @@ struct EmitLoad: ParsableCommand {
     @Option(name: .customLong("spool-dir"), help: "Spool directory.")
     var spoolDir: String?
 
+    @Option(name: .customLong("queue-capacity"), help: "Events the emitter holds in memory (default 100,000).")
+    var queueCapacity: Int?
+
+    @Option(name: .customLong("spool-limit"), help: "Largest spool file, bytes (default 256 MiB).")
+    var spoolLimit: Int?
+
     @Option(help: "Write the id of every emitted event here, one per line, before flushing.")
     var ids: String?
 
@@ -42,9 +48,15 @@ struct EmitLoad: ParsableCommand {
     @Option(help: "Seed for the generated events.")
     var seed: UInt64 = 1
 
+    @Option(name: .customLong("write-jsonl"), help: "Write --count generated events as flat JSON lines (no ids: grid-cli emit makes them) to this file, and exit.")
+    var writeJSONL: String?
+
     func run() throws {
+        if let writeJSONL { return try EmitLoad.writeLines(count: count, seed: seed, to: writeJSONL) }
         var options = EmitterOptions(producerName: producer)
         if let spoolDir { options.spoolDirectory = spoolDir }
+        if let queueCapacity { options.queueCapacity = queueCapacity }
+        if let spoolLimit { options.spoolLimitBytes = spoolLimit }
         let emitter = EventEmitter(storage: storage, options: options)
         var grid = SampleGrid(seed: seed)
         let kinds = (0..<count).map { grid.event(index: $0, count: count).kind }
@@ -84,6 +96,7 @@ struct EmitLoad: ParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) }
         let result: [String: Any] = [
             "producer": emitter.producerId, "emitted": stats.emitted, "acked": stats.acked, "spooled": stats.spooled,
+            "replayed": stats.replayed,
             "dropped": stats.dropped, "reconnects": stats.reconnects, "complete": complete,
             "emit_seconds": Double(emitted - start) / 1e9, "total_seconds": Double(done - start) / 1e9,
             "events_per_second": Double(count) / (Double(done - start) / 1e9),
@@ -92,5 +105,26 @@ struct EmitLoad: ParsableCommand {
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
         if !complete { throw ExitCode(2) }
+    }
+
+    /// Realistic flat JSON lines (`SampleGrid`, with timestamps, without ids), written in 4 MiB pieces.
+    static func writeLines(count: Int, seed: UInt64, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write \(path)")
+        }
+        var grid = SampleGrid(seed: seed)
+        var chunk = ""
+        chunk.reserveCapacity(4 << 20)
+        for i in 0..<count {
+            let e = grid.event(index: i, count: count)
+            chunk += e.flatJSON.replacingOccurrences(of: ",\"id\":\"\(e.id)\"", with: "")
+            chunk += "\n"
+            if chunk.utf8.count >= 4 << 20 {
+                out.write(Data(chunk.utf8))
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        out.write(Data(chunk.utf8))
+        try out.close()
     }
 }

@@ -39,7 +39,11 @@ struct ScenarioResult {
 
     init(name: String) { self.name = name }
 
-    var passed: Bool { failures.isEmpty }
+    /// Ran, and every check held. A skipped scenario has not passed.
+    var passed: Bool { failures.isEmpty && skipped == nil }
+    var failed: Bool { !failures.isEmpty }
+    /// "pass", "FAIL" or "skipped".
+    var verdict: String { failed ? "FAIL" : (skipped != nil ? "skipped" : "pass") }
 
     mutating func check(_ condition: Bool, _ message: @autoclosure () -> String) {
         if !condition { failures.append(message()) }
@@ -54,7 +58,7 @@ struct ScenarioResult {
 
     var json: [String: Any] {
         var o: [String: Any] = [
-            "scenario": name, "result": skipped != nil ? "skipped" : (passed ? "pass" : "FAIL"), "rounds": rounds,
+            "scenario": name, "result": verdict, "rounds": rounds,
             "acked": acked, "lost": lost, "duplicated": duplicated, "order_violations": orderViolations,
             "corrupt_reads": corruptReads, "max_daemon_rss_bytes": maxDaemonRSS, "max_emitter_queue": maxQueued,
             "seconds": seconds, "notes": notes, "failures": failures,
@@ -85,6 +89,7 @@ enum Campaign {
         FsyncFailure(),
         Corruption(),
         Hostile(),
+        Replication(),
         Soak(),
     ]
 
@@ -109,7 +114,7 @@ enum Campaign {
         var rows: [[String]] = [header]
         for r in results {
             rows.append([
-                r.name, r.skipped != nil ? "skipped" : (r.passed ? "pass" : "FAIL"), "\(r.rounds)", "\(r.acked)", "\(r.lost)",
+                r.name, r.verdict, "\(r.rounds)", "\(r.acked)", "\(r.lost)",
                 "\(r.duplicated)", "\(r.orderViolations)", "\(r.corruptReads)", mib(r.maxDaemonRSS), "\(r.maxQueued)",
                 String(format: "%.1f", r.seconds),
             ])
@@ -120,7 +125,7 @@ enum Campaign {
             t.maxQueued = max(t.maxQueued, r.maxQueued)
         }
         rows.append([
-            "total", results.allSatisfy { $0.passed } ? "pass" : "FAIL", "\(total.rounds)", "\(total.acked)", "\(total.lost)",
+            "total", Campaign.verdict(results), "\(total.rounds)", "\(total.acked)", "\(total.lost)",
             "\(total.duplicated)", "\(total.orderViolations)", "\(total.corruptReads)", mib(maxRSS), "\(total.maxQueued)",
             String(format: "%.1f", total.seconds),
         ])
@@ -135,7 +140,22 @@ enum Campaign {
             for f in r.failures { lines.append("  \(r.name): FAILED: \(f)") }
         }
         for p in pending { lines.append("  \(p.name): not yet run, waits for \(p.waitingFor)") }
+        lines.append(Campaign.counts(results))
         return lines.joined(separator: "\n")
+    }
+
+    /// The campaign's verdict: FAIL when a scenario failed, "incomplete" when one was skipped (a skip is not a
+    /// pass), else pass.
+    static func verdict(_ results: [ScenarioResult]) -> String {
+        if results.contains(where: \.failed) { return "FAIL" }
+        return results.contains { $0.skipped != nil } ? "incomplete" : "pass"
+    }
+
+    /// "N passed, N failed, N skipped".
+    static func counts(_ results: [ScenarioResult]) -> String {
+        let skipped = results.filter { $0.skipped != nil }.count
+        let failed = results.filter(\.failed).count
+        return "\(results.count - skipped - failed) passed, \(failed) failed, \(skipped) skipped"
     }
 }
 

@@ -16,7 +16,11 @@ struct GridChaos: ParsableCommand {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run scenarios (default: all) and print the summary.",
-        discussion: "Scenarios: crash-loop, disk-full, fsync, bitflip, hostile, soak, all. Exit status 1 when any check fails.")
+        discussion: """
+            Scenarios: crash-loop, crash-compaction, crash-retention, disk-full, fsync, bitflip, hostile, replication, \
+            soak, all. Exit status 1 when any check fails. A scenario that cannot run here (disk-full without root) is \
+            reported as skipped, and the total then says incomplete, not pass.
+            """)
 
     @Option(help: "Comma-separated scenarios, or all.") var scenario = "all"
     @Option(help: "Daemon kills in the crash loop.") var rounds = 100
@@ -54,17 +58,21 @@ struct Run: ParsableCommand {
                 r.failures.append("aborted: \(error)")
             }
             r.seconds = Date().timeIntervalSince(t0)
-            print("== \(s.name): \(r.skipped != nil ? "skipped" : (r.passed ? "pass" : "FAIL")) in \(String(format: "%.1f", r.seconds)) s")
+            print("== \(s.name): \(r.verdict) in \(String(format: "%.1f", r.seconds)) s")
             fflush(nil)
             results.append(r)
         }
         let maxRSS = results.map(\.maxDaemonRSS).max() ?? 0
         print("")
         print(Campaign.summary(results, maxRSS: maxRSS))
+        // A skipped scenario is not a pass ("passed" is false, the total says incomplete), but not a failure
+        // either: the exit status is 1 only when a check failed.
         let passed = results.allSatisfy(\.passed)
+        let failed = results.contains(where: \.failed)
         if let json {
             let object: [String: Any] = [
-                "passed": passed, "rounds": results.reduce(0) { $0 + $1.rounds }, "acked": results.reduce(0) { $0 + $1.acked },
+                "passed": passed, "failed": results.filter(\.failed).count,
+                "skipped": results.filter { $0.skipped != nil }.count, "result": Campaign.verdict(results), "rounds": results.reduce(0) { $0 + $1.rounds }, "acked": results.reduce(0) { $0 + $1.acked },
                 "lost": results.reduce(0) { $0 + $1.lost }, "duplicated": results.reduce(0) { $0 + $1.duplicated },
                 "corrupt_reads": results.reduce(0) { $0 + $1.corruptReads }, "max_daemon_rss_bytes": maxRSS,
                 "scenarios": results.map(\.json), "pending": Campaign.pending.map { ["scenario": $0.name, "waits_for": $0.waitingFor] },
@@ -72,8 +80,8 @@ struct Run: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             _ = FileManager.default.createFile(atPath: json, contents: data)
         }
-        if passed && !keep && work == nil { try? FileManager.default.removeItem(atPath: workDir) }
-        if !passed {
+        if !failed && !keep && work == nil { try? FileManager.default.removeItem(atPath: workDir) }
+        if failed {
             print("work directory kept: \(workDir)")
             throw ExitCode(1)
         }

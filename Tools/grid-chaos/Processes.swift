@@ -10,6 +10,8 @@ final class DaemonProcess {
     let logPath: String
     var extra: [String]
     var environment: [String: String] = [:]
+    /// The HTTP address (default: an ephemeral loopback port).
+    var http = "127.0.0.1:0"
     private(set) var process: Process?
     /// Largest resident set seen by `sample()`, bytes.
     private(set) var maxRSS = 0
@@ -33,7 +35,7 @@ final class DaemonProcess {
     func start(timeout: Double = 20) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin + "/grid-eventd")
-        p.arguments = ["--data-dir", dataDir, "--socket", socket, "--metrics-interval", "3600", "--http", "127.0.0.1:0"] + extra
+        p.arguments = ["--data-dir", dataDir, "--socket", socket, "--metrics-interval", "3600", "--http", http] + extra
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "GRID_EVENTD_FAULTS")
         for (k, v) in environment { env[k] = v }

@@ -35,8 +35,13 @@ struct QueryBench: ParsableCommand {
             }
             print(String(format: "generated %d events in %.1f s", events, Double(monotonicNanos() - start) / 1e9))
         }
+        _ = try store.runMaintenance()
         let stats = store.stats
         print("store: \(stats.events) events, \(stats.segments) segments, \(stats.dataBytes) bytes")
+        let indexed = max(1, stats.compactedEvents)
+        print(String(format: "index files %.1f bytes/event (%d files), compacted data %.1f bytes/event, on disk %d bytes",
+                     Double(stats.indexBytes) / Double(indexed), stats.indexFiles,
+                     Double(stats.compactedBytes) / Double(indexed), stats.diskBytes))
         let engine = QueryEngine(store: store)
         let grid = SampleGrid(seed: 11)
         let span = (stats.minTimestamp ?? 0)...(stats.maxTimestamp ?? 1)

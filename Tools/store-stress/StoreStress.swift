@@ -65,9 +65,35 @@ struct AppendLoop: ParsableCommand {
     @Option(help: "Stop after this many batches (0: never).")
     var batches: Int = 0
 
+    @Flag(help: "Also read the whole store over and over on another thread, checking every event it is given (each read holds its snapshot while appends, compaction and retention go on); prints `read N` after each read, `corrupt ...` and exits 3 on a bad event.")
+    var readWhile = false
+
     func run() throws {
         let s = try EventStore.open(at: store.dataDir, options: try store.options())
         FileHandle.standardOutput.write(Data("open \(s.recovery.summary)\n".utf8))
+        if readWhile {
+            let reader = Thread {
+                while true {
+                    var n = 0
+                    var last: EventPosition?
+                    s.read([.all], ReadBounds(newestFirst: n % 2 == 0)) { e in
+                        if let problem = SyntheticEvents.check(e) {
+                            FileHandle.standardOutput.write(Data("corrupt \(problem)\n".utf8))
+                            Foundation.exit(3)
+                        }
+                        if let last, last == e.position {
+                            FileHandle.standardOutput.write(Data("corrupt \(e.id) given twice\n".utf8))
+                            Foundation.exit(3)
+                        }
+                        last = e.position
+                        n += 1
+                        return true
+                    }
+                    FileHandle.standardOutput.write(Data("read \(n)\n".utf8))
+                }
+            }
+            reader.start()
+        }
         var n = 0
         while batches == 0 || n < batches {
             let receipt = try s.append(SyntheticEvents.batch(run: runName, batch: n, events: events))

@@ -14,10 +14,14 @@ struct GridBench: ParsableCommand {
     @Option(help: "Repetitions of each measurement (median and spread are reported).") var runs = 3
     @Option(help: "Where to write the JSON results.") var json = "../.build/bench-results.json"
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
-    @Option(help: "The root package's release binaries (grid-eventd, emit-load) for the end-to-end rows.") var bin = "../.build/release"
+    @Option(help: "The root package's release binaries (grid-eventd, emit-load, grid-cli) for the end-to-end and ingest rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
     @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
     var gridStateOnly = false
+    @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
+    @Flag(help: "Only the replication rows.") var replicationOnly = false
+    @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
+    @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
 
     struct Row {
         var name: String
@@ -39,11 +43,23 @@ struct GridBench: ParsableCommand {
             report(rows)
             return
         }
+        if replicationOnly {
+            report(try replicationRows())
+            return
+        }
         print("generating \(events) grid events (17 types, 100 agents, 2,000 nodes, one day)...")
         var grid = SampleGrid(seed: 5)
         let all = grid.events(events)
         let batches = stride(from: 0, to: all.count, by: 1000).map { Array(all[$0..<min($0 + 1000, all.count)]) }
         var rows: [Row] = []
+        let ingestTools = ["grid-eventd", "grid-cli", "emit-load"].allSatisfy { FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }
+        if onlyIngest {
+            guard ingestTools else { throw BenchError("the ingest rows need grid-eventd, grid-cli and emit-load in \(bin): make release") }
+            rows += try ingestRows(all)
+            rows.append(try burstRow())
+            report(rows)
+            return
+        }
 
         // In-process append, batches of 1,000 events.
         for mode in [Durability.always, .batch, .none] {
@@ -150,6 +166,15 @@ struct GridBench: ParsableCommand {
         rows.append(Row(name: "id lookup after compaction (p50)", unit: "µs",
                         ours: latency { _ = store.event(id: all.randomElement(using: &rng)!.id) },
                         sqlite: nil, higherIsBetter: false))
+
+        // Appends while another thread reads nonstop (an entity's last 50, a type's newest 50, an id in a compacted
+        // segment), against the same appends with nobody reading: reads take the store's lock only to pick up
+        // their snapshot, so appends should barely notice them. `--sync none` so that fdatasync does not hide it.
+        let (idle, busy, readsDone) = try appendLatencyUnderReads(store, all: all, entities: entities)
+        rows.append(Row(name: "append p99 latency, 1,000-event batches, nobody reading", unit: "µs", ours: idle, sqlite: nil, higherIsBetter: false))
+        rows.append(Row(name: "append p99 latency while a thread queries nonstop (entity, type, compacted id)", unit: "µs",
+                        ours: busy, sqlite: nil, higherIsBetter: false))
+        print("  (the reading thread answered \(readsDone) queries during the measured appends)")
         store.close()
 
         // Open time and resident memory, each in a fresh process (store-stress open-stats) so the memory that
@@ -229,9 +254,73 @@ struct GridBench: ParsableCommand {
         } else {
             print("(end-to-end rows skipped: build the root package in release first: make release)")
         }
+        // Ingest: JSON import through grid-cli against SQLite, and the largest burst the emitter absorbs.
+        if ingestTools {
+            rows += try ingestRows(all)
+            rows.append(try burstRow())
+        } else {
+            print("(ingest rows skipped: build the root package in release first: make release)")
+        }
+        if !skipReplication, FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd") {
+            do {
+                rows += try replicationRows()
+            } catch {
+                print("replication rows failed: \(error)")
+            }
+        }
         try gridStateRows(events: events, into: &rows)
         if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
         report(rows)
+    }
+
+    /// Append p99 (µs) per run with nobody reading, then with a thread querying nonstop; and how many queries the
+    /// thread answered.
+    func appendLatencyUnderReads(_ store: EventStore, all: [GridEvent], entities: [String]) throws -> ([Double], [Double], Int) {
+        let start = all.last!.timestamp + 1_000_000
+        var idle: [Double] = []
+        var busy: [Double] = []
+        var queries = 0
+        for r in 0..<(2 * runs) {
+            let reading = r % 2 == 1
+            let stop = StopFlag()
+            let answered = Counter()
+            var reader: Thread?
+            if reading {
+                let oldIds = all.prefix(all.count / 2).map(\.id)
+                reader = Thread {
+                    var rng = SystemRandomNumberGenerator()
+                    while !stop.isSet {
+                        _ = store.timeline(entity: entities.randomElement(using: &rng)!, limit: 50)
+                        _ = store.events(type: UInt16.random(in: 10...17, using: &rng), limit: 50)
+                        _ = store.event(id: oldIds.randomElement(using: &rng)!)
+                        answered.add(3)
+                    }
+                }
+                reader!.start()
+                usleep(100_000)
+            }
+            var samples: [UInt64] = []
+            for b in 0..<300 {
+                // A producer tag per batch: fresh ids (a repeated id would be a duplicate, skipped).
+                let tag = String(format: "%06x%06x", r, b)
+                var g = SampleGrid(seed: UInt64(b + 1), start: start + Int64(r * 300 + b) * 1_000_000, span: 1_000_000)
+                let batch = g.events(1000, producerTag: tag).flatMap { $0.records() }
+                let t0 = monotonicNanos()
+                try store.append(batch)
+                samples.append(monotonicNanos() - t0)
+            }
+            stop.set()
+            while reader?.isFinished == false { usleep(1000) }
+            samples.sort()
+            let p99 = Double(samples[samples.count * 99 / 100]) / 1000
+            if reading {
+                busy.append(p99)
+                queries += answered.value
+            } else {
+                idle.append(p99)
+            }
+        }
+        return (idle, busy, queries)
     }
 
     /// Runs `store-stress open-stats` on a store and returns its JSON.
@@ -325,4 +414,18 @@ func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var value: Int { lock.withLock { n } }
+    func add(_ k: Int) { lock.withLock { n += k } }
 }

@@ -206,7 +206,7 @@ public final class DiffWorld: @unchecked Sendable {
                 // Mostly one node-lifecycle type, so that a type list (one the grid state reads) crosses the caps
                 // too; the first nodes it names appear nowhere later, so only a read of the oldest finds them.
                 let type: EventType = below(100) < 97 ? .spawnRequested : typeOrder[below(typeOrder.count)]
-                let node = i < total / 25 ? "node-early-\(below(40))" : nodes[zipf(nodes.count)]
+                let node = i < total / 200 ? "node-early-\(below(10))" : nodes[zipf(nodes.count)]
                 kindValue = kind(type, agent: Self.hotAgent, node: node)
             } else {
                 let type = typeOrder[zipf(typeOrder.count)]

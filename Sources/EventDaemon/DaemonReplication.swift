@@ -1,0 +1,179 @@
+import EventReplication
+import EventStore
+import Foundation
+import GridEvents
+import Logging
+import NATSClient
+import NIOConcurrencyHelpers
+
+/// Replication settings of grid-eventd: flags `--replicate`, `--aggregate`, `--host-id`, `--stream`,
+/// `--subject-prefix`, `--replicas`, `--consumer`, `--nats-ca`, and the config-file keys `replicate`, `aggregate`,
+/// `host_id`, `stream`, `subject_prefix`, `replicas`, `consumer`, `nats_ca`.
+public struct ReplicationSettings: Sendable {
+    /// NATS URLs to replicate this store to (host side).
+    public var replicate: String?
+    /// NATS URLs to aggregate every host's events from (cluster view).
+    public var aggregate: String?
+    public var hostId: String?
+    public var stream: String?
+    public var subjectPrefix: String?
+    public var replicas: Int?
+    public var consumer: String?
+    public var natsCA: String?
+
+    public init() {}
+
+    public var isEnabled: Bool { replicate != nil || aggregate != nil }
+
+    /// The configuration for `urls`, or an error message naming the bad value.
+    public func config(urls: String) -> Result<ReplicationConfig, SettingsProblem> {
+        let servers: [NATSServerAddress]
+        do {
+            servers = try NATSServerAddress.parseList(urls)
+        } catch {
+            return .failure(SettingsProblem(description: "\(error)"))
+        }
+        var c = ReplicationConfig(servers: servers, hostId: hostId ?? Self.defaultHostId())
+        if let stream { c.stream = stream }
+        if let subjectPrefix { c.subjectPrefix = subjectPrefix }
+        c.replicas = replicas
+        c.consumerName = consumer
+        c.tlsCAFile = natsCA
+        if let p = c.problem { return .failure(SettingsProblem(description: p)) }
+        return .success(c)
+    }
+
+    /// The hostname, made a valid host id (other bytes become `-`).
+    public static func defaultHostId() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        let name = String(cString: buf).split(separator: ".").first.map(String.init) ?? "host"
+        let mapped = name.utf8.map { b -> UInt8 in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F ? b : 0x2D
+        }
+        let s = String(decoding: mapped.prefix(64), as: UTF8.self)
+        return s.isEmpty ? "host" : s
+    }
+
+    /// Applies one config-file key; false when the key is not a replication key.
+    mutating func apply(_ e: ConfigFile.Entry) throws -> Bool {
+        switch e.key {
+        case "replicate": replicate = try e.string()
+        case "aggregate": aggregate = try e.string()
+        case "host_id": hostId = try e.string()
+        case "stream": stream = try e.string()
+        case "subject_prefix": subjectPrefix = try e.string()
+        case "replicas": replicas = try e.int()
+        case "consumer": consumer = try e.string()
+        case "nats_ca": natsCA = try e.string()
+        default: return false
+        }
+        return true
+    }
+}
+
+/// Why replication settings cannot be used.
+public struct SettingsProblem: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// The replicator and aggregator a daemon runs, and what `/api/stats` shows of them.
+final class DaemonReplication: @unchecked Sendable {
+    let replicator: Replicator?
+    let aggregator: Aggregator?
+    /// Set before the store opens: the replicator (when any) answers retention's floor through it.
+    let floor: FloorBox
+
+    final class FloorBox: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var replicator: Replicator?
+        private var pendingLosses: [ReplicationLoss] = []
+        func set(_ r: Replicator) {
+            let losses: [ReplicationLoss] = lock.withLock {
+                replicator = r
+                defer { pendingLosses = [] }
+                return pendingLosses
+            }
+            for l in losses { r.report(loss: l) }
+        }
+        var value: UInt64? { lock.withLock { replicator?.cursor } }
+        func report(_ loss: ReplicationLoss) {
+            let r: Replicator? = lock.withLock {
+                if replicator == nil { pendingLosses.append(loss) }
+                return replicator
+            }
+            r?.report(loss: loss)
+        }
+    }
+
+    init(replicator: Replicator?, aggregator: Aggregator?, floor: FloorBox) {
+        self.replicator = replicator
+        self.aggregator = aggregator
+        self.floor = floor
+    }
+
+    func start() {
+        replicator?.start()
+        aggregator?.start()
+    }
+
+    /// Stops both (bounded: at most 10 s), saving the replicator's cursor.
+    func stop() {
+        let done = DispatchSemaphore(value: 0)
+        let r = replicator
+        let a = aggregator
+        Task {
+            await a?.stop()
+            await r?.stop()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 10)
+    }
+
+    /// The `replication` and `aggregation` members of `/api/stats` (JSON), or nil when neither runs.
+    func statsJSON() -> String? {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        var parts: [String] = []
+        if let r = replicator, let d = try? e.encode(r.stats) { parts.append("\"replication\":" + String(decoding: d, as: UTF8.self)) }
+        if let a = aggregator, let d = try? e.encode(a.stats) { parts.append("\"aggregation\":" + String(decoding: d, as: UTF8.self)) }
+        return parts.isEmpty ? nil : parts.joined(separator: ",")
+    }
+}
+
+/// The aggregator's sink: the daemon's single writer (group commit with the producers, the live feed).
+struct WriterSink: ReplicaSink {
+    let writer: BatchWriter
+    let store: EventStore
+
+    func storeReplicated(_ batch: [(event: GridEvent, records: [Record])]) async throws {
+        let stored = store.contains(ids: batch.map(\.event.id), timestamps: batch.map(\.event.timestamp))
+        var fresh: [(event: GridEvent, records: [Record])] = []
+        var seen = Set<String>()
+        for (b, isStored) in zip(batch, stored) where !isStored && seen.insert(b.event.id).inserted { fresh.append(b) }
+        var prepared: [EventStore.PreparedBatch] = []
+        var records: [Record] = []
+        for b in fresh {
+            if records.count + b.records.count > 16_384 {
+                prepared.append(try store.prepare(records))
+                records = []
+            }
+            records += b.records
+        }
+        if !records.isEmpty { prepared.append(try store.prepare(records)) }
+        let events = fresh.map(\.event)
+        let w = writer
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            let job = BatchWriter.Job(
+                producer: "replication", through: 0, eventCount: batch.count, prepared: prepared, newEvents: events,
+                receivedAt: monotonicNanos(),
+                completion: { result in
+                    switch result {
+                    case .success: c.resume()
+                    case .failure(let e): c.resume(throwing: e)
+                    }
+                })
+            w.submit(job)
+        }
+    }
+}

@@ -1,0 +1,380 @@
+import EventStore
+import Foundation
+import GridEvents
+import Logging
+import NATSClient
+import NIOConcurrencyHelpers
+
+/// Where an aggregator stores what it pulls: durably, before it acks. grid-eventd's writer implements it.
+public protocol ReplicaSink: Sendable {
+    /// Stores the events (skipping ids already stored) and returns once they are durable.
+    /// Each entry: the event and the records to write (its own, plus the origin host entity).
+    func storeReplicated(_ batch: [(event: GridEvent, records: [Record])]) async throws
+}
+
+/// The cluster view: pulls every host's frames from its own durable consumer, stores them locally (each event
+/// gains the entity `host-<id>`), and acks a message only once its events are durable. A message that fails its
+/// checksum or does not decode, or that is not a grid-events message of the host its subject names, is reported
+/// (log and `/api/stats`, with its stream sequence) and terminated (`+TERM`), never redelivered forever. Event ids
+/// are kept, so a redelivery stores nothing twice.
+public final class Aggregator: @unchecked Sendable {
+    public let config: ReplicationConfig
+    let sink: ReplicaSink
+    let logger: Logger
+    private let lock = NIOLock()
+    private var connection: NATSConnection?
+    private var task: Task<Void, Never>?
+    private var state = AggregatorStats()
+    /// Per host: the order keeper (used by the pull loop only).
+    private var order: [String: HostOrder] = [:]
+
+    /// Where a host's frames stand here: the last frame applied whole, a frame whose parts are being applied, and
+    /// since when a gap has held messages back.
+    struct HostOrder {
+        var applied: UInt64
+        var partial: (sequence: UInt64, nextPart: Int)?
+        var holdingSince: Date?
+    }
+
+    /// How long a gap in a host's frames may hold later ones back before they are stored anyway (a frame that
+    /// will never come: it left the stream by its limits).
+    static let gapPatience: TimeInterval = 10
+
+    public init(config: ReplicationConfig, sink: ReplicaSink, logger: Logger) {
+        self.config = config
+        self.sink = sink
+        self.logger = logger
+        state.stream = config.stream
+        state.consumer = config.durableName
+    }
+
+    public var stats: AggregatorStats {
+        var s = lock.withLock { state }
+        s.connected = connection?.connectionState == .connected
+        s.server = connection?.connectedServer?.description
+        let now = StoreOptions.nowMicros()
+        for (k, var h) in s.hosts {
+            h.lagFrames = h.headSequence > h.lastSequence ? h.headSequence - h.lastSequence : 0
+            h.lagEvents = Int(Double(h.lagFrames) * (h.frames > 0 ? Double(h.events) / Double(h.frames) : 0))
+            h.lagSeconds = h.lagFrames > 0 ? Double(now - (h.lastPublished ?? now)) / 1e6 : h.lastDelaySeconds
+            s.hosts[k] = h
+        }
+        return s
+    }
+
+    public func start() {
+        let c = NATSConnection(options: config.natsOptions(name: "grid-eventd aggregator \(config.hostId)", logger: logger))
+        lock.withLock { connection = c }
+        task = Task { await self.run(c) }
+    }
+
+    public func stop() async {
+        task?.cancel()
+        await task?.value
+        await connection?.close()
+    }
+
+    private func note(_ update: (inout AggregatorStats) -> Void) { lock.withLock { update(&state) } }
+
+    private func setUp(_ c: NATSConnection, _ js: JetStream) async -> Bool {
+        var logged = false
+        while !Task.isCancelled {
+            if c.connectionState != .connected {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            do {
+                _ = try await js.ensureStream(streamConfig(config, knownServers: c.knownServers.count))
+                var cc = ConsumerConfig(durableName: config.durableName)
+                cc.ackWait = 30_000_000_000
+                cc.maxDeliver = -1
+                cc.maxAckPending = config.maxAckPending
+                cc.filterSubject = config.streamSubjects
+                _ = try await js.createConsumer(stream: config.stream, config: cc)
+                logger.info("aggregator: consuming \(config.stream) as \(config.durableName)")
+                note { $0.lastError = nil; $0.ready = true }
+                return true
+            } catch let e as NATSError {
+                if case .streamConfigConflict = e {
+                    logger.error("aggregator: \(e); retrying every 30 s")
+                    note { $0.lastError = e.description }
+                    try? await Task.sleep(for: .seconds(30))
+                    continue
+                }
+                if !logged { logger.warning("aggregator: cannot set up the consumer yet: \(e); retrying") }
+                logged = true
+                note { $0.lastError = e.description }
+                try? await Task.sleep(for: .milliseconds(500))
+            } catch {
+                note { $0.lastError = "\(error)" }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        return false
+    }
+
+    private func run(_ c: NATSConnection) async {
+        let js = JetStream(c)
+        guard await setUp(c, js) else { return }
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                if c.connectionState != .connected {
+                    try await Task.sleep(for: .milliseconds(50))
+                    continue
+                }
+                // What is waiting, at once (no_wait: the server answers 404 after the last one). When nothing is,
+                // a long poll for one message (returns as soon as one arrives, or after 1 s), so a quiet stream
+                // costs one request a second and a new message is here within a round trip. A pull for more than
+                // one message would hold back the first until the batch fills or the request expires.
+                var messages = try await js.fetch(
+                    stream: config.stream, consumer: config.durableName, batch: config.pullBatch, expires: nil, noWait: true)
+                if messages.isEmpty {
+                    messages = try await js.fetch(stream: config.stream, consumer: config.durableName, batch: 1, expires: .seconds(1))
+                }
+                failures = 0
+                if !messages.isEmpty { try await process(messages) }
+            } catch is CancellationError {
+                return
+            } catch NATSError.pullTerminated(let why) {
+                logger.warning("aggregator: pull ended by the server (\(why)); setting the consumer up again")
+                guard await setUp(c, js) else { return }
+            } catch {
+                failures += 1
+                note { $0.lastError = "\(error)" }
+                if failures == 1 { logger.warning("aggregator: \(error); retrying") }
+                try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(failures, 6)))))
+            }
+        }
+    }
+
+    private struct Accepted {
+        var message: JetStreamMessage
+        var decoded: ReplicationMessage
+        var events: [GridEvent]
+        var published: Int64?
+        var head: UInt64?
+    }
+
+    private func process(_ messages: [JetStreamMessage]) async throws {
+        var accepted: [Accepted] = []
+        for m in messages {
+            let seq = m.metadata?.streamSequence ?? 0
+            let prefix = config.subjectPrefix + "."
+            guard m.subject.hasPrefix(prefix), !m.subject.dropFirst(prefix.count).contains(".") else {
+                reject(m, seq, "subject \(m.subject) is not <prefix>.<host id>")
+                continue
+            }
+            let host = String(m.subject.dropFirst(prefix.count))
+            let decoded: ReplicationMessage
+            do {
+                decoded = try ReplicationMessage.decode(m.payload)
+            } catch {
+                reject(m, seq, "\(error)")
+                continue
+            }
+            guard decoded.hostId == host else {
+                reject(m, seq, "message of host \(decoded.hostId) on the subject of host \(host)")
+                continue
+            }
+            var events: [GridEvent] = []
+            var bad: String?
+            for (i, b) in decoded.events.enumerated() {
+                do { events.append(try BinaryCodec.decode(b)) } catch {
+                    bad = "event \(i) of frame \(decoded.sequence) does not decode: \(error)"
+                    break
+                }
+            }
+            if let bad {
+                reject(m, seq, bad)
+                continue
+            }
+            // Order: a frame is stored only after the frame the host sent before it (a publish the stream lost
+            // while a later one got in is sent again by the host, after it). Later frames wait (nak, 100 ms).
+            switch admit(decoded) {
+            case .hold:
+                try? m.nak(delay: .milliseconds(100))
+                note { $0.heldBack += 1 }
+                continue
+            case .gapAccepted(let from):
+                logger.warning("aggregator: frames of host \(host) after \(from) up to \(decoded.previous) never arrived in \(Int(Self.gapPatience)) s; going on from frame \(decoded.sequence)")
+                note { $0.gapsAccepted += 1 }
+            case .apply:
+                break
+            }
+            accepted.append(
+                Accepted(
+                    message: m, decoded: decoded, events: events, published: m.headers?["Grid-Published"].flatMap { Int64($0) },
+                    head: m.headers?["Grid-Host-Head"].flatMap { UInt64($0) }))
+        }
+        guard !accepted.isEmpty else { return }
+        var batch: [(event: GridEvent, records: [Record])] = []
+        for a in accepted {
+            let entity = "host-" + a.decoded.hostId
+            for e in a.events {
+                var tagged = e
+                if !tagged.entities.contains(entity) { tagged.extraEntities.append(entity) }
+                batch.append((tagged, tagged.records()))
+            }
+        }
+        do {
+            try await sink.storeReplicated(batch)
+        } catch {
+            for a in accepted {
+                try? a.message.nak(delay: .seconds(1))
+                order[a.decoded.hostId] = nil
+            }
+            note { $0.lastError = "storing replicated events: \(error)" }
+            logger.warning("aggregator: cannot store replicated events (\(error)); redelivery in 1 s")
+            return
+        }
+        for a in accepted { try a.message.ack() }
+        let now = StoreOptions.nowMicros()
+        note { s in
+            for a in accepted {
+                var h = s.hosts[a.decoded.hostId] ?? HostReplicationStats()
+                if a.decoded.part == a.decoded.parts - 1 {
+                    h.lastSequence = max(h.lastSequence, a.decoded.sequence)
+                    h.frames += Int(a.decoded.sequence - a.decoded.firstSequence) + 1
+                }
+                if let head = a.head { h.headSequence = max(h.headSequence, head) }
+                h.headSequence = max(h.headSequence, h.lastSequence)
+                h.events += a.events.count
+                h.lastHeard = now
+                if let p = a.published {
+                    h.lastPublished = p
+                    h.lastDelaySeconds = Double(now - p) / 1e6
+                }
+                s.hosts[a.decoded.hostId] = h
+            }
+            s.messages += accepted.count
+            s.events += accepted.reduce(0) { $0 + $1.events.count }
+            s.lastError = nil
+        }
+    }
+
+    enum Admission { case apply, hold, gapAccepted(from: UInt64) }
+
+    /// Decides whether a message may be stored now, and records it as applied when so (the pull loop stores what
+    /// it admits before it fetches again; a store failure naks the batch and resets the host's position).
+    func admit(_ m: ReplicationMessage) -> Admission {
+        guard var o = order[m.hostId] else {
+            // First message of this host since the aggregator started: nothing to compare with.
+            order[m.hostId] = HostOrder(applied: m.part == m.parts - 1 ? m.sequence : (m.sequence > 0 ? m.previous : 0),
+                                        partial: m.part == m.parts - 1 ? nil : (m.sequence, m.part + 1))
+            return .apply
+        }
+        defer { order[m.hostId] = o }
+        if m.sequence <= o.applied { return .apply }  // a redelivery or a resend: the store dedups by id
+        if let p = o.partial, p.sequence == m.sequence {
+            if m.part < p.nextPart { return .apply }
+            if m.part > p.nextPart { return hold(&o) }
+            advance(&o, m)
+            return .apply
+        }
+        if m.previous <= o.applied && o.partial == nil && m.part == 0 {
+            advance(&o, m)
+            return .apply
+        }
+        if let since = o.holdingSince, Date().timeIntervalSince(since) > Self.gapPatience, m.part == 0 {
+            let from = o.applied
+            o.partial = nil
+            advance(&o, m)
+            return .gapAccepted(from: from)
+        }
+        return hold(&o)
+    }
+
+    private func hold(_ o: inout HostOrder) -> Admission {
+        if o.holdingSince == nil { o.holdingSince = Date() }
+        return .hold
+    }
+
+    private func advance(_ o: inout HostOrder, _ m: ReplicationMessage) {
+        o.holdingSince = nil
+        if m.part == m.parts - 1 {
+            o.applied = m.sequence
+            o.partial = nil
+        } else {
+            o.partial = (m.sequence, m.part + 1)
+        }
+    }
+
+    private func reject(_ m: JetStreamMessage, _ seq: UInt64, _ why: String) {
+        logger.error("aggregator: stream \(config.stream) sequence \(seq) on \(m.subject) rejected and terminated: \(why)")
+        try? m.term()
+        note {
+            $0.rejected += 1
+            $0.rejections.append(Rejection(streamSequence: seq, subject: m.subject, reason: why, at: StoreOptions.nowMicros()))
+            if $0.rejections.count > 50 { $0.rejections.removeFirst($0.rejections.count - 50) }
+        }
+    }
+
+    /// The event's own records, plus the origin host as an entity (in the concept record and as an edge).
+    public static func records(_ e: GridEvent, hostEntity: String) -> [Record] {
+        var tagged = e
+        if !tagged.entities.contains(hostEntity) { tagged.extraEntities.append(hostEntity) }
+        return tagged.records()
+    }
+}
+
+/// A message the aggregator refused.
+public struct Rejection: Sendable, Codable, Equatable {
+    public var streamSequence: UInt64
+    public var subject: String
+    public var reason: String
+    public var at: Int64
+    enum CodingKeys: String, CodingKey { case streamSequence = "stream_sequence", subject, reason, at }
+}
+
+/// Per origin host, on the aggregator.
+public struct HostReplicationStats: Sendable, Codable, Equatable {
+    /// Highest frame sequence of the host stored here.
+    public var lastSequence: UInt64 = 0
+    /// The host's newest frame sequence, as its last message said.
+    public var headSequence: UInt64 = 0
+    /// Frames (batches) the host has committed that are not here yet, as of its last message.
+    public var lagFrames: UInt64 = 0
+    /// Events in those frames, estimated from the host's average events per frame.
+    public var lagEvents = 0
+    /// Seconds behind: while frames are missing, the age of the last one received; else the delay from the
+    /// host's publish to the store here for the last message.
+    public var lagSeconds = 0.0
+    public var lastDelaySeconds = 0.0
+    public var lastPublished: Int64?
+    /// When the aggregator last stored a message of this host (microseconds).
+    public var lastHeard: Int64?
+    public var frames = 0
+    public var events = 0
+
+    enum CodingKeys: String, CodingKey {
+        case lastSequence = "last_replicated_sequence", headSequence = "host_head_sequence", lagFrames = "lag_frames"
+        case lagEvents = "lag_events", lagSeconds = "lag_seconds", lastDelaySeconds = "last_delay_seconds"
+        case lastPublished = "last_published", lastHeard = "last_heard", frames, events
+    }
+}
+
+/// The aggregator's state in `/api/stats` (`aggregation`).
+public struct AggregatorStats: Sendable, Codable {
+    public var stream = ""
+    public var consumer = ""
+    public var connected = false
+    public var ready = false
+    public var server: String?
+    public var messages = 0
+    public var events = 0
+    public var rejected = 0
+    /// Messages held back (nak'ed) because an earlier frame of their host had not arrived yet.
+    public var heldBack = 0
+    /// Gaps given up on after waiting (frames that never arrived).
+    public var gapsAccepted = 0
+    public var rejections: [Rejection] = []
+    public var hosts: [String: HostReplicationStats] = [:]
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case stream, consumer, connected, ready, server, messages, events, rejected, rejections, hosts
+        case heldBack = "held_back", gapsAccepted = "gaps_accepted"
+        case lastError = "last_error"
+    }
+}

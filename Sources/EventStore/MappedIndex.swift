@@ -1,0 +1,353 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A segment's index read from its mapped index file (`IndexFile`, version 2). Immutable once opened, so any
+/// number of readers use it at once without a lock (only the first check of each section is serialized).
+/// Every accessor bounds-checks what it reads, so even a file that passed its checksums but lies cannot make a
+/// read go outside the mapping.
+final class MappedIndex: SegmentIndex, @unchecked Sendable {
+    let segment: UInt64
+    let path: String
+    let header: IndexFile.Header
+    private let fd: Int32
+    private let base: UnsafeRawPointer
+    private let length: Int
+    private let sys: SystemCalls
+    private let checks = ConditionLock()
+    private var verified = [Bool](repeating: false, count: IndexFile.sectionCount)
+    private var closed = false
+    /// Every section has passed its check (one lock, no loop, on the read path).
+    private var allVerified = false
+    /// Set when a section failed its checksum; the store stops using this index and rebuilds it.
+    private var damageText: String?
+    private let sections: [UnsafeRawBufferPointer]
+
+    /// Opens and maps an index file and checks its header. Sections are checked on first use.
+    init(path: String, segment: UInt64, sys: SystemCalls) throws(StoreError) {
+        self.segment = segment
+        self.path = path
+        self.sys = sys
+        (fd, base, length, header) = try sys.mapSegmentFile(
+            path, segment: segment, minimum: 12, what: "index file", parse: IndexFile.parseHeader, segmentOf: \.segment)
+        let start = base
+        sections = header.sections.map { UnsafeRawBufferPointer(start: start + $0.offset, count: $0.length) }
+    }
+
+    deinit { close() }
+
+    /// Unmaps the file. Idempotent; also done when the last reference goes (a snapshot may hold it after the
+    /// store has replaced it).
+    func close() {
+        checks.withLock {
+            guard !closed else { return }
+            closed = true
+            sys.unmap(base, length: length)
+            sys.close(fd)
+        }
+    }
+
+    var fileBytes: Int { length }
+    var conceptCount: Int { header.conceptCount }
+    var adjacencyCount: Int { header.adjacencyCount }
+    var duplicateCount: Int { header.duplicateCount }
+    var recordCount: Int { header.recordCount }
+    var minTimestamp: Int64 { header.minTimestamp }
+    var maxTimestamp: Int64 { header.maxTimestamp }
+    var damage: String? { checks.withLock { damageText } }
+
+    /// Checks the checksum of every section not checked yet; returns the first problem. The store calls this
+    /// before it uses the index (the accessors below read without checking).
+    func verifyAll() -> String? {
+        if checks.withLock({ allVerified }) { return nil }
+        for s in IndexFile.Section.allCases { verify(s) }
+        return checks.withLock {
+            allVerified = damageText == nil
+            return damageText
+        }
+    }
+
+    /// Checks the sections id lookups need.
+    func verifyIds() -> String? {
+        verify(.ids)
+        verify(.time)
+        return damage
+    }
+
+    /// Checks a section against its checksum the first time.
+    private func verify(_ s: IndexFile.Section) {
+        checks.withLock {
+            if verified[s.rawValue] || damageText != nil { return }
+            let (offset, count, sum) = header.sections[s.rawValue]
+            guard Hash.bytes(sections[s.rawValue]) == sum else {
+                damageText = "section \(s.name) (offset \(offset), \(count) bytes) fails its checksum"
+                return
+            }
+            verified[s.rawValue] = true
+            // Checking read every page of the section; let them go from this process's resident set (they stay
+            // in the page cache), so memory follows what queries touch, not the size of the store.
+            let page = 4096
+            let first = (offset + page - 1) / page * page
+            let last = (offset + count) / page * page
+            if last > first { _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED) }
+        }
+    }
+
+    /// The bytes of a section (bounds checked against the file when the header was parsed).
+    @inline(__always) private func section(_ s: IndexFile.Section) -> UnsafeRawBufferPointer { sections[s.rawValue] }
+
+    // MARK: The time column
+
+    /// Timestamp and byte offset of the event with ordinal `i` (0 ..< conceptCount). O(1).
+    @inline(__always)
+    func entry(_ i: Int) -> (timestamp: Int64, offset: Int) {
+        let t = timeSection
+        let block = i / IndexFile.blockSize
+        let dir = 8 + block * IndexFile.timeBlockEntrySize
+        guard i >= 0, dir + IndexFile.timeBlockEntrySize <= t.count else { return (0, 0) }
+        let baseTs = t.i64(dir)
+        let baseOffset = t.u32(dir + 8)
+        let tsBits = Int(t.u8(dir + 12))
+        let offsetBits = Int(t.u8(dir + 13))
+        let blocks = Int(t.u32(4))
+        let dataStart = 8 + blocks * IndexFile.timeBlockEntrySize
+        let data = dataStart &+ Int(truncatingIfNeeded: t.u64(dir + 16))
+        let inBlock = min(IndexFile.blockSize, conceptCount - block * IndexFile.blockSize)
+        let j = i - block * IndexFile.blockSize
+        let ts = baseTs &+ Int64(bitPattern: BitPack.extract(t, base: data, index: j, bits: tsBits))
+        let offset = UInt64(baseOffset) &+ BitPack.extract(t, base: data + BitPack.byteCount(inBlock, bits: tsBits), index: j, bits: offsetBits)
+        return (ts, Int(truncatingIfNeeded: offset & 0xFFFF_FFFF))
+    }
+
+    @inline(__always) func position(_ i: Int) -> EventPosition {
+        let e = entry(i)
+        return EventPosition(timestamp: e.timestamp, location: Location(segment: segment, offset: e.offset).raw)
+    }
+
+    private var timeSection: UnsafeRawBufferPointer { sections[IndexFile.Section.time.rawValue] }
+    private var typesSection: UnsafeRawBufferPointer { sections[IndexFile.Section.types.rawValue] }
+    private var postingsSection: UnsafeRawBufferPointer { sections[IndexFile.Section.postings.rawValue] }
+
+    /// The type code of the event with ordinal `i`.
+    func typeCode(ordinal i: Int) -> UInt16? {
+        let t = typesSection
+        guard t.count >= 8 else { return nil }
+        let codes = Int(t.u16(0))
+        let width = Int(t.u8(2))
+        let column = 8 + codes * IndexFile.typeEntrySize
+        let at = column + i * width
+        guard i >= 0, at + width <= t.count, width == 1 || width == 2 else { return nil }
+        let k = width == 1 ? Int(t.u8(at)) : Int(t.u16(at))
+        guard k < codes else { return nil }
+        return t.u16(8 + k * IndexFile.typeEntrySize)
+    }
+
+    /// The posting list at `ref` in the postings section.
+    func postingList(at ref: Int) -> PostingList? {
+        let p = postingsSection
+        guard ref >= 0, ref <= p.count - 8 else { return nil }
+        let count = Int(p.u32(ref))
+        let blocks = Int(p.u32(ref + 4))
+        guard blocks == (count + IndexFile.blockSize - 1) / IndexFile.blockSize,
+            ref + 8 + blocks * IndexFile.postingBlockEntrySize <= p.count
+        else { return nil }
+        return PostingList(bytes: p, start: ref, count: count)
+    }
+
+    // MARK: SegmentIndex
+
+    var frameCount: Int { section(.frames).count / IndexFile.frameEntrySize }
+    func frame(at i: Int) -> FrameEntry {
+        let b = section(.frames)
+        let at = i * IndexFile.frameEntrySize
+        guard at + IndexFile.frameEntrySize <= b.count else { return FrameEntry(offset: 0, payloadLength: 0) }
+        return FrameEntry(offset: b.u32(at), payloadLength: b.u32(at + 4))
+    }
+
+    func forEachOffset(hash: UInt64, _ body: (Int) -> Bool) {
+        let ids = section(.ids)
+        guard ids.count >= 12 else { return }
+        let bits = Int(ids.u32(0))
+        let n = Int(ids.u32(4))
+        guard bits <= 24 else { return }
+        let entries = 8 + 4 * ((1 << bits) + 1)
+        guard entries + n * IndexFile.idEntrySize <= ids.count else { return }
+        let bucket = IndexFile.bucketOf(hash, bits: bits)
+        var lo = min(n, Int(ids.u32(8 + 4 * bucket)))
+        var hi = min(n, Int(ids.u32(12 + 4 * bucket)))
+        let want = IndexFile.fragment(hash, bits: bits)
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if ids.u32(entries + mid * IndexFile.idEntrySize) < want { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        while i < n, ids.u32(entries + i * IndexFile.idEntrySize) == want {
+            let ordinal = Int(ids.u32(entries + i * IndexFile.idEntrySize + 4))
+            if ordinal < conceptCount, !body(entry(ordinal).offset) { return }
+            i += 1
+        }
+    }
+
+    func typeRun(_ type: UInt16) -> (any PositionRun)? {
+        let t = typesSection
+        guard t.count >= 8 else { return nil }
+        for k in 0..<Int(t.u16(0)) {
+            let at = 8 + k * IndexFile.typeEntrySize
+            guard at + IndexFile.typeEntrySize <= t.count else { return nil }
+            if t.u16(at) == type {
+                return postingList(at: Int(truncatingIfNeeded: t.u64(at + 8))).map { OrdinalRun(index: self, list: .posting($0)) }
+            }
+        }
+        return nil
+    }
+
+    var typeCodes: [UInt16] {
+        let t = typesSection
+        guard t.count >= 8 else { return [] }
+        let n = min(Int(t.u16(0)), (t.count - 8) / IndexFile.typeEntrySize)
+        return (0..<n).map { t.u16(8 + $0 * IndexFile.typeEntrySize) }
+    }
+
+    func forEachStem(_ body: (String, any PositionRun) -> Void) {
+        let s = section(.stems)
+        guard s.count >= 8 else { return }
+        let entries = Int(s.u32(0))
+        guard entries <= (s.count - 8) / IndexFile.stemEntrySize else { return }
+        let namesStart = 8 + entries * IndexFile.stemEntrySize
+        for i in 0..<entries {
+            let at = 8 + i * IndexFile.stemEntrySize
+            let nameOffset = Int(s.u32(at))
+            let nameLength = Int(s.u32(at + 4))
+            guard nameOffset + nameLength <= s.count - namesStart else { continue }
+            let run: (any PositionRun)?
+            if s.u32(at + 8) == 0 {
+                run = typeRun(UInt16(truncatingIfNeeded: s.u32(at + 12)))
+            } else {
+                run = postingList(at: Int(s.u32(at + 12))).map { OrdinalRun(index: self, list: .posting($0)) }
+            }
+            if let run { body(s.string(namesStart + nameOffset, nameLength), run) }
+        }
+    }
+
+    var allRun: any PositionRun { OrdinalRun(index: self, list: .all(conceptCount)) }
+
+    func entityRun(_ node: UInt64) -> (any PositionRun)? {
+        let e = section(.entities)
+        var lo = 0
+        var hi = e.count / IndexFile.entityEntrySize
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if e.u64(mid * IndexFile.entityEntrySize) < node { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < e.count / IndexFile.entityEntrySize, e.u64(lo * IndexFile.entityEntrySize) == node else { return nil }
+        let at = lo * IndexFile.entityEntrySize
+        let count = Int(e.u32(at + 8))
+        let ref = Int(e.u32(at + 12))
+        if count == 1 { return ref < conceptCount ? OrdinalRun(index: self, list: .single(ref)) : nil }
+        return postingList(at: ref).map { OrdinalRun(index: self, list: .posting($0)) }
+    }
+
+    func bucketMinute(_ node: UInt64) -> Int64? {
+        let b = section(.buckets)
+        var lo = 0
+        var hi = b.count / IndexFile.bucketEntrySize
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if b.u64(mid * IndexFile.bucketEntrySize) < node { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < b.count / IndexFile.bucketEntrySize, b.u64(lo * IndexFile.bucketEntrySize) == node else { return nil }
+        return b.i64(lo * IndexFile.bucketEntrySize + 8)
+    }
+
+    func extraEdges(_ node: UInt64) -> (any EdgeRun)? {
+        let s = section(.edges)
+        guard s.count >= 8 else { return nil }
+        let nodes = Int(s.u32(0))
+        guard nodes <= (s.count - 8) / IndexFile.edgeNodeEntrySize else { return nil }
+        var lo = 0
+        var hi = nodes
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if s.u64(8 + mid * IndexFile.edgeNodeEntrySize) < node { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < nodes, s.u64(8 + lo * IndexFile.edgeNodeEntrySize) == node else { return nil }
+        let at = 8 + lo * IndexFile.edgeNodeEntrySize
+        let edgesStart = 8 + nodes * IndexFile.edgeNodeEntrySize
+        let total = (s.count - edgesStart) / IndexFile.edgeEntrySize
+        let start = min(Int(s.u32(at + 8)), total)
+        let count = min(Int(s.u32(at + 12)), total - start)
+        return MappedEdges(bytes: s.slice(edgesStart + start * IndexFile.edgeEntrySize, count * IndexFile.edgeEntrySize))
+    }
+}
+
+/// A posting list of an index file: ascending ordinals in blocks of 128 (the first of each block in a
+/// directory, the rest bit-packed as differences from it).
+struct PostingList {
+    let bytes: UnsafeRawBufferPointer
+    let start: Int
+    let count: Int
+
+    /// The `k`th ordinal. O(1).
+    @inline(__always) subscript(k: Int) -> Int {
+        let block = k / IndexFile.blockSize
+        let dir = start + 8 + block * IndexFile.postingBlockEntrySize
+        guard k >= 0, k < count, dir + IndexFile.postingBlockEntrySize <= bytes.count else { return 0 }
+        let first = Int(bytes.u32(dir))
+        let bits = Int(bytes.u8(dir + 4))
+        let data = start + Int(bytes.u32(dir + 8))
+        return first + Int(truncatingIfNeeded: BitPack.extract(bytes, base: data, index: k - block * IndexFile.blockSize, bits: bits))
+    }
+}
+
+/// Positions of an index file's events through a list of ordinals: all of them, one, or a posting list.
+struct OrdinalRun: PositionRun {
+    enum List {
+        case all(Int)
+        case single(Int)
+        case posting(PostingList)
+    }
+
+    let index: MappedIndex
+    let list: List
+
+    var count: Int {
+        switch list {
+        case .all(let n): n
+        case .single: 1
+        case .posting(let p): p.count
+        }
+    }
+
+    @inline(__always) func ordinal(_ k: Int) -> Int {
+        switch list {
+        case .all: k
+        case .single(let o): o
+        case .posting(let p): p[k]
+        }
+    }
+
+    subscript(i: Int) -> EventPosition { index.position(ordinal(i)) }
+
+    func typeCode(at i: Int) -> UInt16? { index.typeCode(ordinal: ordinal(i)) }
+
+    func lowerBound(_ p: EventPosition) -> Int {
+        var lo = 0
+        var hi = count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if self[mid] < p { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+}
+
+/// A node's adjacency entries (24 bytes each) in a mapped index file, in time order.
+struct MappedEdges: EdgeRun {
+    let bytes: UnsafeRawBufferPointer
+    var count: Int { bytes.count / IndexFile.edgeEntrySize }
+
+    subscript(i: Int) -> EdgeItem {
+        let at = i * IndexFile.edgeEntrySize
+        return EdgeItem(timestamp: bytes.i64(at), other: bytes.u64(at + 8), edgeType: bytes.u16(at + 16), outgoing: bytes.u8(at + 18) != 0)
+    }
+}

@@ -1,0 +1,121 @@
+import EventStore
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import NATSTestSupport
+
+/// Replication under faults: a three-node NATS JetStream cluster, three host daemons replicating (each with its
+/// producers), one aggregator. In each round one fault at random: a NATS server SIGKILLed (restarted 0.5-2 s
+/// later), every NATS server down for 2 s, a host daemon SIGKILLed and restarted, the aggregator SIGKILLed and
+/// restarted. Then: every host store passes the crash-loop checks, and the aggregator holds every acknowledged
+/// event of every producer exactly once, in per-producer order.
+struct Replication: Scenario {
+    var name = "replication"
+
+    func run(_ ctx: ChaosContext) throws -> ScenarioResult {
+        var result = ScenarioResult(name: name)
+        guard NATSServerProcess.isInstalled else {
+            result.skipped = "nats-server is not installed (apt-get install nats-server)"
+            return result
+        }
+        let dir = try ctx.directory(name)
+        let nats = NATSClusterProcesses(size: 3)
+        try nats.start()
+        let aggPort = freeLoopbackPort()
+        let aggregator = DaemonProcess(
+            bin: ctx.bin, dataDir: dir + "/aggregator", socket: dir + "/aggregator.sock",
+            extra: ["--aggregate", nats.urls, "--host-id", "aggregator"])
+        aggregator.http = "127.0.0.1:\(aggPort)"
+        try aggregator.start()
+        var hosts: [(cluster: Cluster, port: Int)] = []
+        for i in 1...3 {
+            let port = freeLoopbackPort()
+            let c = Cluster(ctx, dir: try ctx.directory("\(name)/h\(i)"), daemonArguments: [
+                "--replicate", nats.urls, "--host-id", "h\(i)",
+            ])
+            c.daemon.http = "127.0.0.1:\(port)"
+            try c.daemon.start()
+            try c.startEmitters(max(1, ctx.emitters / 3), rate: ctx.rate, prefix: "h\(i)p")
+            hosts.append((c, port))
+        }
+        var rng = SystemRandomNumberGenerator()
+        var faults: [String: Int] = [:]
+        let rounds = min(ctx.rounds, 12)
+        for round in 1...rounds {
+            hosts[0].cluster.watch(Double.random(in: 0.3...1.2, using: &rng))
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0:
+                let s = nats.servers.randomElement(using: &rng)!
+                s.kill()
+                hosts[0].cluster.watch(Double.random(in: 0.5...2, using: &rng))
+                try s.start()
+                faults["nats server killed", default: 0] += 1
+            case 1:
+                nats.killAll()
+                hosts[0].cluster.watch(2)
+                try nats.start()
+                faults["all nats down 2 s", default: 0] += 1
+            case 2:
+                let h = hosts.randomElement(using: &rng)!.cluster.daemon
+                h.kill9()
+                try h.start()
+                faults["host killed", default: 0] += 1
+            default:
+                aggregator.kill9()
+                try aggregator.start()
+                faults["aggregator killed", default: 0] += 1
+            }
+            result.rounds = round
+        }
+        // Producers flush and stop; then wait until every host has shipped everything and the aggregator has it.
+        var reports: [ProducerReport] = []
+        var perHost: [[ProducerReport]] = []
+        for h in hosts {
+            for e in h.cluster.emitters { e.requestStop() }
+            perHost.append([])
+            for e in h.cluster.emitters {
+                let (exit, status) = e.finish()
+                let r = ProducerReport(status)
+                reports.append(r)
+                perHost[perHost.count - 1].append(r)
+                result.check(exit == 0 && r.complete, "producer \(e.name) did not finish cleanly (acked \(r.acked) of \(r.emitted))")
+                result.acked += r.acked
+                result.maxQueued = max(result.maxQueued, e.maxQueued)
+            }
+        }
+        let caughtUp = hosts[0].cluster.wait(120) {
+            hosts.allSatisfy { h in
+                ((stats(h.port)?["replication"] as? [String: Any])?["pending_frames"] as? Int) == 0
+            } && {
+                guard let agg = stats(aggPort)?["aggregation"] as? [String: Any], let per = agg["hosts"] as? [String: Any] else { return false }
+                return per.count == 3 && per.values.allSatisfy { (($0 as? [String: Any])?["lag_frames"] as? Int) == 0 }
+            }()
+        }
+        if !caughtUp {
+            let hostStats = hosts.map { h in (stats(h.port)?["replication"]).map { "\($0)" } ?? "?" }
+            let aggStats = (stats(aggPort)?["aggregation"] as? [String: Any])?["hosts"].map { "\($0)" } ?? "?"
+            result.failures.append("the aggregator did not catch up within 120 s: hosts \(hostStats); aggregator \(aggStats)")
+        }
+        result.maxDaemonRSS = max(result.maxDaemonRSS, aggregator.maxRSS)
+        result.check(aggregator.stop() == 0, "the aggregator exited badly on SIGTERM: \(aggregator.logTail())")
+        for (i, h) in hosts.enumerated() {
+            result.check(h.cluster.daemon.stop() == 0, "host h\(i + 1) exited badly on SIGTERM")
+            let check = try StoreCheck.verify(h.cluster.daemon.dataDir, producers: perHost[i])
+            result.check(check.lost == 0 && check.duplicated == 0 && check.orderViolations == 0,
+                         "host h\(i + 1): \(check.firstProblems.joined(separator: "; "))")
+        }
+        let agg = try StoreCheck.verify(aggregator.dataDir, producers: reports)
+        result.add(agg)
+        result.check(agg.lost == 0 && agg.duplicated == 0 && agg.orderViolations == 0 && agg.corruptReads == 0,
+                     "aggregator: \(agg.firstProblems.joined(separator: "; "))")
+        result.notes.append("faults: " + faults.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                            + "; the aggregator holds \(agg.served) events of \(reports.count) producers on 3 hosts")
+        return result
+    }
+
+    private func stats(_ port: Int) -> [String: Any]? {
+        guard let url = URL(string: "http://127.0.0.1:\(port)/api/stats"), let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+}
