@@ -3,8 +3,10 @@ import PackageDescription
 
 let package = Package(
     name: "SutraGridEvents",
-    platforms: [.macOS(.v15)],
+    // Linux only: the system calls go through Glibc (no Darwin branches), so no Apple platform is declared.
+    // (Tests and CI run on Debian; see docs/ARCHITECTURE.md.)
     products: [
+        .library(name: "GridBase", targets: ["GridBase"]),
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "GridEvents", targets: ["GridEvents"]),
         .library(name: "EventWire", targets: ["EventWire"]),
@@ -33,16 +35,27 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
+        // The module graph, bottom up (docs/ARCHITECTURE.md draws it):
+        //   CXXHashInline -> GridBase -> GridEvents -> EventWire -> EventEmitter   (what a producer links)
+        //   GridBase, CLZ4 -> EventStore; GridEvents + EventStore -> EventRecords -> EventQuery -> EventDaemon
+        // liblz4 is the only C library linked (by EventStore); xxHash is compiled in from its header.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
-        .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
-        .target(name: "GridEvents", dependencies: ["EventStore"]),
-        .target(name: "EventWire", dependencies: ["GridEvents", "EventStore"]),
+        // XXH3 from the header-only xxHash (XXH_INLINE_ALL): needs xxhash.h to build, no library to link.
+        .target(name: "CXXHashInline"),
+        // The base: byte writer, hashing, clocks, lock, time format, quantities, config reader, Unix socket, flock,
+        // id syntax, producer tags. No engine, no catalogue.
+        .target(name: "GridBase", dependencies: ["CXXHashInline"]),
+        .target(name: "EventStore", dependencies: ["GridBase", "CLZ4"]),
+        .target(name: "GridEvents", dependencies: ["GridBase"]),
+        // An event as the store keeps it: concept record and adjacency entries, and back.
+        .target(name: "EventRecords", dependencies: ["GridEvents", "EventStore"]),
+        .target(name: "EventWire", dependencies: ["GridEvents"]),
+        // What every grid process and any outside Swift service links: no engine, no liblz4, no libxxhash.
         .target(
             name: "EventEmitter",
-            dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["EventWire", "GridEvents", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
+        .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents", "EventRecords"]),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
         .target(name: "NATSProtocol"),
         // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
@@ -61,13 +74,13 @@ let package = Package(
         ),
         .target(
             name: "FuzzTargets",
-            dependencies: ["EventStore", "GridEvents", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
+            dependencies: ["EventStore", "GridEvents", "EventRecords", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
         ),
         // Replication through NATS JetStream: the host-side replicator and the aggregator (cluster view).
         .target(
             name: "EventReplication",
             dependencies: [
-                "NATSClient", "EventStore", "GridEvents",
+                "NATSClient", "EventStore", "GridEvents", "EventRecords",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -76,7 +89,7 @@ let package = Package(
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication",
+                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventQuery", "EventReplication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -87,7 +100,7 @@ let package = Package(
         .target(
             name: "GridMaster",
             dependencies: [
-                "EventEmitter", "GridEvents", "EventStore",
+                "EventEmitter", "GridEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,7 +109,7 @@ let package = Package(
         .target(
             name: "GridAgent",
             dependencies: [
-                "GridMaster", "EventEmitter", "EventWire", "GridEvents", "EventStore",
+                "GridMaster", "EventEmitter", "EventWire", "GridEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,13 +158,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "emit-load",
-            dependencies: ["EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EventEmitter", "GridEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
-                "EventEmitter", "EventWire", "GridEvents", "EventStore", "NATSTestSupport",
+                "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/grid-chaos"
@@ -167,19 +180,20 @@ let package = Package(
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
-        .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents"]),
+        .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents", "EventRecords"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
         // The crash-state explorer: power loss at every recorded system call (see its doc comment).
         .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
-        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
-        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
+        .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
+        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventRecords", "EventWire"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
         .target(name: "QueryOracle", dependencies: ["EventQuery", "GridEvents", "EventStore"], path: "Tests/Support/QueryOracle"),
         .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
+                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
             ]
         ),

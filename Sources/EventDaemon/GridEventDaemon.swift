@@ -35,9 +35,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.connections = ConnectionRegistry(limit: config.maxConnections)
-        var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
-        tag = String(repeating: "0", count: 12 - tag.count) + tag
-        self.daemonTag = tag
+        self.daemonTag = ProducerTag.random()
     }
 
     /// Opens the store, binds the socket and starts serving. Throws with a message an operator can act on.
@@ -151,7 +149,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             entities: ["storage", "host-" + host])
         writer.appendOwn(GridEvent(
             id: GridEvent.makeId(typeName: "replication_loss", producerTag: daemonTag, sequence: seq),
-            timestamp: StoreOptions.nowMicros(), kind: kind))
+            timestamp: GridClock.nowMicros(), kind: kind))
     }
 
     /// Records a `storage_metrics` event about the daemon itself into its own store.
@@ -167,7 +165,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             ackP99Micros: writer.metrics.ackP99Micros, residentBytes: residentBytes())
         writer.appendOwn(GridEvent(
             id: GridEvent.makeId(typeName: kind.typeName, producerTag: daemonTag, sequence: seq),
-            timestamp: StoreOptions.nowMicros(), kind: kind))
+            timestamp: GridClock.nowMicros(), kind: kind))
     }
 
     /// Ingest counters for /api/stats.

@@ -126,7 +126,7 @@ public enum HTTPAPI {
             // Events per type per bucket over the last `minutes` (the dashboard's chart).
             let minutes = try intParameter(request, "minutes", default: 60, range: 1...10_080)
             let buckets = try intParameter(request, "buckets", default: 60, range: 1...500)
-            let now = StoreOptions.nowMicros()
+            let now = GridClock.nowMicros()
             let span = Int64(minutes) * 60_000_000
             let width = max(1, span / Int64(buckets))
             let start = now - width * Int64(buckets)

@@ -1,4 +1,5 @@
 import EventWire
+import GridBase
 #if canImport(Glibc)
 import Glibc
 #endif

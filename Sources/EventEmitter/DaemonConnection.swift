@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import EventWire
 #if canImport(Glibc)
 import Glibc

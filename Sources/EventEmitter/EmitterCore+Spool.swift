@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import GridEvents
 #if canImport(Glibc)
 import Glibc

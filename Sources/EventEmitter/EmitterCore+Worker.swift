@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import EventWire
 import GridEvents
 #if canImport(Glibc)

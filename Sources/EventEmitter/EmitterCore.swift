@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import EventWire
 import GridEvents
 #if canImport(Glibc)
@@ -147,7 +147,7 @@ final class EmitterCore: @unchecked Sendable {
     // MARK: Emitting
 
     func enqueue(_ kind: GridEventKind, timestamp: Int64?, id: String?, isReport: Bool = false, validated: Bool = false) -> UInt64 {
-        let ts = timestamp ?? StoreOptions.nowMicros()
+        let ts = timestamp ?? GridClock.nowMicros()
         lock.lock()
         if count == ring.count {
             guard !isReport, makeRoom() else {

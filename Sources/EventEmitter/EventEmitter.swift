@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 #if canImport(Glibc)
@@ -41,8 +41,7 @@ public final class EventEmitter: @unchecked Sendable {
             options.producerName = name
         }
         self.options = options
-        var tag = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
-        tag = String(repeating: "0", count: 12 - tag.count) + tag
+        let tag = ProducerTag.random()
         producerTag = tag
         producerId = options.producerName + "-" + tag
         var path = storage?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import GridEvents
 #if canImport(Glibc)
 import Glibc
@@ -126,7 +126,7 @@ final class Spool {
         for _ in 0..<3 {
             let fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o600)
             guard fd >= 0 else { return nil }
-            guard spoolFlock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            guard FileLock.tryExclusive(fd) == .locked else {
                 close(fd)
                 return nil
             }
@@ -387,5 +387,3 @@ final class Spool {
     }
 }
 
-/// flock(2), declared directly because the Glibc overlay's `flock` also names `struct flock`.
-@_silgen_name("flock") private func spoolFlock(_ fd: Int32, _ operation: Int32) -> Int32

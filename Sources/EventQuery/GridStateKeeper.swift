@@ -94,11 +94,11 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// - Throws: nothing today (`StoreError` is kept for the signature's sake: reading never fails the open).
     /// - Complexity: the events stored after the checkpoint used (all grid events on a full replay).
     public static func open(_ store: EventStore, options: Options = Options()) throws(StoreError) -> GridStateKeeper {
-        let started = StoreOptions.nowMicros()
+        let started = GridClock.nowMicros()
         // Created with the first checkpoint (opening a store writes nothing here).
         let keeper = GridStateKeeper(store: store, options: options, directory: store.directory + "/" + directoryName)
         keeper.load()
-        keeper.openReport.seconds = Double(StoreOptions.nowMicros() - started) / 1e6
+        keeper.openReport.seconds = Double(GridClock.nowMicros() - started) / 1e6
         return keeper
     }
 

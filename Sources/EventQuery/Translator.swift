@@ -54,7 +54,7 @@ public struct TranslationError: Error, Sendable, CustomStringConvertible {
 public struct Translator: Sendable {
     public var now: @Sendable () -> Int64
 
-    public init(now: @escaping @Sendable () -> Int64 = { StoreOptions.nowMicros() }) {
+    public init(now: @escaping @Sendable () -> Int64 = { GridClock.nowMicros() }) {
         self.now = now
     }
 

@@ -1,3 +1,4 @@
+import EventRecords
 import EventStore
 import Foundation
 import GridEvents
@@ -52,7 +53,7 @@ public final class Aggregator: @unchecked Sendable {
         var s = lock.withLock { state }
         s.connected = connection?.connectionState == .connected
         s.server = connection?.connectedServer?.description
-        let now = StoreOptions.nowMicros()
+        let now = GridClock.nowMicros()
         for (k, var h) in s.hosts {
             h.lagFrames = h.headSequence > h.lastSequence ? h.headSequence - h.lastSequence : 0
             h.lagEvents = Int(Double(h.lagFrames) * (h.frames > 0 ? Double(h.events) / Double(h.frames) : 0))
@@ -229,7 +230,7 @@ public final class Aggregator: @unchecked Sendable {
             return
         }
         for a in accepted { try a.message.ack() }
-        let now = StoreOptions.nowMicros()
+        let now = GridClock.nowMicros()
         note { s in
             for a in accepted {
                 var h = s.hosts[a.decoded.hostId] ?? HostReplicationStats()
@@ -305,7 +306,7 @@ public final class Aggregator: @unchecked Sendable {
         try? m.term()
         note {
             $0.rejected += 1
-            $0.rejections.append(Rejection(streamSequence: seq, subject: m.subject, reason: why, at: StoreOptions.nowMicros()))
+            $0.rejections.append(Rejection(streamSequence: seq, subject: m.subject, reason: why, at: GridClock.nowMicros()))
             if $0.rejections.count > 50 { $0.rejections.removeFirst($0.rejections.count - 50) }
         }
     }

@@ -96,7 +96,7 @@ public final class Replicator: @unchecked Sendable {
                         for m in unit.messages {
                             var h = NATSHeaders()
                             h["Grid-Host-Head"] = String(head)
-                            h["Grid-Published"] = String(StoreOptions.nowMicros())
+                            h["Grid-Published"] = String(GridClock.nowMicros())
                             acks.append(try js.startPublish(config.subject, payload: m.encoded(), messageId: m.messageId, headers: h))
                         }
                         let task = Task { () throws -> Int in
@@ -126,7 +126,7 @@ public final class Replicator: @unchecked Sendable {
                     $0.publishedMessages += 1
                     $0.publishedEvents += first.events
                     $0.duplicates += duplicates
-                    $0.lastPublish = StoreOptions.nowMicros()
+                    $0.lastPublish = GridClock.nowMicros()
                     $0.lastError = nil
                 }
                 if cursor != lastSaved, inflight.isEmpty || Date().timeIntervalSince(lastSaveTime) > 0.1 {

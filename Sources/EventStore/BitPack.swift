@@ -12,7 +12,7 @@ enum BitPack {
     static func byteCount(_ count: Int, bits: Int) -> Int { (count * bits + 7) / 8 }
 
     /// Appends `values` at `bits` each (every value must fit).
-    static func pack<C: Collection>(_ values: C, bits: Int, into w: inout ByteWriter) where C.Element == UInt64 {
+    static func pack<C: Collection>(_ values: C, bits: Int, into w: inout BinaryWriter) where C.Element == UInt64 {
         if bits == 0 { return }
         if bits == 64 {
             for v in values { w.u64(v) }

@@ -55,7 +55,7 @@ enum BlockPacking {
     static func pack(_ raw: UnsafeRawBufferPointer, records: [RecordSpan]) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(raw.count)
-        var w = ByteWriter()
+        var w = BinaryWriter()
         var last: LastConcept?
         var buckets = BucketCache()
         var at = 0

@@ -75,7 +75,7 @@ enum CompactedFormat {
     ) -> [UInt8] {
         let ranges = cuts(buf, frames: frames, end: end)
         var out = [UInt8](repeating: 0, count: headerSize)
-        var entries = ByteWriter(capacity: ranges.count * blockEntrySize)
+        var entries = BinaryWriter(capacity: ranges.count * blockEntrySize)
         var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))
         for (s, e, records) in ranges {
             let raw = buf.slice(s, e - s)
@@ -106,7 +106,7 @@ enum CompactedFormat {
         }
         let indexOffset = out.count
         out.append(contentsOf: entries.bytes)
-        var h = ByteWriter(capacity: headerSize)
+        var h = BinaryWriter(capacity: headerSize)
         h.bytes.append(contentsOf: magic)
         h.u32(version)
         h.u32(UInt32(headerSize))

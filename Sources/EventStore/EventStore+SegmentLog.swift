@@ -43,7 +43,7 @@ extension EventStore {
 
     /// Writes the seal frame (a summary of the segment), syncs, and marks the segment immutable.
     func seal(_ segment: Segment) throws(StoreError) {
-        var w = ByteWriter(capacity: Format.frameHeaderSize + Format.sealPayloadSize)
+        var w = BinaryWriter(capacity: Format.frameHeaderSize + Format.sealPayloadSize)
         w.zeros(Format.frameHeaderSize)
         w.u64(UInt64(segment.index.frameCount))
         w.u64(UInt64(segment.index.recordCount))
@@ -157,7 +157,7 @@ extension EventStore {
                 "batch encodes to \(size) bytes; a segment of \(options.segmentCapacity) bytes holds at most \(maxFrame) per batch; split the batch"
             )
         }
-        var w = ByteWriter(capacity: Format.aligned(size))
+        var w = BinaryWriter(capacity: Format.aligned(size))
         w.zeros(Format.frameHeaderSize)
         for record in records {
             switch record {

@@ -69,7 +69,7 @@ public final class EventStore: @unchecked Sendable {
             )
         }
         let sys = SystemCalls(faults: options.faults)
-        let started = StoreOptions.nowMicros()
+        let started = GridClock.nowMicros()
         if options.readOnly {
             guard sys.isDirectory(directory) == true else {
                 throw StoreError(.io, "data directory does not exist", path: directory, errno: ENOENT)
@@ -90,7 +90,7 @@ public final class EventStore: @unchecked Sendable {
             store.close()
             throw error
         }
-        report.elapsedSeconds = Double(StoreOptions.nowMicros() - started) / 1e6
+        report.elapsedSeconds = Double(GridClock.nowMicros() - started) / 1e6
         store.recovery = report
         store.commit.markDurable(store.lastWritten)
         options.onNotice?(report.summary)
@@ -166,14 +166,5 @@ public final class EventStore: @unchecked Sendable {
                 lockFd = -1
             }
         }
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
     }
 }

@@ -40,7 +40,7 @@ enum Format {
 
     /// Encodes a segment header.
     static func segmentHeader(id: UInt64, created: Int64, capacity: UInt64) -> [UInt8] {
-        var w = ByteWriter(capacity: segmentHeaderSize)
+        var w = BinaryWriter(capacity: segmentHeaderSize)
         w.bytes.append(contentsOf: segmentMagic)
         w.u32(formatVersion)
         w.u32(UInt32(segmentHeaderSize))
@@ -88,7 +88,7 @@ enum Format {
         return n
     }
 
-    static func encode(_ c: ConceptRecord, into w: inout ByteWriter) {
+    static func encode(_ c: ConceptRecord, into w: inout BinaryWriter) {
         w.u8(recordKindConcept)
         w.u8(UInt8(c.entities.count))
         w.u16(c.typeCode)
@@ -98,15 +98,15 @@ enum Format {
         w.u32(UInt32(c.payload.count))
         w.u64(c.idHash)
         w.i64(c.timestamp)
-        w.string(c.id)
+        w.utf8(c.id)
         for e in c.entities {
             w.u16(UInt16(e.utf8.count))
-            w.string(e)
+            w.utf8(e)
         }
         w.bytes.append(contentsOf: c.payload)
     }
 
-    static func encode(_ a: AdjacencyEntry, into w: inout ByteWriter) {
+    static func encode(_ a: AdjacencyEntry, into w: inout BinaryWriter) {
         w.u8(recordKindAdjacency)
         w.u8(0)
         w.u16(a.edgeType)

@@ -85,11 +85,11 @@ enum IndexFile {
         }
 
         // time: per block of 128, the smallest timestamp and offset, then both columns packed as differences.
-        var w = ByteWriter()
+        var w = BinaryWriter()
         let blocks = (stamps.count + blockSize - 1) / blockSize
         w.u32(UInt32(stamps.count))
         w.u32(UInt32(blocks))
-        var data = ByteWriter()
+        var data = BinaryWriter()
         for b in 0..<blocks {
             let range = (b * blockSize)..<min(stamps.count, (b + 1) * blockSize)
             let baseTs = stamps[range.lowerBound]  // ascending: the first is the smallest
@@ -107,14 +107,14 @@ enum IndexFile {
         }
         sections[Section.time.rawValue] = w.bytes + data.bytes
 
-        var postings = ByteWriter()
+        var postings = BinaryWriter()
         /// Appends a posting list; returns its offset in the postings section.
         func posting(_ list: [UInt32]) -> UInt32 {
             let at = postings.bytes.count
             let blocks = (list.count + blockSize - 1) / blockSize
             postings.u32(UInt32(list.count))
             postings.u32(UInt32(blocks))
-            var body = ByteWriter()
+            var body = BinaryWriter()
             for b in 0..<blocks {
                 let range = (b * blockSize)..<min(list.count, (b + 1) * blockSize)
                 let first = list[range.lowerBound]
@@ -135,7 +135,7 @@ enum IndexFile {
         let width = codes.count <= 256 ? 1 : 2
         var typeLists: [UInt16: [UInt32]] = [:]
         var column = [UInt16](repeating: 0, count: stamps.count)
-        w = ByteWriter()
+        w = BinaryWriter()
         w.u16(UInt16(codes.count))
         w.u8(UInt8(width))
         w.u8(0)
@@ -155,7 +155,7 @@ enum IndexFile {
         sections[Section.types.rawValue] = w.bytes
 
         // entities, sorted by hash: an entity with one event in the segment holds its ordinal inline.
-        w = ByteWriter()
+        w = BinaryWriter()
         for node in index.byEntity.keys.sorted() {
             let list = ordinals(TypedRun(list: index.byEntity[node]!))
             w.u64(node)
@@ -175,7 +175,7 @@ enum IndexFile {
         for (h, more) in index.collisions { for o in more { add(h, o) } }
         ids.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let bits = directoryBits(ids.count)
-        w = ByteWriter(capacity: 8 + 4 * ((1 << bits) + 1) + ids.count * idEntrySize)
+        w = BinaryWriter(capacity: 8 + 4 * ((1 << bits) + 1) + ids.count * idEntrySize)
         w.u32(UInt32(bits))
         w.u32(UInt32(ids.count))
         var at = 0
@@ -190,11 +190,11 @@ enum IndexFile {
         sections[Section.ids.rawValue] = w.bytes
 
         // stems: an id stem whose events are exactly one type's (the rule for catalogue ids) shares that list.
-        w = ByteWriter()
+        w = BinaryWriter()
         let stems = index.byStem.values.sorted { $0.stem < $1.stem }
         w.u32(UInt32(stems.count))
         w.u32(0)
-        var names = ByteWriter()
+        var names = BinaryWriter()
         for stem in stems {
             let list = ordinals(stem.list)
             w.u32(UInt32(names.bytes.count))
@@ -206,12 +206,12 @@ enum IndexFile {
                 w.u32(1)
                 w.u32(posting(list))
             }
-            names.string(stem.stem)
+            names.utf8(stem.stem)
         }
         sections[Section.stems.rawValue] = w.bytes + names.bytes
 
         // buckets: the time buckets (minutes) that events of the segment link to.
-        w = ByteWriter()
+        w = BinaryWriter()
         for (hash, minute) in index.buckets.sorted(by: { $0.key < $1.key }) {
             w.u64(hash)
             w.i64(minute)
@@ -219,8 +219,8 @@ enum IndexFile {
         sections[Section.buckets.rawValue] = w.bytes
 
         // edges: adjacency entries other than the standard two kinds, per node in time order.
-        w = ByteWriter()
-        var edges = ByteWriter()
+        w = BinaryWriter()
+        var edges = BinaryWriter()
         var edgeCount = 0
         let nodes = index.extra.keys.sorted()
         w.u32(UInt32(nodes.count))
@@ -244,7 +244,7 @@ enum IndexFile {
         }
         sections[Section.edges.rawValue] = w.bytes + edges.bytes
 
-        w = ByteWriter(capacity: index.frames.count * frameEntrySize)
+        w = BinaryWriter(capacity: index.frames.count * frameEntrySize)
         for f in index.frames {
             w.u32(f.offset)
             w.u32(f.payloadLength)
@@ -252,7 +252,7 @@ enum IndexFile {
         sections[Section.frames.rawValue] = w.bytes
         sections[Section.postings.rawValue] = postings.bytes
 
-        var header = ByteWriter(capacity: headerSize)
+        var header = BinaryWriter(capacity: headerSize)
         header.bytes.append(contentsOf: magic)
         header.u32(version)
         header.u32(UInt32(headerSize))

@@ -48,7 +48,7 @@ public enum Record: Sendable, Equatable {
 /// Hard limits on what the store accepts. Every append is checked against them before anything is written.
 public enum Limits {
     /// Longest id (event or entity), in bytes.
-    public static let maxIdLength = 256
+    public static let maxIdLength = IdSyntax.maxLength
     /// Most entities one concept record may mention.
     public static let maxEntities = 64
     /// Largest payload of one concept record.
@@ -58,16 +58,9 @@ public enum Limits {
 
     /// Checks that `id` is 1...maxIdLength bytes of printable ASCII (0x21...0x7E).
     static func validate(id: String, what: String) throws(StoreError) {
-        var s = id
-        let ok = s.withUTF8 { bytes -> Bool in
-            guard !bytes.isEmpty, bytes.count <= maxIdLength else { return false }
-            for b in bytes where b < 0x21 || b > 0x7E { return false }
-            return true
-        }
-        if !ok {
-            let shown = id.count > 80 ? String(id.prefix(80)) + "..." : id
+        if !IdSyntax.isValid(id, maxLength: maxIdLength, allowed: IdSyntax.printableASCII) {
             throw StoreError.invalid(
-                "invalid \(what) \"\(shown)\": ids are 1 to \(maxIdLength) bytes of printable ASCII without spaces")
+                "invalid \(what) \"\(IdSyntax.shown(id, limit: 80))\": ids are 1 to \(maxIdLength) bytes of printable ASCII without spaces")
         }
     }
 }

@@ -13,7 +13,7 @@ public struct StoreOptions: Sendable {
     /// Receives one-line notices (recovery summary, truncation, skipped damage). Executables route it to a log.
     public var onNotice: (@Sendable (String) -> Void)?
     /// The clock, in microseconds since the epoch (segment creation times).
-    public var clock: @Sendable () -> Int64 = { StoreOptions.nowMicros() }
+    public var clock: @Sendable () -> Int64 = { GridClock.nowMicros() }
     /// How sealed segments are compacted: `.fast` (default), `.high` or `.none`.
     public var compression: Compression = .fast
     /// Delete whole sealed segments whose newest event is older than this many microseconds (nil: keep).
@@ -42,11 +42,9 @@ public struct StoreOptions: Sendable {
         self.readOnly = readOnly
     }
 
-    public static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
+    /// Transition: the wall clock moved to GridBase's `GridClock.nowMicros()`; this name stays for code written
+    /// against it until every caller uses the base.
+    public static func nowMicros() -> Int64 { GridClock.nowMicros() }
 
     static let minSegmentCapacity = 64 << 10
     static let maxSegmentCapacity = 1 << 30

@@ -235,13 +235,11 @@ struct SystemCalls: Sendable {
 
     /// Takes an exclusive, non-blocking lock on `fd`; returns false when another open file holds it.
     func tryLockExclusive(_ fd: Int32, path: String) throws(StoreError) -> Bool {
-        while sgev_flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let err = Glibc.errno
-            if err == EINTR { continue }
-            if err == EWOULDBLOCK { return false }
-            throw SystemCalls.error(err, "lock", path: path)
+        switch FileLock.tryExclusive(fd) {
+        case .locked: return true
+        case .busy: return false
+        case .failed(let err): throw SystemCalls.error(err, "lock", path: path)
         }
-        return true
     }
 
     func makeDirectory(_ path: String) throws(StoreError) {
@@ -430,5 +428,3 @@ struct SystemCalls: Sendable {
     }
 }
 
-/// flock(2); declared directly because the Glibc overlay's `flock` name also denotes `struct flock`.
-@_silgen_name("flock") private func sgev_flock(_ fd: Int32, _ operation: Int32) -> Int32

@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 import GridEvents
 
 /// Encodes frames: header (magic u16, version u8, type u8, body length u32, checksum u64) then the body.

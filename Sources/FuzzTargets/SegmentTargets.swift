@@ -1,3 +1,4 @@
+import EventRecords
 import EventStore
 import GridEvents
 

@@ -1,5 +1,5 @@
 import EventEmitter
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 import GridMaster

@@ -1,6 +1,6 @@
 import EventEmitter
 import EventWire
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 import Logging

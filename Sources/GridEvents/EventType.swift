@@ -1,5 +1,3 @@
-import EventStore
-
 /// The event catalogue: every event type with its stable code and fields.
 public enum EventType: UInt16, CaseIterable, Sendable, Comparable {
     case agentRegistered = 1
@@ -25,11 +23,6 @@ public enum EventType: UInt16, CaseIterable, Sendable, Comparable {
     case eventsDropped = 51
     /// Any process's own event: a name, free fields and the entities it mentions.
     case custom = 100
-
-    /// The edge type of the adjacency entry event -> time bucket.
-    public static let timeBucketEdge: UInt16 = TimeBucket.edgeType
-    /// Width of a time bucket: one minute.
-    public static let timeBucketMicros: Int64 = TimeBucket.micros
 
     public static func < (a: EventType, b: EventType) -> Bool { a.rawValue < b.rawValue }
 

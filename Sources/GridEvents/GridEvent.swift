@@ -1,4 +1,4 @@
-import EventStore
+import GridBase
 
 /// One grid event: an id, a time and what happened.
 public struct GridEvent: Sendable, Equatable {
@@ -29,9 +29,6 @@ public struct GridEvent: Sendable, Equatable {
         "event-" + typeName + "-" + producerTag + "-" + String(sequence)
     }
 
-    /// The id hash of the time bucket (one minute) that holds `timestamp`.
-    public static func timeBucketId(_ timestamp: Int64) -> String { TimeBucket.id(timestamp) }
-
     /// Limits checked by `validate()`.
     public enum Limits {
         public static let maxStringField = 4096
@@ -48,23 +45,9 @@ public struct GridEvent: Sendable, Equatable {
 
     /// Ids (events, agents, nodes): 1-256 bytes of `A-Z a-z 0-9 . _ : @ / -`.
     public static func validateId(_ id: String, what: String) throws(EventError) {
-        var s = id
-        let ok = s.withUTF8 { b -> Bool in
-            guard !b.isEmpty, b.count <= 256 else { return false }
-            for c in b {
-                switch c {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                    UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "/"):
-                    continue
-                default: return false
-                }
-            }
-            return true
-        }
-        if !ok {
-            let shown = id.count > 60 ? String(id.prefix(60)) + "..." : id
-            throw EventError("invalid \(what) \"\(shown)\": use 1 to 256 characters of letters, digits and - _ . : @ /")
+        if !IdSyntax.isValid(id, allowed: IdSyntax.gridId) {
+            throw EventError(
+                "invalid \(what) \"\(IdSyntax.shown(id, limit: 60))\": use 1 to 256 characters of letters, digits and - _ . : @ /")
         }
     }
 
@@ -86,29 +69,6 @@ public struct GridEvent: Sendable, Equatable {
     /// read back as the event's own id, time or entities.
     public static let reservedFieldNames: Set<String> = ["event_type", "id", "timestamp", "entities"]
 
-    /// The concept record and adjacency entries that store this event: every entity -> the event (edge type =
-    /// the event's type code) and the event -> its one-minute time bucket (edge type 999).
-    public func records() -> [Record] {
-        let concept = ConceptRecord(
-            id: id, typeCode: type.rawValue, timestamp: timestamp, entities: entities, payload: BinaryCodec.encodeFields(kind))
-        var out: [Record] = [.concept(concept)]
-        for entity in concept.entities {
-            out.append(.adjacency(AdjacencyEntry(source: Hash.id(entity), target: concept.idHash, edgeType: type.rawValue, timestamp: timestamp)))
-        }
-        out.append(.adjacency(AdjacencyEntry(
-            source: concept.idHash, target: Hash.id(GridEvent.timeBucketId(timestamp)), edgeType: EventType.timeBucketEdge,
-            timestamp: timestamp)))
-        return out
-    }
-
-    /// Rebuilds an event from a stored concept record.
-    public init(stored: StoredEvent) throws(EventError) {
-        guard let type = EventType(rawValue: stored.typeCode) else { throw EventError("unknown type code \(stored.typeCode)") }
-        let kind = try BinaryCodec.decodeFields(type: type, stored.payload[...])
-        let implied = kind.entities
-        let extra = stored.entities.count > implied.count ? stored.entities.filter { !implied.contains($0) } : []
-        self.init(id: stored.id, timestamp: stored.timestamp, kind: kind, extraEntities: extra)
-    }
 }
 
 /// RFC 3339 helpers for event JSON.

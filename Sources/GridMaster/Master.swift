@@ -1,5 +1,5 @@
 import EventEmitter
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 import Logging
@@ -63,7 +63,7 @@ public actor Master {
     var clusterState: EventType?
     let clock: @Sendable () -> Int64
 
-    public init(config: MasterConfig, events: EventEmitter, logger: Logger, clock: @escaping @Sendable () -> Int64 = { StoreOptions.nowMicros() }) {
+    public init(config: MasterConfig, events: EventEmitter, logger: Logger, clock: @escaping @Sendable () -> Int64 = { GridClock.nowMicros() }) {
         self.config = config
         self.events = events
         self.logger = logger

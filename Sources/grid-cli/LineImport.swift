@@ -1,5 +1,5 @@
 import EventEmitter
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 import Synchronization
@@ -128,7 +128,7 @@ final class LineImport {
             bad += 1
             return
         }
-        let timestamp = draft.timestamp ?? defaultTime ?? StoreOptions.nowMicros()
+        let timestamp = draft.timestamp ?? defaultTime ?? GridClock.nowMicros()
         let id = draft.id ?? LineImport.id(for: bytes, typeName: draft.kind.typeName, timestamp: timestamp, line: lineNumber)
         do throws(EventError) {
             try GridEvent.validate(kind: draft.kind, id: id)

@@ -105,10 +105,10 @@ struct GridEventd: AsyncParsableCommand {
         do {
             if let retain { _ = try Quantity.duration(retain) }
             if let maxBytes { _ = try Quantity.bytes(maxBytes) }
-        } catch let error as StoreError {
+        } catch {
             throw ValidationError(error.message)
         }
-        // Ranges are checked on the merged settings (flags and --config file) by DaemonConfig.validate().
+        // Ranges are checked on the merged settings (flags and --config file) by `DaemonConfig.problem` in run().
     }
 
     func run() async throws {

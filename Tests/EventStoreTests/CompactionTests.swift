@@ -423,15 +423,4 @@ struct CompactionTests {
         #expect(store.stats.compactedSegments == store.stats.sealedSegments)
         #expect(allSyntheticIds(store).ids.count == ids.count)
     }
-
-    @Test func quantitiesParseWhatOperatorsWrite() throws {
-        #expect(try Quantity.duration("30d") == 30 * 86_400 * 1_000_000)
-        #expect(try Quantity.duration("12h") == 12 * 3_600 * 1_000_000)
-        #expect(try Quantity.duration("2w") == 14 * 86_400 * 1_000_000)
-        #expect(try Quantity.bytes("50GB") == 50_000_000_000)
-        #expect(try Quantity.bytes("512MiB") == 512 << 20)
-        #expect(try Quantity.bytes("1000") == 1000)
-        for bad in ["", "d", "-3d", "3 days", "1.5h"] { #expect(caughtStoreError { _ = try Quantity.duration(bad) }?.code == .invalidArgument) }
-        for bad in ["", "GB", "-1GB", "ten", "5XB"] { #expect(caughtStoreError { _ = try Quantity.bytes(bad) }?.code == .invalidArgument) }
-    }
 }

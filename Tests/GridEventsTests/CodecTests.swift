@@ -1,3 +1,4 @@
+import EventRecords
 import Foundation
 import Testing
 import EventStore

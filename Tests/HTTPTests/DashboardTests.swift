@@ -1,4 +1,5 @@
 import EventDaemon
+import EventRecords
 import EventStore
 import Foundation
 import GridEvents
@@ -52,7 +53,7 @@ struct DashboardTests {
         let daemon = GridEventDaemon(config: config, logger: logger)
         try daemon.start()
         defer { daemon.shutdown() }
-        let now = StoreOptions.nowMicros()
+        let now = GridClock.nowMicros()
         var n: UInt64 = 0
         func e(_ k: GridEventKind, secondsAgo: Int64) -> GridEvent {
             n += 1

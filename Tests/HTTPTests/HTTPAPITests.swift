@@ -27,10 +27,10 @@ final class APIFixture: @unchecked Sendable {
         logger.logLevel = .warning
         daemon = GridEventDaemon(config: config, logger: logger)
         try daemon.start()
-        var grid = SampleGrid(seed: 3, agents: 5, nodes: 20, start: StoreOptions.nowMicros() - 3_600_000_000, span: 3_600_000_000)
+        var grid = SampleGrid(seed: 3, agents: 5, nodes: 20, start: GridClock.nowMicros() - 3_600_000_000, span: 3_600_000_000)
         events = grid.events(2000)
         try daemon.store!.append(events.flatMap { $0.records() })
-        let html = GridEvent(id: "event-spawn_failed-0000000000aa-1", timestamp: StoreOptions.nowMicros() - 1000,
+        let html = GridEvent(id: "event-spawn_failed-0000000000aa-1", timestamp: GridClock.nowMicros() - 1000,
                              kind: .spawnFailed(nodeId: "node-x", agentId: "agent-001", error: "<script>alert(1)</script>"))
         try daemon.store!.append(html.records())
         app = Application(router: HTTPAPI.router(daemon.apiContext()!), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
@@ -111,7 +111,7 @@ struct HTTPAPITests {
             #expect(interpretation["action"] as? String == "count")
             #expect((interpretation["query"] as? [String: Any])?["types"] as? [String] == ["spawn_failed"])
             #expect((interpretation["sentence"] as? String)?.contains("today") == true)
-            let todayStart = StoreOptions.nowMicros() / 86_400_000_000 * 86_400_000_000
+            let todayStart = GridClock.nowMicros() / 86_400_000_000 * 86_400_000_000
             let todayFailures = f.events.filter { $0.type == .spawnFailed && $0.timestamp >= todayStart }.count + 1
             #expect((answer["result"] as? [String: Any])?["count"] as? Int == todayFailures)
 

@@ -19,7 +19,7 @@ final class WorldAPI: @unchecked Sendable {
     init(seed: UInt64, checkpointInterval: Int? = nil) throws {
         world = try DiffWorld(
             seed: seed, shape: DiffShape(events: 9_000, hotEvents: 400, agents: 25, nodes: 150, segmentCapacity: 512 << 10),
-            now: StoreOptions.nowMicros())
+            now: GridClock.nowMicros())
         world.closeStore()
         var config = DaemonConfig(dataDirectory: world.dir)
         config.socketPath = world.dir + ".sock"

@@ -1,3 +1,4 @@
+import EventRecords
 import EventReplication
 import EventStore
 import Foundation

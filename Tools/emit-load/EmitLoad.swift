@@ -1,6 +1,6 @@
 import ArgumentParser
 import EventEmitter
-import EventStore
+import GridBase
 import Foundation
 import GridEvents
 

@@ -1,4 +1,5 @@
 import EventWire
+import GridBase
 import Foundation
 
 /// A grid-eventd child process of the campaign: started on the scenario's paths, killed with SIGKILL or stopped

@@ -1,3 +1,4 @@
+import EventRecords
 import EventStore
 import Foundation
 import GridEvents

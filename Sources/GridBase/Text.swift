@@ -1,0 +1,9 @@
+extension String {
+    /// The string without leading and trailing whitespace (Foundation-free, for the store and the base).
+    public var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
