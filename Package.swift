@@ -56,6 +56,8 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents", "EventRecords"]),
+        // The control plane's error type and its one HTTP client, shared by master, agent and grid-cli.
+        .target(name: "GridControl", dependencies: ["GridEvents"]),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
         .target(name: "NATSProtocol"),
         // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
@@ -100,7 +102,7 @@ let package = Package(
         .target(
             name: "GridMaster",
             dependencies: [
-                "EventEmitter", "GridEvents",
+                "GridControl", "EventEmitter", "GridEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "GridAgent",
             dependencies: [
-                "GridMaster", "EventEmitter", "EventWire", "GridEvents",
+                "GridControl", "EventEmitter", "EventWire", "GridEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "grid-cli",
             dependencies: [
-                "EventEmitter", "GridEvents",
+                "GridControl", "EventEmitter", "GridEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -193,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridMaster", "GridAgent",
+                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
             ]
         ),

@@ -1,8 +1,8 @@
 import EventEmitter
-import GridBase
 import Foundation
+import GridBase
+import GridControl
 import GridEvents
-import GridMaster
 import Hummingbird
 import Logging
 import NIOCore

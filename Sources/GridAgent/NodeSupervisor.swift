@@ -1,7 +1,7 @@
 import EventEmitter
 import EventWire
-import GridBase
 import Foundation
+import GridBase
 import GridEvents
 import Logging
 

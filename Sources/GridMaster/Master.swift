@@ -1,6 +1,7 @@
 import EventEmitter
-import GridBase
 import Foundation
+import GridBase
+import GridControl
 import GridEvents
 import Logging
 
@@ -43,13 +44,6 @@ public struct NodeRecord: Sendable {
     public var storagePath: String
     public var pid: Int?
     public var state: String
-}
-
-/// An operator-facing error: an HTTP status, a code and a message; the matching failure event is emitted.
-public struct ControlError: Error, Sendable {
-    public var status: Int
-    public var code: String
-    public var message: String
 }
 
 /// The master's state and every decision that emits an event. An actor: requests and the health checker
@@ -200,7 +194,7 @@ public actor Master {
         let answer: JSONValue
         do {
             answer = try await client.call("POST", record.endpoint + "/api/nodes/spawn", body: body)
-        } catch let failure as ControlClient.Failure {
+        } catch let failure {
             agents[agentId]?.nodes.removeValue(forKey: nodeId)
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
@@ -232,7 +226,7 @@ public actor Master {
         guard record.health != .offline else { throw fail(409, "agent_offline", "agent \(agentId) is offline") }
         do {
             _ = try await client.call("POST", record.endpoint + "/api/nodes/stop", body: jsonObject([("node_id", jsonString(nodeId))]))
-        } catch let failure as ControlClient.Failure {
+        } catch let failure {
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
         } catch {

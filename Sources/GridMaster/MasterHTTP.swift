@@ -1,4 +1,5 @@
 import Foundation
+import GridControl
 import GridEvents
 import Hummingbird
 import NIOCore

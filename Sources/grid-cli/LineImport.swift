@@ -1,6 +1,6 @@
 import EventEmitter
-import GridBase
 import Foundation
+import GridBase
 import GridEvents
 import Synchronization
 

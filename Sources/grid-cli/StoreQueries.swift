@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GridControl
 import GridEvents
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -23,7 +24,7 @@ struct StoreURLOption: ParsableArguments {
     }
 }
 
-/// A blocking JSON-over-HTTP call to one of the grid's APIs.
+/// A blocking JSON-over-HTTP call to one of the grid's APIs, through GridControl's one client.
 struct APIClient {
     var base: String
     var token: String?
@@ -35,31 +36,15 @@ struct APIClient {
 
     /// Performs a request and returns the parsed JSON, or throws with the API's error message.
     func request(_ path: String, method: String = "GET", body: Data? = nil) throws -> JSONValue {
-        guard let url = URL(string: base + path) else { throw ValidationError("bad --store URL \(base)") }
-        var req = URLRequest(url: url, timeoutInterval: 30)
-        req.httpMethod = method
-        req.httpBody = body
-        if body != nil { req.setValue("application/json", forHTTPHeaderField: "Content-Type") }
-        if let t = token { req.setValue("Bearer " + t, forHTTPHeaderField: "Authorization") }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Data?, URLResponse?, Error?)
-        URLSession.shared.dataTask(with: req) { d, r, e in
-            result = (d, r, e)
-            done.signal()
-        }.resume()
-        done.wait()
-        if let error = result.2 { throw CLIError("cannot reach \(base): \(error.localizedDescription)") }
-        let data = result.0 ?? Data()
-        let status = (result.1 as? HTTPURLResponse)?.statusCode ?? 0
-        let value = (try? JSONValue.parse(Array(data), limit: 64 << 20)) ?? .null
-        if status >= 400 {
-            var message = value["error"]?["message"]?.stringValue ?? "HTTP \(status)"
-            if case .array(let s)? = value["error"]?["suggestions"] {
-                message += "\ntry: " + s.compactMap(\.stringValue).joined(separator: " | ")
-            }
+        guard URL(string: base + path) != nil else { throw ValidationError("bad --store URL \(base)") }
+        let client = ControlClient(timeoutSeconds: 30, token: token, answerLimit: 64 << 20)
+        do {
+            return try client.callBlocking(method, base + path, body: body.map { String(decoding: $0, as: UTF8.self) })
+        } catch {
+            var message = error.message
+            if !error.suggestions.isEmpty { message += "\ntry: " + error.suggestions.joined(separator: " | ") }
             throw CLIError(message)
         }
-        return value
     }
 }
 

@@ -1,6 +1,7 @@
 import EventEmitter
 import Foundation
 import GridAgent
+import GridControl
 import GridMaster
 import Logging
 import Synchronization
