@@ -2,7 +2,8 @@ import EventQuery
 @_spi(Testing) import EventStore
 import GridEvents
 
-/// Everything grid-eventd is configured with. Defaults follow DESIGN.md.
+/// Everything grid-eventd is configured with. Defaults are the README's (data dir `./data`, socket
+/// `DIR/grid-eventd.sock`, HTTP `127.0.0.1:7780`).
 public struct DaemonConfig: Sendable {
     /// The data directory (default `./data`).
     public var dataDirectory = "./data"

@@ -96,7 +96,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The routes of DESIGN.md's HTTP contract.
+/// The routes of the HTTP API (README, "HTTP API"; docs/ARCHITECTURE.md for where they sit).
 public enum HTTPAPI {
     static let maxBody = 64 << 10
 

@@ -73,13 +73,6 @@ extension EventStore {
         return locate(id, in: snap) != nil
     }
 
-    /// For each id, whether it is stored. Probes every segment per id: with the events' timestamps at hand,
-    /// `contains(ids:timestamps:)` is much cheaper.
-    public func contains(ids: [String]) -> [Bool] {
-        let snap = snapshot()
-        return ids.map { locate($0, in: snap) != nil }
-    }
-
     /// For each event (id and its timestamp), whether it is stored: a resend after a lost ack carries the same
     /// timestamp, so only the segments whose time span holds it are searched (usually one or two, however many
     /// segments the store has).

@@ -120,11 +120,6 @@ extension EventStore {
     /// Validates and encodes a batch without taking the store's lock.
     /// - Throws: `.invalidArgument` (empty batch, invalid id, oversized record), `.batchTooLarge`.
     public func prepare(_ records: [Record]) throws(StoreError) -> PreparedBatch {
-        try encode(records)
-    }
-
-    /// Validates and encodes a batch outside the lock.
-    func encode(_ records: [Record]) throws(StoreError) -> PreparedBatch {
         guard !records.isEmpty else { throw StoreError.invalid("empty batch: a batch needs at least one record") }
         guard records.count <= Limits.maxRecordsPerBatch else {
             throw StoreError.invalid("batch of \(records.count) records exceeds the limit of \(Limits.maxRecordsPerBatch)")
@@ -188,7 +183,7 @@ extension EventStore {
     public func append(batches: [[Record]]) throws(StoreError) -> [AppendReceipt] {
         var encoded: [PreparedBatch] = []
         encoded.reserveCapacity(batches.count)
-        for b in batches { encoded.append(try encode(b)) }
+        for b in batches { encoded.append(try prepare(b)) }
         return try append(prepared: encoded)
     }
 

@@ -5,7 +5,6 @@ final class GroupCommit: @unchecked Sendable {
     private var durable: UInt64 = 0
     private var syncing = false
     private var failure: StoreError?
-    private(set) var syncCount = 0
 
     /// Returns once a sync covering `sequence` has completed. `sync` flushes and returns the highest sequence it
     /// covered; it runs without the lock so appends continue meanwhile.
@@ -28,7 +27,6 @@ final class GroupCommit: @unchecked Sendable {
             }
             lock.lock()
             syncing = false
-            syncCount += 1
             switch result {
             case .success(let upTo): durable = max(durable, upTo)
             case .failure(let error): failure = error

@@ -30,7 +30,7 @@ extension GridEvent {
         return w.text
     }
 
-    /// The API JSON form (DESIGN's HTTP contract).
+    /// The API JSON form (README, "HTTP API").
     public func apiJSON(into w: inout JSONWriter) {
         w.raw("{\"id\":")
         w.string(id)

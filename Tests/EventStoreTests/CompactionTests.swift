@@ -23,7 +23,7 @@ struct StoreAnswers: Equatable {
     init(_ store: EventStore, ids: [String], base: Int64) {
         let probe = ids + ["event-synthetic-nobody-0-0"]
         byId = probe.map { store.event(id: $0) }
-        contains = store.contains(ids: probe)
+        contains = probe.map { store.contains(id: $0) }
         for entity in ["agent-0", "agent-42", "node-7", "node-1999", "nobody"] {
             let first = store.timeline(entity: entity, limit: 30)
             timelines.append(first)

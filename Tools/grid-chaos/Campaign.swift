@@ -94,16 +94,10 @@ enum Campaign {
         Soak(),
     ]
 
-    /// Scenarios not built yet (none now; kept so `--scenario` can say what a name waits for).
-    static let pending: [(name: String, waitingFor: String)] = []
-
     static func select(_ names: [String]) throws -> [any Scenario] {
         if names.contains("all") { return scenarios }
         return try names.map { name in
             if let s = scenarios.first(where: { $0.name == name }) { return s }
-            if let p = pending.first(where: { $0.name == name }) {
-                throw ChaosError("scenario \(name) waits for \(p.waitingFor)")
-            }
             throw ChaosError("unknown scenario \(name); known: \(scenarios.map(\.name).joined(separator: ", "))")
         }
     }
@@ -140,7 +134,6 @@ enum Campaign {
             if let s = r.skipped { lines.append("  \(r.name): skipped: \(s)") }
             for f in r.failures { lines.append("  \(r.name): FAILED: \(f)") }
         }
-        for p in pending { lines.append("  \(p.name): not yet run, waits for \(p.waitingFor)") }
         lines.append(Campaign.counts(results))
         return lines.joined(separator: "\n")
     }

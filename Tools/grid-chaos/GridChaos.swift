@@ -75,7 +75,7 @@ struct Run: ParsableCommand {
                 "skipped": results.filter { $0.skipped != nil }.count, "result": Campaign.verdict(results), "rounds": results.reduce(0) { $0 + $1.rounds }, "acked": results.reduce(0) { $0 + $1.acked },
                 "lost": results.reduce(0) { $0 + $1.lost }, "duplicated": results.reduce(0) { $0 + $1.duplicated },
                 "corrupt_reads": results.reduce(0) { $0 + $1.corruptReads }, "max_daemon_rss_bytes": maxRSS,
-                "scenarios": results.map(\.json), "pending": Campaign.pending.map { ["scenario": $0.name, "waits_for": $0.waitingFor] },
+                "scenarios": results.map(\.json),
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             _ = FileManager.default.createFile(atPath: json, contents: data)

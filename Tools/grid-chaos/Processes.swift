@@ -1,6 +1,6 @@
 import EventWire
-import GridBase
 import Foundation
+import GridBase
 
 /// A grid-eventd child process of the campaign: started on the scenario's paths, killed with SIGKILL or stopped
 /// with SIGTERM, its log kept in a file.
