@@ -1,5 +1,5 @@
-import GridBase
 import EventWire
+import GridBase
 #if canImport(Glibc)
 import Glibc
 #endif

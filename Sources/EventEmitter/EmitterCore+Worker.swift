@@ -1,5 +1,5 @@
-import GridBase
 import EventWire
+import GridBase
 import GridEvents
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
-import GridBase
 import Foundation
+import GridBase
 import GridEvents
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,8 @@
 import EventRecords
-import Foundation
-import Testing
 import EventStore
+import Foundation
 import GridEvents
+import Testing
 
 @Suite("Event catalogue and codecs")
 struct CodecTests {

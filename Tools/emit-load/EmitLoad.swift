@@ -1,7 +1,7 @@
 import ArgumentParser
 import EventEmitter
-import GridBase
 import Foundation
+import GridBase
 import GridEvents
 
 /// A producer process for tests and benchmarks: emits generated grid events through the EventEmitter as fast as
