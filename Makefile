@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates
+.PHONY: deps test-deps apt-install build release test example-check run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates
 # The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
 # worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
 SECONDS ?= 600
@@ -58,7 +58,14 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 	.build/debug/grid-chaos --scenario all --rounds 10 --soak-seconds 15 --rate 2000 --json .build/chaos-short.json
+	@$(MAKE) --no-print-directory example-check
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Examples/instrumented-service, an outside package linking only EventEmitter: checks it links no liblz4 or
+# libxxhash, runs it against a real grid-eventd (temporary directory) and reads its events back over HTTP.
+example-check: deps
+	$(SWIFT) build --product grid-eventd
+	SWIFT=$(SWIFT) Tools/check-example.sh .build/debug
 
 # The differential test of the query engine against a plain scan, with new random worlds for $(SECONDS) seconds.
 difftest: deps
