@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// `GRID_EVENTD_FAULTS` (system-call failures injected into the daemon's store) exists in debug builds, which
+/// the tests use, and in the release build `make chaos` makes with `-DGRID_FAULT_INJECTION`; never in a release.
+let faultInjection = SwiftSetting.define("GRID_FAULT_INJECTION", .when(configuration: .debug))
+
 let package = Package(
     name: "SutraGridEvents",
     // Linux only: the system calls go through Glibc (no Darwin branches), so no Apple platform is declared.
@@ -97,7 +101,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: [faultInjection]
         ),
         .target(
             name: "GridMaster",
@@ -144,7 +149,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: [faultInjection]
         ),
         .executableTarget(
             name: "grid-cli",

@@ -3,6 +3,9 @@
 import Glibc
 #endif
 
+// Compiled only with GRID_FAULT_INJECTION, which the manifest defines for debug (test) builds and `make chaos`
+// passes to its own release build: a release binary of grid-eventd cannot be made to inject faults.
+#if GRID_FAULT_INJECTION
 /// Test only: the fault specification grid-eventd reads from `GRID_EVENTD_FAULTS`, so multi-process tests (the
 /// chaos campaign) can make the real daemon's store see a failing system call. Never set it in production.
 ///
@@ -44,3 +47,4 @@ import Glibc
         return injector
     }
 }
+#endif

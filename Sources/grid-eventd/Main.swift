@@ -161,6 +161,7 @@ struct GridEventd: AsyncParsableCommand {
             logger.critical("\(problem)")
             throw ExitCode(1)
         }
+        #if GRID_FAULT_INJECTION
         if let spec = ProcessInfo.processInfo.environment[TestFaults.environmentVariable], !spec.isEmpty {
             do {
                 config.faults = try TestFaults.parse(spec)
@@ -170,6 +171,12 @@ struct GridEventd: AsyncParsableCommand {
             }
             logger.warning("test faults armed from \(TestFaults.environmentVariable)=\(spec); never use this in production")
         }
+        #else
+        if let spec = ProcessInfo.processInfo.environment["GRID_EVENTD_FAULTS"], !spec.isEmpty {
+            logger.critical("GRID_EVENTD_FAULTS is set, but this is a release build, which cannot inject faults; unset it")
+            throw ExitCode(1)
+        }
+        #endif
         let token = self.token ?? fileToken ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
         let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
         if !loopback, token == nil || token!.count < 16 {
