@@ -1,3 +1,4 @@
+// Over 400 lines until the routes are split into groups (issue 16, "Daemon boundaries"; not done yet).
 import EventQuery
 import EventStore
 import GridEvents

@@ -1,3 +1,4 @@
+// Over 400 lines: keeping, checkpointing, rebuilding and time travel share the keeper's lock and queues.
 import Dispatch
 import EventStore
 import GridEvents

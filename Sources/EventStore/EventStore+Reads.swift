@@ -1,3 +1,5 @@
+// Over 400 lines: every read of the store (by id, timeline, type, time, prefix, neighbours, duplicates probe)
+// shares the snapshot and cursor helpers here; splitting them would spread one read path over several files.
 /// An event as read back from the store.
 public struct StoredEvent: Sendable, Equatable {
     public var id: String

@@ -1,3 +1,5 @@
+// Over 400 lines: the one layer of file-system calls (each wrapped once, with fault injection and recording);
+// keeping every call in one file is the point of the layer.
 #if canImport(Glibc)
 import Glibc
 #endif
