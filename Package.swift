@@ -19,6 +19,10 @@ let package = Package(
         .library(name: "NATSClient", targets: ["NATSClient"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
+        // Generated events for tests, tools and benchmarks (never linked by a production module): realistic grid
+        // events (SampleGrid) and self-checking synthetic store batches (SyntheticEvents).
+        .library(name: "GridFixtures", targets: ["GridFixtures"]),
+        .library(name: "StoreFixtures", targets: ["StoreFixtures"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
         .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
@@ -60,6 +64,9 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents", "EventRecords"]),
+        // Test, tool and benchmark fixtures: no production module depends on them.
+        .target(name: "GridFixtures", dependencies: ["GridEvents"]),
+        .target(name: "StoreFixtures", dependencies: ["EventStore"]),
         // The control plane's error type and its one HTTP client, shared by master, agent and grid-cli.
         .target(name: "GridControl", dependencies: ["GridEvents"]),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
@@ -80,7 +87,9 @@ let package = Package(
         ),
         .target(
             name: "FuzzTargets",
-            dependencies: ["EventStore", "GridEvents", "EventRecords", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol"]
+            dependencies: [
+                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol", "GridFixtures",
+            ]
         ),
         // Replication through NATS JetStream: the host-side replicator and the aggregator (cluster view).
         .target(
@@ -166,12 +175,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "emit-load",
-            dependencies: ["EventEmitter", "GridEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridFixtures", "EventEmitter", "GridEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
+                "GridFixtures",
                 "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -179,28 +189,29 @@ let package = Package(
         ),
         .executableTarget(
             name: "query-bench",
-            dependencies: ["EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridFixtures", "EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/query-bench"
         ),
         .executableTarget(
             name: "store-stress",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["StoreFixtures", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/store-stress"
         ),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
-        .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents", "EventRecords"]),
+        .testTarget(name: "EventStoreTests", dependencies: ["StoreFixtures", "EventStore"]),
+        .testTarget(name: "ReplicationUnitTests", dependencies: ["GridFixtures", "EventReplication", "EventStore", "GridEvents", "EventRecords"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
         // The crash-state explorer: power loss at every recorded system call (see its doc comment).
-        .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
+        .testTarget(name: "CrashStateTests", dependencies: ["StoreFixtures", "EventStore"]),
         .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
-        .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventRecords", "EventWire"]),
+        .testTarget(name: "GridEventsTests", dependencies: ["GridFixtures", "GridEvents", "EventStore", "EventRecords", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
         .target(name: "QueryOracle", dependencies: ["EventQuery", "GridEvents", "EventStore"], path: "Tests/Support/QueryOracle"),
-        .testTarget(name: "QueryTests", dependencies: ["EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
+        .testTarget(name: "QueryTests", dependencies: ["GridFixtures", "EventQuery", "GridEvents", "EventStore", "QueryOracle"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
+                "GridFixtures",
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
             ]
@@ -208,6 +219,7 @@ let package = Package(
         .testTarget(
             name: "HTTPTests",
             dependencies: [
+                "GridFixtures",
                 "EventDaemon", "EventQuery", "GridEvents", "EventStore", "EventEmitter", "QueryOracle",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

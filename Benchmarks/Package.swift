@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "GridBenchmarks",
-    platforms: [.macOS(.v15)],
+    // Linux only, as the root package.
     dependencies: [
         .package(name: "SutraGridEvents", path: "../"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -17,6 +17,7 @@ let package = Package(
                 "CSQLite",
                 .product(name: "EventStore", package: "SutraGridEvents"),
                 .product(name: "GridEvents", package: "SutraGridEvents"),
+                .product(name: "GridFixtures", package: "SutraGridEvents"),
                 .product(name: "EventQuery", package: "SutraGridEvents"),
                 .product(name: "NATSTestSupport", package: "SutraGridEvents"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,5 +1,6 @@
 import EventStore
 import GridEvents
+import GridFixtures
 
 extension FuzzTargets {
     /// JSON events as `grid-cli emit` reads them (the flat form; the API form with `fields` too): `JSONValue.parse`

@@ -1,6 +1,7 @@
 import EventQuery
 import EventStore
 import GridEvents
+import GridFixtures
 
 extension FuzzTargets {
     /// Grid-state checkpoints (`gridstate/ckpt-*.gsc`, `GridCheckpoint.decode`). First byte: bit 0 repairs the

@@ -1,6 +1,7 @@
 import EventQuery
 import EventStore
 import GridEvents
+import GridFixtures
 
 /// A small store of generated events (one per process), for the targets that run what they parse.
 final class SampleStore: @unchecked Sendable {

@@ -1,6 +1,7 @@
 import EventRecords
 import EventStore
 import GridEvents
+import GridFixtures
 
 /// Layouts of index files and compacted segments the harness needs to repair checksums (docs/FORMAT.md, "Index
 /// file" and "Compacted segment"; EventStore keeps its own copy internal).

@@ -1,6 +1,7 @@
 import EventRecords
 import EventStore
 import GridEvents
+import GridFixtures
 
 /// Segment file layout constants the harness needs to build files and repair checksums (docs/FORMAT.md,
 /// "Segment files"; EventStore keeps its own copy internal).

@@ -1,6 +1,7 @@
 @_spi(Testing) import EventEmitter
 import EventStore
 import GridEvents
+import GridFixtures
 
 extension FuzzTargets {
     /// The emitter's spool file, read as a restarted emitter reads it. First byte: bit 0 repairs record checksums

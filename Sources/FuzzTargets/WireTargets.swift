@@ -1,6 +1,7 @@
 import EventStore
 import EventWire
 import GridEvents
+import GridFixtures
 
 extension FuzzTargets {
     /// Socket frames: a byte stream through `WireDecoder`, delivered in chunks. First byte: bit 0 set means the rest

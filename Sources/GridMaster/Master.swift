@@ -198,9 +198,6 @@ public actor Master {
             agents[agentId]?.nodes.removeValue(forKey: nodeId)
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
-        } catch {
-            agents[agentId]?.nodes.removeValue(forKey: nodeId)
-            throw fail(502, "agent_error", "agent \(agentId): \(error)")
         }
         let pid = answer["pid"]?.intValue.map { Int($0) } ?? 0
         let node = NodeRecord(nodeId: nodeId, agentId: agentId, port: port, storagePath: storagePath, pid: pid, state: "running")
@@ -229,8 +226,6 @@ public actor Master {
         } catch let failure {
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
-        } catch {
-            throw fail(502, "agent_error", "agent \(agentId): \(error)")
         }
         agents[agentId]?.nodes.removeValue(forKey: nodeId)
         events.emit(.stopSucceeded(nodeId: nodeId, agentId: agentId))

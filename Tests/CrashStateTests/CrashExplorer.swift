@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 @_spi(Testing) import EventStore
+import StoreFixtures
 import Synchronization
 
 /// Crashes a recorded run at sampled points, builds the states a power loss could leave there

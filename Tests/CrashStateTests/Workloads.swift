@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 @_spi(Testing) import EventStore
+import StoreFixtures
 
 /// One appended batch of synthetic events (`SyntheticEvents.batch(run:batch:events:)`) and when, in the record,
 /// it was begun and returned.

@@ -2,6 +2,7 @@
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 import Testing
 
 /// The emitter as a library: freed when dropped, honest counts, a spool that checks its fdatasync and resyncs

@@ -2,6 +2,7 @@
 import EventQuery
 import EventStore
 import GridEvents
+import GridFixtures
 import Logging
 import Foundation
 import Testing

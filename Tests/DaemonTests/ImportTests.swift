@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 import Testing
 
 /// `grid-cli emit` importing JSON lines into a real grid-eventd: never drops, counts exactly, and an import

@@ -2,6 +2,7 @@ import EventStore
 import EventWire
 import Foundation
 import GridEvents
+import GridFixtures
 import Testing
 
 /// Bad clients get an error frame and are disconnected; everyone else carries on and the store is untouched.

@@ -1,4 +1,5 @@
 import Foundation
+import StoreFixtures
 import Testing
 @_spi(Testing) import EventStore
 

@@ -1,4 +1,5 @@
 import GridEvents
+import GridFixtures
 import Testing
 
 /// The emitter's direct encoder writes exactly `BinaryCodec`'s bytes, stays within its size bound, and its

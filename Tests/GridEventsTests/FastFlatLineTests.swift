@@ -1,4 +1,5 @@
 @testable import GridEvents
+import GridFixtures
 import Testing
 
 /// The fast path of `FlatEventDecoder` (flat catalogue lines without escapes) is taken for realistic lines and

@@ -1,5 +1,6 @@
 import Foundation
 import GridEvents
+import GridFixtures
 import Testing
 
 /// The byte-level decoder against the Foundation-based one (`JSONValue.parse` + `GridEvent.parseJSON`): both must

@@ -4,6 +4,7 @@ import EventQuery
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 import Hummingbird
 import HummingbirdTesting
 import Logging

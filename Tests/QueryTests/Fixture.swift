@@ -2,6 +2,7 @@ import EventRecords
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 import QueryOracle
 @testable import EventQuery
 

@@ -3,6 +3,7 @@ import EventReplication
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 import Testing
 
 /// The replication message format, the cursor file and the aggregator's records, without NATS.

@@ -3,6 +3,7 @@ import EventEmitter
 import Foundation
 import GridBase
 import GridEvents
+import GridFixtures
 
 /// A producer process for tests and benchmarks: emits generated grid events through the EventEmitter as fast as
 /// it can (or at a set rate), flushes, and reports what happened.

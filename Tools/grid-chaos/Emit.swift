@@ -3,6 +3,7 @@ import EventEmitter
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 
 /// `grid-chaos emit`: one producer process of the campaign. Emits generated grid events through the
 /// EventEmitter at a steady rate until the stop file appears (or `--count` events), writes its progress as JSON

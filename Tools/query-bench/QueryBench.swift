@@ -3,6 +3,7 @@ import EventQuery
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 
 /// Fills a store with generated grid events (or reuses one) and measures query latency in process:
 /// an entity's last 50 events, a type count in a one-hour window, an id lookup, a 2-hop traversal, and the

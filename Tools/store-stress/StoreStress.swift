@@ -1,6 +1,7 @@
 import ArgumentParser
 @_spi(Testing) import EventStore
 import Foundation
+import StoreFixtures
 
 @main
 struct StoreStress: ParsableCommand {

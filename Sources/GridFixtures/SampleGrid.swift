@@ -1,3 +1,5 @@
+import GridEvents
+
 /// Realistic generated grid events for tests, fixtures and benchmarks: the 17 catalogue types in proportions a
 /// running grid produces (heartbeats dominate, failures are rare), about 100 agents and 2,000 nodes, real-looking
 /// error strings, timestamps spread over a window. Deterministic for a given seed.

@@ -1,6 +1,8 @@
+import EventStore
+
 /// Deterministic synthetic batches for tests, crash harnesses and benchmarks: every field of an event can be
 /// recomputed from its id, so a reader can tell a correct event from a corrupt one without keeping a copy.
-@_spi(Testing) public enum SyntheticEvents {
+public enum SyntheticEvents {
     /// The id of event `index` of batch `batch` of run `run`.
     public static func id(run: String, batch: Int, index: Int) -> String { "event-synthetic-\(run)-\(batch)-\(index)" }
 
