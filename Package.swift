@@ -203,6 +203,7 @@ let package = Package(
         // The crash-state explorer: power loss at every recorded system call (see its doc comment).
         .testTarget(name: "CrashStateTests", dependencies: ["StoreFixtures", "EventStore"]),
         .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
+        .testTarget(name: "GridControlTests", dependencies: ["GridControl", "GridEvents"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridFixtures", "GridEvents", "EventStore", "EventRecords", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.

@@ -25,18 +25,12 @@ public final class GridAgentService: Service, @unchecked Sendable {
 
     var endpoint: String { "http://" + config.listen }
 
-    func nodesJSON() -> String {
-        "[" + supervisor.list.map { n in
-            jsonObject([("node_id", jsonString(n.nodeId)), ("port", String(n.port)), ("storage_path", jsonString(n.storagePath)),
-                        ("pid", jsonIntOrNull(n.pid)), ("state", jsonString(n.state)), ("restart_count", String(n.restartCount))])
-        }.joined(separator: ",") + "]"
-    }
+    func nodeReports() -> [NodeReport] { supervisor.list }
 
     func register() async throws {
-        let body = jsonObject([("agent_id", jsonString(config.agentId)), ("hostname", jsonString(config.hostname)),
-                               ("platform", jsonString(config.platform)), ("agent_endpoint", jsonString(endpoint)),
-                               ("max_storage_nodes", String(config.maxStorageNodes)), ("nodes", nodesJSON())])
-        _ = try await client.call("POST", config.master + "/api/agents/register", body: body)
+        let request = RegisterRequest(agentId: config.agentId, hostname: config.hostname, platform: config.platform, agentEndpoint: endpoint,
+                                      maxStorageNodes: config.maxStorageNodes, nodes: nodeReports())
+        _ = try await client.call("POST", config.master + ControlRoute.register, body: request.json)
     }
 
     public func run() async throws {
@@ -51,8 +45,9 @@ public final class GridAgentService: Service, @unchecked Sendable {
                     noticed = false
                     logger.info("registered with \(config.master) as \(config.agentId)")
                 } else {
-                    let body = jsonObject([("storage_node_count", String(supervisor.list.count)), ("nodes", nodesJSON())])
-                    _ = try await client.call("POST", config.master + "/api/agents/\(config.agentId)/heartbeat", body: body)
+                    let reports = nodeReports()
+                    let body = HeartbeatRequest(storageNodeCount: reports.count, nodes: reports).json
+                    _ = try await client.call("POST", config.master + ControlRoute.heartbeat(config.agentId), body: body)
                 }
             } catch let failure as ControlClient.Failure where failure.status == 404 && registered {
                 logger.info("the master does not know \(config.agentId); registering again")
@@ -71,7 +66,7 @@ public final class GridAgentService: Service, @unchecked Sendable {
         logger.info("stopping \(supervisor.list.count) node(s) and unregistering")
         let supervisor = self.supervisor
         try? await offPool { supervisor.stopAll() }
-        _ = try? await client.call("POST", config.master + "/api/agents/\(config.agentId)/unregister", body: "{}")
+        _ = try? await client.call("POST", config.master + ControlRoute.unregister(config.agentId), body: "{}")
     }
 
     /// The agent's HTTP API, called by the master.
@@ -81,13 +76,13 @@ public final class GridAgentService: Service, @unchecked Sendable {
         router.post("/api/nodes/spawn") { request, _ in
             let buffer = try await request.body.collect(upTo: 64 << 10)
             let v = (try? JSONValue.parse(Array(buffer: buffer))) ?? .null
-            guard let nodeId = v["node_id"]?.stringValue, let port = v["port"]?.intValue, let path = v["storage_path"]?.stringValue else {
-                return Self.error(400, "bad_request", "send node_id, port and storage_path")
-            }
+            let s: SpawnRequest
+            do throws(ControlError) { s = try SpawnRequest(v, needsAgent: false) } catch { return Self.error(error) }
             do {
-                let memory = Int(v["memory_limit_mb"]?.intValue ?? 1024)
-                let pid = try await offPool { try supervisor.spawn(nodeId: nodeId, port: Int(port), storagePath: path, memoryLimitMb: memory) }
-                return Self.json(jsonObject([("node_id", jsonString(nodeId)), ("pid", String(pid)), ("port", String(port))]))
+                let pid = try await offPool {
+                    try supervisor.spawn(nodeId: s.nodeId, port: s.port, storagePath: s.storagePath, memoryLimitMb: s.memoryLimitMb)
+                }
+                return Self.json(jsonObject([("node_id", jsonString(s.nodeId)), ("pid", String(pid)), ("port", String(s.port))]))
             } catch {
                 return Self.error(422, "spawn_failed", "\(error)")
             }
@@ -95,15 +90,16 @@ public final class GridAgentService: Service, @unchecked Sendable {
         router.post("/api/nodes/stop") { request, _ in
             let buffer = try await request.body.collect(upTo: 64 << 10)
             let v = (try? JSONValue.parse(Array(buffer: buffer))) ?? .null
-            guard let nodeId = v["node_id"]?.stringValue else { return Self.error(400, "bad_request", "send node_id") }
+            let s: StopRequest
+            do throws(ControlError) { s = try StopRequest(v, needsAgent: false) } catch { return Self.error(error) }
             do {
-                try await offPool { try supervisor.stop(nodeId: nodeId) }
+                try await offPool { try supervisor.stop(nodeId: s.nodeId) }
                 return Self.json("{\"ok\":true}")
             } catch {
                 return Self.error(404, "unknown_node", "\(error)")
             }
         }
-        router.get("/api/nodes") { _, _ in Self.json("{\"nodes\":" + self.nodesJSON() + "}") }
+        router.get(RouterPath(ControlRoute.nodes)) { _, _ in Self.json("{\"nodes\":" + NodeReport.json(self.nodeReports()) + "}") }
         return router
     }
 
@@ -112,7 +108,11 @@ public final class GridAgentService: Service, @unchecked Sendable {
     }
 
     static func error(_ status: Int, _ code: String, _ message: String) -> Response {
-        json(jsonObject([("error", jsonObject([("code", jsonString(code)), ("message", jsonString(message))]))]), status: HTTPResponse.Status(code: status))
+        error(ControlError(status: status, code: code, message: message))
+    }
+
+    static func error(_ e: ControlError) -> Response {
+        json(e.json, status: HTTPResponse.Status(code: e.status))
     }
 }
 

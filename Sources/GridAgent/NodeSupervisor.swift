@@ -2,6 +2,7 @@ import EventEmitter
 import EventWire
 import Foundation
 import GridBase
+import GridControl
 import GridEvents
 import Logging
 
@@ -9,14 +10,8 @@ import Logging
 /// back), records the exit code or signal, restarts with backoff within the restart policy, and stops them with
 /// SIGTERM, a grace period, then SIGKILL.
 public final class NodeSupervisor: @unchecked Sendable {
-    public struct NodeInfo: Sendable {
-        public var nodeId: String
-        public var port: Int
-        public var storagePath: String
-        public var pid: Int?
-        public var state: String
-        public var restartCount: Int
-    }
+    /// What the supervisor knows of a node is what the agent reports to the master.
+    public typealias NodeInfo = NodeReport
 
     public struct SpawnError: Error, CustomStringConvertible, Sendable {
         public var description: String

@@ -187,13 +187,12 @@ public actor Master {
         guard record.nodes.count < record.maxNodes else {
             throw fail(409, "agent_full", "agent \(agentId) is at its limit of \(record.maxNodes) storage nodes")
         }
-        let body = jsonObject([("node_id", jsonString(nodeId)), ("port", String(port)), ("storage_path", jsonString(storagePath)),
-                               ("memory_limit_mb", String(memoryLimitMb))])
+        let body = SpawnRequest(agentId: nil, nodeId: nodeId, port: port, storagePath: storagePath, memoryLimitMb: memoryLimitMb).json
         // Reserve the node across the await so a concurrent spawn of the same id is refused.
         agents[agentId]?.nodes[nodeId] = NodeRecord(nodeId: nodeId, agentId: agentId, port: port, storagePath: storagePath, pid: nil, state: "starting")
         let answer: JSONValue
         do {
-            answer = try await client.call("POST", record.endpoint + "/api/nodes/spawn", body: body)
+            answer = try await client.call("POST", record.endpoint + ControlRoute.spawn, body: body)
         } catch let failure {
             agents[agentId]?.nodes.removeValue(forKey: nodeId)
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
@@ -222,7 +221,7 @@ public actor Master {
         guard record.nodes[nodeId] != nil else { throw fail(404, "unknown_node", "node \(nodeId) is not known on \(agentId)") }
         guard record.health != .offline else { throw fail(409, "agent_offline", "agent \(agentId) is offline") }
         do {
-            _ = try await client.call("POST", record.endpoint + "/api/nodes/stop", body: jsonObject([("node_id", jsonString(nodeId))]))
+            _ = try await client.call("POST", record.endpoint + ControlRoute.stop, body: StopRequest(agentId: nil, nodeId: nodeId).json)
         } catch let failure {
             if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
             throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")

@@ -14,8 +14,7 @@ public enum MasterHTTP {
     }
 
     static func error(_ e: ControlError) -> Response {
-        json(jsonObject([("error", jsonObject([("code", jsonString(e.code)), ("message", jsonString(e.message))]))]),
-             status: HTTPResponse.Status(code: e.status))
+        json(e.json, status: HTTPResponse.Status(code: e.status))
     }
 
     static func body(_ request: Request) async throws(ControlError) -> JSONValue {
@@ -32,24 +31,9 @@ public enum MasterHTTP {
         }
     }
 
-    static func string(_ v: JSONValue, _ key: String) throws(ControlError) -> String {
-        guard let s = v[key]?.stringValue else { throw ControlError(status: 400, code: "bad_request", message: "missing \"\(key)\" (a string)") }
-        return s
-    }
-
-    static func int(_ v: JSONValue, _ key: String, default value: Int? = nil) throws(ControlError) -> Int {
-        if let i = v[key]?.intValue, let n = Int(exactly: i) { return n }
-        if v[key] == nil || v[key] == .null, let value { return value }
-        throw ControlError(status: 400, code: "bad_request", message: "missing \"\(key)\" (an integer)")
-    }
-
-    static func nodes(_ v: JSONValue, agentId: String) -> [NodeRecord]? {
-        guard case .array(let list)? = v["nodes"] else { return nil }
-        return list.compactMap { n in
-            guard let id = n["node_id"]?.stringValue else { return nil }
-            return NodeRecord(nodeId: id, agentId: agentId, port: Int(n["port"]?.intValue ?? 0), storagePath: n["storage_path"]?.stringValue ?? "",
-                              pid: n["pid"]?.intValue.map { Int($0) }, state: n["state"]?.stringValue ?? "running")
-        }
+    /// The master's record of reported nodes.
+    static func records(_ reports: [NodeReport], agentId: String) -> [NodeRecord] {
+        reports.map { NodeRecord(nodeId: $0.nodeId, agentId: agentId, port: $0.port, storagePath: $0.storagePath, pid: $0.pid, state: $0.state) }
     }
 
     static func nodeJSON(_ n: NodeRecord) -> String {
@@ -67,10 +51,9 @@ public enum MasterHTTP {
         router.post("/api/agents/register") { request, _ in
             await handle { () async throws(ControlError) -> Response in
                 let v = try await body(request)
-                let id = try string(v, "agent_id")
-                try await master.register(agentId: id, hostname: try string(v, "hostname"), platform: try string(v, "platform"),
-                                          endpoint: try string(v, "agent_endpoint"), maxNodes: try int(v, "max_storage_nodes"),
-                                          nodes: nodes(v, agentId: id) ?? [])
+                let r = try RegisterRequest(v)
+                try await master.register(agentId: r.agentId, hostname: r.hostname, platform: r.platform, endpoint: r.agentEndpoint,
+                                          maxNodes: r.maxStorageNodes, nodes: records(r.nodes, agentId: r.agentId))
                 return json("{\"ok\":true}")
             }
         }
@@ -78,7 +61,8 @@ public enum MasterHTTP {
             await handle { () async throws(ControlError) -> Response in
                 let id = context.parameters.get("id") ?? ""
                 let v = try await body(request)
-                try await master.heartbeat(agentId: id, nodeCount: try int(v, "storage_node_count", default: 0), nodes: nodes(v, agentId: id))
+                let h = try HeartbeatRequest(v)
+                try await master.heartbeat(agentId: id, nodeCount: h.storageNodeCount, nodes: h.nodes.map { records($0, agentId: id) })
                 return json("{\"ok\":true}")
             }
         }
@@ -91,15 +75,17 @@ public enum MasterHTTP {
         router.post("/api/nodes/spawn") { request, _ in
             await handle { () async throws(ControlError) -> Response in
                 let v = try await body(request)
-                let node = try await master.spawn(agentId: try string(v, "agent_id"), nodeId: try string(v, "node_id"), port: try int(v, "port"),
-                                                  storagePath: try string(v, "storage_path"), memoryLimitMb: try int(v, "memory_limit_mb", default: 1024))
+                let s = try SpawnRequest(v, needsAgent: true)
+                let node = try await master.spawn(agentId: s.agentId ?? "", nodeId: s.nodeId, port: s.port, storagePath: s.storagePath,
+                                                  memoryLimitMb: s.memoryLimitMb)
                 return json(nodeJSON(node))
             }
         }
         router.post("/api/nodes/stop") { request, _ in
             await handle { () async throws(ControlError) -> Response in
                 let v = try await body(request)
-                try await master.stop(agentId: try string(v, "agent_id"), nodeId: try string(v, "node_id"))
+                let s = try StopRequest(v, needsAgent: true)
+                try await master.stop(agentId: s.agentId ?? "", nodeId: s.nodeId)
                 return json("{\"ok\":true}")
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GridControl
 import GridEvents
 
 /// The master's control API: --master, else $GRID_MASTER_URL, else http://127.0.0.1:7000.
@@ -40,12 +41,9 @@ struct Spawn: ParsableCommand {
     @Option(name: .customLong("memory-limit-mb"), help: "Memory limit recorded for the node, MB.") var memoryLimitMb = 1024
 
     func run() throws {
-        var w = JSONWriter()
-        w.raw("{\"agent_id\":"); w.string(agent)
-        w.raw(",\"node_id\":"); w.string(node ?? "node-\(port)")
-        w.raw(",\"port\":\(port),\"storage_path\":"); w.string(storagePath)
-        w.raw(",\"memory_limit_mb\":\(memoryLimitMb)}")
-        let v = try master.call("/api/nodes/spawn", method: "POST", body: w.text, command: "spawn")
+        let request = SpawnRequest(agentId: agent, nodeId: node ?? "node-\(port)", port: port, storagePath: storagePath,
+                                   memoryLimitMb: memoryLimitMb)
+        let v = try master.call(ControlRoute.spawn, method: "POST", body: request.json, command: "spawn")
         if master.json { master.printJSON(v) } else { print("started \(v["node_id"]?.text ?? "?") on \(agent): pid \(v["pid"]?.text ?? "?"), port \(port)") }
     }
 }
@@ -57,9 +55,7 @@ struct Stop: ParsableCommand {
     @Option(help: "The agent that runs it.") var agent: String
 
     func run() throws {
-        var w = JSONWriter()
-        w.raw("{\"agent_id\":"); w.string(agent); w.raw(",\"node_id\":"); w.string(node); w.raw("}")
-        let v = try master.call("/api/nodes/stop", method: "POST", body: w.text, command: "stop")
+        let v = try master.call(ControlRoute.stop, method: "POST", body: StopRequest(agentId: agent, nodeId: node).json, command: "stop")
         if master.json { master.printJSON(v) } else { print("stopped \(node) on \(agent)") }
     }
 }
