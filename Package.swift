@@ -204,6 +204,8 @@ let package = Package(
         .testTarget(name: "CrashStateTests", dependencies: ["StoreFixtures", "EventStore"]),
         .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
         .testTarget(name: "GridControlTests", dependencies: ["GridControl", "GridEvents"]),
+        // The emitter's delivery decisions over every combination of states, without processes.
+        .testTarget(name: "EventEmitterTests", dependencies: ["EventEmitter"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridFixtures", "GridEvents", "EventStore", "EventRecords", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.

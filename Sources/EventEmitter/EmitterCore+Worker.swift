@@ -19,7 +19,9 @@ extension EmitterCore {
         var spoolingNoticeGiven = false
         while true {
             lock.lock()
-            if closing, window.isEmpty, connection == nil || closingDrained || retry.isEmpty && spoolEmpty && count == 0 && adopted.isEmpty {
+            // What to do next is decided by `DeliveryPlan` (pure, tested on its own); carrying it out is here.
+            switch DeliveryPlan.next(deliveryState(connected: connection != nil)) {
+            case .finish:
                 // Keep what is left for the next start: retried events first, then the queue.
                 if !retry.isEmpty {
                     requeueFront(retry.flatMap { $0 })
@@ -28,8 +30,7 @@ extension EmitterCore {
                 spillAll()
                 lock.unlock()
                 return
-            }
-            if connection == nil, storeRefused {
+            case .backOffRefused:
                 storeRefused = false
                 counters.storeRefusals += 1
                 let spilled = count > 0 && spoolUsable
@@ -41,9 +42,7 @@ extension EmitterCore {
                     options.notice("grid-eventd cannot store events now; \(spilled ? "spooling them and " : "")retrying")
                 }
                 sleepUnlessClosing(refusalBackoff)
-                continue
-            }
-            if connection == nil {
+            case .connect:
                 lock.unlock()
                 connection = connect(everConnected: &everConnected)
                 if connection == nil {
@@ -63,10 +62,7 @@ extension EmitterCore {
                 }
                 backoff = options.backoffInitialSeconds
                 spoolingNoticeGiven = false
-                continue
-            }
-            let conn = connection!
-            if droppedUnreported > 0, count < highWaterMark, window.isEmpty {
+            case .reportDrops:
                 let n = droppedUnreported
                 droppedUnreported = 0
                 lock.unlock()
@@ -74,74 +70,61 @@ extension EmitterCore {
                 if enqueue(.eventsDropped(producerId: producerId, dropped: n), timestamp: nil, id: nil, isReport: true) == 0 {
                     lock.withLock { droppedUnreported += n }
                 }
-                continue
-            }
-            if closing {
-                // Closing: send nothing new, only collect the acks of what is in flight.
+            case .markDrained:
+                // Closing: nothing new is sent, and nothing is in flight any more.
+                closingDrained = true
                 lock.unlock()
-                if window.isEmpty { lock.withLock { closingDrained = true } } else { awaitWindowAck(conn, &connection) }
-                continue
-            }
-            if !retry.isEmpty {
-                if window.count < (cautious ? 1 : EmitterCore.windowSize) {
-                    sendBatch(retry.removeFirst(), conn, &connection)
-                } else {
-                    lock.unlock()
-                    awaitWindowAck(conn, &connection)
-                }
-                continue
-            }
-            // Spools (this producer's own, then those adopted): replayed with nothing else in flight, since the
-            // connection answers acks in order and a replay waits for its own.
-            let replaying: Spool? = !spoolEmpty ? spool : adopted.first
-            if let replaying {
+            case .collectAck:
                 lock.unlock()
-                if !window.isEmpty {
-                    awaitWindowAck(conn, &connection)
-                    continue
-                }
-                if !replay(replaying, conn) {
+                awaitWindowAck(connection!, &connection)
+            case .resend:
+                sendBatch(retry.removeFirst(), connection!, &connection)
+            case .replayOwnSpool, .replayAdoptedSpool:
+                // Spools (this producer's own, then those adopted) are replayed with nothing else in flight, since
+                // the connection answers acks in order and a replay waits for its own.
+                let replaying = spoolEmpty ? adopted.first! : spool!
+                lock.unlock()
+                if !replay(replaying, connection!) {
                     connection = nil
                     lostConnection("spool replay interrupted")
                 }
-                continue
-            }
-            if count > 0, inTransit == 0, window.count < EmitterCore.windowSize {
-                if count < options.maxBatchEvents, options.batchDelaySeconds > 0, window.isEmpty {
-                    // Let a batch build up for a moment.
-                    workerWaiting = true
-                    lock.wait(seconds: options.batchDelaySeconds)
-                    workerWaiting = false
-                    if inTransit > 0 || count == 0 {
-                        lock.unlock()
-                        continue
-                    }
+            case .waitForBatch:
+                // Let a batch build up for a moment.
+                workerWaiting = true
+                lock.wait(seconds: options.batchDelaySeconds)
+                workerWaiting = false
+                if inTransit > 0 || count == 0 {
+                    lock.unlock()
+                    continue
                 }
-                sendBatch(takeFromQueue(max: options.maxBatchEvents, maxBytes: options.maxBatchBytes), conn, &connection)
-                continue
-            }
-            if !window.isEmpty {
-                lock.unlock()
-                awaitWindowAck(conn, &connection)
-                continue
-            }
-            if inTransit > 0 {
+                sendBatch(takeFromQueue(max: options.maxBatchEvents, maxBytes: options.maxBatchBytes), connection!, &connection)
+            case .sendQueue:
+                sendBatch(takeFromQueue(max: options.maxBatchEvents, maxBytes: options.maxBatchBytes), connection!, &connection)
+            case .waitForSpill:
                 // The oldest queued events are on their way to the spool: wait for them, then replay.
                 lock.wait(seconds: 0.005)
                 lock.unlock()
-                continue
-            }
-            // Idle: now and then look for spools whose process has died since.
-            if spool != nil, monotonicNanos() - lastAdoptionScan > 30_000_000_000 {
+            case .scanOrphans:
+                // Idle: now and then look for spools whose process has died since.
                 lock.unlock()
                 adoptOrphans()
-                continue
+            case .idle:
+                workerWaiting = true
+                lock.wait(seconds: 0.25)
+                workerWaiting = false
+                lock.unlock()
             }
-            workerWaiting = true
-            lock.wait(seconds: 0.25)
-            workerWaiting = false
-            lock.unlock()
         }
+    }
+
+    /// The delivery state `DeliveryPlan` decides on; call with the lock held.
+    func deliveryState(connected: Bool) -> DeliveryPlan.DeliveryState {
+        DeliveryPlan.DeliveryState(
+            connected: connected, closing: closing, closingDrained: closingDrained, storeRefused: storeRefused,
+            inFlightBatches: window.count, retryBatches: retry.count, cautious: cautious, ownSpoolPending: !spoolEmpty,
+            adoptedSpools: adopted.count, queued: count, highWaterMark: highWaterMark, maxBatchEvents: options.maxBatchEvents,
+            batchDelay: options.batchDelaySeconds > 0, inTransit: inTransit > 0, droppedUnreported: droppedUnreported > 0,
+            orphanScanDue: spool != nil && monotonicNanos() - lastAdoptionScan > 30_000_000_000)
     }
 
     /// Sends one read of `spool` (about one batch) and commits what was acknowledged. False when the connection

@@ -90,8 +90,8 @@ final class EmitterCore: @unchecked Sendable {
     static let assistChunk = 1024
 
     // Worker state (see run()).
+    /// Batches in flight, oldest first: at most `DeliveryPlan.windowSize`.
     var window: [[Pending]] = []
-    static let windowSize = 4
     var closingDrained = false
     var retry: [[Pending]] = []
     var cautious = false
