@@ -3,6 +3,7 @@ import EventQuery
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 
 /// One command that measures the engine and SQLite on the same generated grid events and prints one table
 /// (median and spread over repeated runs), also written as JSON.

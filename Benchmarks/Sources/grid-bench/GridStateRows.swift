@@ -4,6 +4,7 @@ import Foundation
 import GridEvents
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import GridFixtures
 #endif
 
 /// CPU time of the calling thread, nanoseconds (what a measurement costs, whatever else the machine runs).
