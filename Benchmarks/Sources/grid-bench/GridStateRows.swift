@@ -2,9 +2,9 @@ import EventQuery
 import EventStore
 import Foundation
 import GridEvents
+import GridFixtures
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import GridFixtures
 #endif
 
 /// CPU time of the calling thread, nanoseconds (what a measurement costs, whatever else the machine runs).
