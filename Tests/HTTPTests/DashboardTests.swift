@@ -102,6 +102,17 @@ final class DashboardDaemon: @unchecked Sendable {
     }
 }
 
+/// Counts the topology's labels and the pairs of them whose boxes overlap (by more than half a pixel).
+let topologyLabelOverlaps = """
+    (() => { const t = [...document.querySelectorAll('#topology text')].map((e) => e.getBoundingClientRect()).filter((r) => r.width > 0);
+      let overlaps = 0;
+      for (let i = 0; i < t.length; i++) for (let j = i + 1; j < t.length; j++) {
+        const a = t[i], b = t[j];
+        if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) overlaps++;
+      }
+      return [t.length, overlaps]; })()
+    """
+
 /// Where screenshots go: `.build/` of the package (never committed).
 let screenshotDirectory = FileManager.default.currentDirectoryPath + "/.build"
 
@@ -202,6 +213,9 @@ struct DashboardTests {
                 findings.check(h1.contains("in step"), "host h1 row: \(h1)")
                 findings.check(try b.waitFor("document.querySelector('#topology [data-group=\"host-h1\"]') && document.querySelector('#topology [data-group=\"host-h2\"]')") != nil,
                                "topology groups: \(try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)"))")
+                let smallLabels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
+                findings.check(smallLabels.count == 2 && smallLabels[0] >= 5 && smallLabels[1] == 0, "topology labels [count, overlapping pairs]: \(smallLabels)")
+                findings.check(try b.string("document.getElementById('topology-mode').textContent") == "whole grid", "two agents are not drawn whole")
                 // Stream newest first; the question's answer; the chart; the alerts.
                 let rows = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
                 let crash = fixture[4].id
@@ -392,6 +406,22 @@ struct DashboardTests {
                 try b.press("Enter")
                 findings.check(try b.waitFor("document.getElementById('detail-title').textContent.includes('\(order[1 + perRow])') && !document.getElementById('detail').hidden") != nil, "Enter did not open the focused agent")
                 try b.press("Escape")
+
+                // The topology of 500 agents: groups (by state here: no hosts), the neighbourhood of the agent just
+                // opened, no two labels overlapping; a group collapses from the keyboard.
+                let mode = try b.string("document.getElementById('topology-mode').textContent") ?? ""
+                findings.check(mode.contains("neighbourhood of \(order[1 + perRow])"), "topology mode: \(mode)")
+                let groups = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)")
+                findings.check(groups.first == "offline" && groups.contains("healthy") && groups.contains("degraded"), "topology groups \(groups)")
+                let labels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
+                findings.check(labels.count == 2 && labels[0] >= 20 && labels[1] == 0, "topology labels [count, overlapping pairs]: \(labels)")
+                findings.check(try b.number("document.querySelectorAll('#topology .nb circle').length") == 20, "the neighbourhood does not show the agent's 20 nodes")
+                _ = try b.evaluate("(() => { document.getElementById('topology').scrollIntoView(); document.querySelector('#topology [data-group=\"healthy\"]').focus(); return 1; })()")
+                try b.press("Enter")
+                findings.check(try b.waitFor("document.querySelector('#topology [data-group=\"healthy\"]').getAttribute('aria-expanded') === 'false' && document.activeElement.dataset.group === 'healthy'", timeout: 3) != nil,
+                               "Enter on a group header did not collapse it")
+                try b.screenshot(screenshotDirectory + "/dashboard-topology.png")
+                try b.press("Enter")
 
                 // A tile is a filter.
                 try b.click("#t-agent-offline")

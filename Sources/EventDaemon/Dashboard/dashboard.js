@@ -655,7 +655,7 @@
     const h = svgEl('g', {class: 'gh', tabindex: '0', role: 'button', 'aria-expanded': String(open), 'data-group': g.k});
     h.append(svgEl('rect', {x: 2, y: y, width: W - 4, height: 18, rx: 3, fill: '#1d252e'}));
     const summary = AGENT_STATES.filter((s) => counts[s]).map((s) => counts[s] + ' ' + s).join(', ') + (problems ? ', ' + problems + ' problem nodes' : '');
-    h.append(svgEl('text', {x: 8, y: y + 13}, fit((open ? '▾ ' : '▸ ') + g.k + ' · ' + g.as.length + ' agents · ' + summary, W - 20, 6.8)));
+    h.append(svgEl('text', {x: 8, y: y + 13}, fit((open ? '▾ ' : '▸ ') + g.k + ' · ' + g.as.length + ' agents · ' + summary, W - 150, 7.2)));
     // A bar of the group's states, in proportion.
     let x = W - 126;
     for (const s of AGENT_STATES) {
