@@ -78,12 +78,15 @@ final class DashboardDaemon: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    /// Appends `events` straight to the store, beside the daemon's writer (fast; they are not on the live stream).
+    /// Appends `events` straight to the store, beside the daemon's writer (fast; they are not on the live stream),
+    /// and folds them into the daemon's grid state as its writer would.
     func append(_ events: [GridEvent]) throws {
         var i = 0
         while i < events.count {
             let chunk = events[i..<min(events.count, i + 4000)]
             try daemon.store!.append(chunk.flatMap { $0.records() })
+            // Beside the daemon's writer: hand the grid state what the writer would have.
+            daemon.gridState!.observe(chunk)
             i += chunk.count
         }
     }
@@ -181,9 +184,6 @@ struct DashboardTests {
         let findings = Findings()
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            // Whether this daemon answers ?at= (the grid-state fold with time travel): a bad moment is then refused.
-            let probe = try await client.execute(uri: "/api/grid/agents?at=not-a-time", method: .get)
-            let timeTravel = probe.status == .badRequest
             let emitter = d.emitter()
             defer { emitter.close() }
             try await onThread {
@@ -282,14 +282,14 @@ struct DashboardTests {
                 findings.check(alertIds == [crash], "time travel: alerts \(alertIds), expected only the crash")
                 let pastRows = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
                 findings.check(pastRows.first == fixture[6].id && !pastRows.contains(fixture[8].id) && !pastRows.contains(liveId), "time travel: events \(pastRows)")
-                if timeTravel {
-                    findings.check(try b.waitFor("document.getElementById('t-agent-degraded').dataset.count === '1' && document.getElementById('t-agent-offline').dataset.count === '0'") != nil,
-                                   "time travel: degraded \(try tile("agent-degraded") ?? "-"), offline \(try tile("agent-offline") ?? "-")")
-                    findings.check(try tile("node-failed") == "0" && (try tile("node-restarted")) == "1", "time travel: node tiles")
-                } else {
-                    findings.note("this daemon has no ?at= on /api/grid/agents yet: the agent tiles of the past were not checked")
-                    findings.check(banner.contains("does not know ?at="), "the page does not say the server ignored ?at=: \(banner)")
-                }
+                findings.check(try b.waitFor("document.getElementById('t-agent-degraded').dataset.count === '1' && document.getElementById('t-agent-offline').dataset.count === '0'") != nil,
+                               "time travel: degraded \(try tile("agent-degraded") ?? "-"), offline \(try tile("agent-offline") ?? "-")")
+                findings.check(try tile("node-failed") == "0" && (try tile("node-restarted")) == "1", "time travel: node tiles")
+                // The agents and the topology of that moment too: agent-002 degraded, node-9 (failed later) absent.
+                findings.check(try b.string("document.querySelector('#agent-map .agent[data-agent=\"agent-002\"]').getAttribute('aria-label')")?.contains("degraded") == true,
+                               "time travel: agent-002's tile: \(try b.string("document.querySelector('#agent-map .agent[data-agent=\"agent-002\"]').getAttribute('aria-label')") ?? "-")")
+                let pastTopology = try b.string("document.getElementById('topology').textContent") ?? ""
+                findings.check(pastTopology.contains("node-7") && !pastTopology.contains("node-9") && pastTopology.contains("degraded"), "time travel: topology \(pastTopology)")
                 try b.click("#live-btn")
                 findings.check(try b.waitFor("!location.search.includes('at=') && document.getElementById('t-failures').dataset.count === '2' && document.getElementById('t-agent-offline').dataset.count === '1'", timeout: 10) != nil,
                                "back to live: failures \(try tile("failures") ?? "-"), url \(try b.string("location.href") ?? "")")
@@ -415,7 +415,9 @@ struct DashboardTests {
                 findings.check(groups.first == "offline" && groups.contains("healthy") && groups.contains("degraded"), "topology groups \(groups)")
                 let labels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
                 findings.check(labels.count == 2 && labels[0] >= 20 && labels[1] == 0, "topology labels [count, overlapping pairs]: \(labels)")
-                findings.check(try b.number("document.querySelectorAll('#topology .nb circle').length") == 20, "the neighbourhood does not show the agent's 20 nodes")
+                let shown = try b.strings("[...document.querySelectorAll('#topology .nb circle.nd')].map((c) => c.dataset.node)")
+                let planned = grid.nodeState.keys.filter { grid.agentOfNode[$0] == order[1 + perRow] }
+                findings.check(shown.count == 20 && Set(shown) == Set(planned), "the neighbourhood of \(order[1 + perRow]) shows \(shown), its nodes are \(planned.sorted())")
                 _ = try b.evaluate("(() => { document.getElementById('topology').scrollIntoView(); document.querySelector('#topology [data-group=\"healthy\"]').focus(); return 1; })()")
                 try b.press("Enter")
                 findings.check(try b.waitFor("document.querySelector('#topology [data-group=\"healthy\"]').getAttribute('aria-expanded') === 'false' && document.activeElement.dataset.group === 'healthy'", timeout: 3) != nil,

@@ -110,7 +110,7 @@
   // ---------------------------------------------------------------------------------------------------------
   // The view: live, or the grid as of a moment (time travel).
   const view = {at: null, token: 0, agents: [], byId: new Map(), hostOf: new Map(), stats: null, hourly: null,
-    selected: null, travelNote: ''};
+    selected: null};
   const filters = {agentState: '', nodeState: '', search: '', host: '', eventTypes: null};
 
   // ---------------------------------------------------------------------------------------------------------
@@ -218,10 +218,6 @@
     }
     if (token !== view.token) return;
     const t1 = performance.now();
-    if (view.at) {
-      view.travelNote = data.at ? '' : ' This grid-eventd does not know ?at= yet: the agents below are the current state.';
-      setTravelBanner();
-    }
     const old = view.byId;
     view.byId = new Map();
     view.agents = data.agents;
@@ -722,7 +718,7 @@
     a.nodes.forEach((n, k) => {
       const x = 20 + (k % cols) * col, ny = y + Math.floor(k / cols) * 16;
       g.append(svgEl('line', {x1: 14, y1: y - 8, x2: x - 6, y2: ny, stroke: '#2a323c'}));
-      const dot = svgEl('circle', {cx: x, cy: ny, r: 5, fill: STATE_COLOR[n.state] || '#888'});
+      const dot = svgEl('circle', {cx: x, cy: ny, r: 5, fill: STATE_COLOR[n.state] || '#888', class: 'nd', 'data-node': n.node_id});
       dot.append(svgEl('title', {}, n.node_id + ' ' + n.state + (n.detail ? ': ' + n.detail : '')));
       g.append(dot, svgEl('text', {x: x + 9, y: ny + 3}, fit(n.node_id + ' ' + (ICON[n.state] || '') + n.state, col - 14)));
     });
@@ -949,14 +945,13 @@
   }
   function setTravelBanner() {
     if (!view.at) { setBanner(''); return; }
-    setBanner('Viewing the grid as of ' + short(iso(view.at)) + ' (tiles, agents, topology, alerts and events up to that moment).' + view.travelNote + ' Press "Back to live" to return.');
+    setBanner('Viewing the grid as of ' + short(iso(view.at)) + ' (tiles, agents, topology, alerts and events up to that moment). Press "Back to live" to return.');
     const b = $('travel-banner');
     b.append(' ', button('Back to live', () => setAt(null)));
   }
   function setAt(ms) {
     view.at = ms;
     view.token++;
-    view.travelNote = '';
     missed = 0;
     $('stream-note').textContent = ms ? 'events up to ' + short(iso(ms)) : '';
     const url = new URL(location.href);
