@@ -15,24 +15,47 @@ public enum Dashboard {
         public var body: String
     }
 
-    /// The page, its stylesheet and its script, by route. A file that cannot be read is served as a short notice
-    /// naming the path it was looked for at (the daemon keeps running; the API is unaffected).
-    public static let assets: [String: Asset] = {
+    /// The page, its stylesheet and its script, by route, from the first of `directories` that holds them.
+    public static let assets: [String: Asset] = load(from: directories)
+
+    /// Where the files are looked for: the resource bundle beside the executable (where SwiftPM puts it, and where
+    /// an installed grid-eventd must keep it), then the source tree this binary was built from. Not `Bundle.module`:
+    /// its accessor stops the process when the bundle is missing, and a daemon without its dashboard files must
+    /// still serve its API.
+    static var directories: [URL] {
+        let bundle = "SutraGridEvents_EventDaemon.resources"
+        var out = [Bundle.main.bundleURL.appendingPathComponent(bundle)]
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        out.append(executable.appendingPathComponent(bundle))
+        return out.map { $0.appendingPathComponent("Dashboard") }
+            + [URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Dashboard")]
+    }
+
+    /// The files from the first directory holding all three; when none does, each route serves a short notice
+    /// naming where the files were looked for (the daemon keeps running; the API is unaffected).
+    public static func load(from directories: [URL]) -> [String: Asset] {
         let files = [
             ("/", "index.html", "text/html; charset=utf-8"),
             ("/dashboard.css", "dashboard.css", "text/css; charset=utf-8"),
             ("/dashboard.js", "dashboard.js", "text/javascript; charset=utf-8"),
         ]
-        var out: [String: Asset] = [:]
-        for (route, name, type) in files {
-            let url = Bundle.module.resourceURL?.appendingPathComponent("Dashboard").appendingPathComponent(name)
-            let body = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) }
-                ?? "/* dashboard file \(name) not found at \(url?.path ?? "(no resource bundle)"): keep the "
-                + "SutraGridEvents_EventDaemon.resources directory beside the grid-eventd binary */"
-            out[route] = Asset(route: route, contentType: type, body: body)
+        for dir in directories {
+            let bodies = files.map { try? String(contentsOf: dir.appendingPathComponent($0.1), encoding: .utf8) }
+            if bodies.allSatisfy({ $0 != nil }) {
+                return Dictionary(uniqueKeysWithValues: zip(files, bodies).map { f, body in
+                    (f.0, Asset(route: f.0, contentType: f.2, body: body!))
+                })
+            }
         }
-        return out
-    }()
+        let notice = "dashboard files not found in " + directories.map(\.path).joined(separator: ", ")
+            + ": keep the SutraGridEvents_EventDaemon.resources directory beside the grid-eventd binary"
+        return Dictionary(uniqueKeysWithValues: files.map { f in
+            let html = notice.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            let body = f.1.hasSuffix(".html") ? "<!doctype html><title>Sutra Grid Events</title><p>" + html + "</p>"
+                : "/* " + notice.replacingOccurrences(of: "*/", with: "* /") + " */"
+            return (f.0, Asset(route: f.0, contentType: f.2, body: body))
+        })
+    }
 
     /// The page served at `/`.
     public static var html: String { assets["/"]!.body }

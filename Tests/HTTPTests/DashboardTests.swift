@@ -105,15 +105,16 @@ final class DashboardDaemon: @unchecked Sendable {
     }
 }
 
-/// Counts the topology's labels and the pairs of them whose boxes overlap (by more than half a pixel).
+/// Counts the topology's labels, the pairs of them whose boxes overlap (by more than half a pixel), and the lines
+/// whose boxes cross a label (the topology draws only straight horizontal and vertical lines, so a box is the line).
 let topologyLabelOverlaps = """
-    (() => { const t = [...document.querySelectorAll('#topology text')].map((e) => e.getBoundingClientRect()).filter((r) => r.width > 0);
-      let overlaps = 0;
-      for (let i = 0; i < t.length; i++) for (let j = i + 1; j < t.length; j++) {
-        const a = t[i], b = t[j];
-        if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) overlaps++;
-      }
-      return [t.length, overlaps]; })()
+    (() => { const box = (q) => [...document.querySelectorAll(q)].map((e) => e.getBoundingClientRect());
+      const t = box('#topology text').filter((r) => r.width > 0), l = box('#topology line');
+      const hit = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+      let overlaps = 0, crossings = 0;
+      for (let i = 0; i < t.length; i++) for (let j = i + 1; j < t.length; j++) if (hit(t[i], t[j])) overlaps++;
+      for (const a of l) for (const b of t) if (hit(a, b)) crossings++;
+      return [t.length, overlaps, crossings]; })()
     """
 
 /// Where screenshots go: `.build/` of the package (never committed).
@@ -142,6 +143,28 @@ struct DashboardTests {
                 #expect(r.headers[.init("X-Frame-Options")!] == "DENY", "\(uri)")
             }
         }
+    }
+
+    /// Without its files (a binary copied away from its resource bundle and source tree) the daemon still starts:
+    /// each route serves a notice naming where the files were looked for.
+    @Test func missingDashboardFilesGiveANoticeNotACrash() throws {
+        let nowhere = URL(fileURLWithPath: NSTemporaryDirectory() + "no-dashboard-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let assets = Dashboard.load(from: [nowhere])
+        #expect(Set(assets.keys) == ["/", "/dashboard.css", "/dashboard.js"])
+        for (route, asset) in assets {
+            #expect(asset.body.contains("dashboard files not found in " + nowhere.path), "\(route): \(asset.body)")
+        }
+        #expect(assets["/"]?.contentType.hasPrefix("text/html") == true)
+        // A directory with only some of the files is passed over for the next.
+        let partial = nowhere.appendingPathComponent("partial")
+        try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: nowhere) }
+        try "<p>only the page</p>".write(to: partial.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/EventDaemon/Dashboard")
+        let found = Dashboard.load(from: [partial, source])
+        #expect(found["/"]?.body == (try String(contentsOf: source.appendingPathComponent("index.html"), encoding: .utf8)))
+        #expect(found["/dashboard.js"]?.body.contains("'use strict'") == true)
     }
 
     /// The ten-event fixture on a fake aggregator (two hosts in `/api/stats`, events tagged host-h1/host-h2): tiles,
@@ -214,7 +237,7 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.querySelector('#topology [data-group=\"host-h1\"]') && document.querySelector('#topology [data-group=\"host-h2\"]')") != nil,
                                "topology groups: \(try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)"))")
                 let smallLabels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
-                findings.check(smallLabels.count == 2 && smallLabels[0] >= 5 && smallLabels[1] == 0, "topology labels [count, overlapping pairs]: \(smallLabels)")
+                findings.check(smallLabels.count == 3 && smallLabels[0] >= 5 && smallLabels[1] == 0 && smallLabels[2] == 0, "topology labels [count, overlapping pairs, lines across labels]: \(smallLabels)")
                 findings.check(try b.string("document.getElementById('topology-mode').textContent") == "whole grid", "two agents are not drawn whole")
                 // Stream newest first; the question's answer; the chart; the alerts.
                 let rows = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
@@ -312,10 +335,23 @@ struct DashboardTests {
         let grid = GridFixture(now: now)
         try d.append(grid.events)
         let loaded = Date().timeIntervalSince(started)
-        let app = d.application(d.daemon.apiContext()!)
+        // An aggregator's view of ten hosts: h03 lags 42 s behind, h07 was last heard 10 minutes ago.
+        var context = d.daemon.apiContext()!
+        let hosts = grid.hosts
+        let hostRows = { @Sendable () -> [String] in hosts.map { h -> String in
+            let heardNow = StoreOptions.nowMicros()
+            let lag = h == "h03" ? 42.0 : 0.1, frames = h == "h03" ? 3 : 0, heard = h == "h07" ? heardNow - 600_000_000 : heardNow - 1_000_000
+            return #""\#(h)":{"last_replicated_sequence":100,"host_head_sequence":\#(100 + frames),"lag_frames":\#(frames),"lag_events":\#(frames * 500),"#
+                + #""lag_seconds":\#(lag),"last_delay_seconds":0.1,"last_heard":\#(heard),"frames":100,"events":20000}"#
+        } }
+        context.replicationStats = {
+            #""aggregation":{"stream":"GRID_EVENTS","consumer":"aggregator-view","connected":true,"ready":true,"messages":1000,"events":200000,"#
+                + #""rejected":0,"held_back":0,"gaps_accepted":0,"rejections":[],"hosts":{"# + hostRows().joined(separator: ",") + "}}"
+        }
+        let app = d.application(context)
         let findings = Findings()
-        findings.note(String(format: "grid fixture: %d events, %d agents, %d nodes, generated and stored in %.1f s",
-                             grid.events.count, grid.agentState.count, grid.nodeState.count, loaded))
+        findings.note(String(format: "grid fixture: %d events, %d agents, %d nodes on %d hosts, generated and stored in %.1f s",
+                             grid.events.count, grid.agentState.count, grid.nodeState.count, grid.hosts.count, loaded))
         try await app.test(.live) { client in
             let port = try #require(client.port)
             let apiStart = Date()
@@ -343,6 +379,15 @@ struct DashboardTests {
                 }
                 findings.check(try tile("crashes") == grid.crashesLastHour, "crashes in the last hour: page \(try tile("crashes")), plan \(grid.crashesLastHour)")
                 findings.check(try tile("failures") == grid.failuresLastHour, "failures in the last hour: page \(try tile("failures")), plan \(grid.failuresLastHour)")
+                // The header's bytes are the store's bytes on disk, not its logical bytes.
+                let sizes = try b.evaluate("(async () => { const s = await (await fetch('/api/stats')).json(); return [s.disk_bytes, s.data_bytes, document.getElementById('h-bytes').textContent, document.getElementById('h-ratio').textContent]; })()") as? [Any] ?? []
+                if sizes.count == 4, let disk = (sizes[0] as? NSNumber)?.doubleValue, let data = (sizes[1] as? NSNumber)?.doubleValue {
+                    let shown = sizes[2] as? String ?? ""
+                    findings.note("header: on disk \(shown) (disk_bytes \(Int(disk)), data_bytes \(Int(data))), compression \(sizes[3])")
+                    findings.check(shown == String(format: "%.1f MB", disk / 1e6), "on disk shows \(shown), disk_bytes is \(Int(disk))")
+                } else {
+                    findings.check(false, "stats and header: \(sizes)")
+                }
                 findings.note("plan: agents \(["healthy", "degraded", "offline", "unregistered"].map { "\($0) \(grid.count(agents: $0))" }), nodes \(["running", "restarted", "crashed", "failed", "stopped"].map { "\($0) \(grid.count(nodes: $0))" }), crashes 1 h \(grid.crashesLastHour), failures 1 h \(grid.failuresLastHour)")
 
                 // Every agent and node drawn, problems first, and the whole map within the first 800 px.
@@ -407,14 +452,24 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.getElementById('detail-title').textContent.includes('\(order[1 + perRow])') && !document.getElementById('detail').hidden") != nil, "Enter did not open the focused agent")
                 try b.press("Escape")
 
-                // The topology of 500 agents: groups (by state here: no hosts), the neighbourhood of the agent just
-                // opened, no two labels overlapping; a group collapses from the keyboard.
+                // The topology of 500 agents: grouped by host (an aggregator), the neighbourhood of the agent just
+                // opened, no two labels overlapping, no line across a label.
                 let mode = try b.string("document.getElementById('topology-mode').textContent") ?? ""
                 findings.check(mode.contains("neighbourhood of \(order[1 + perRow])"), "topology mode: \(mode)")
+                let hostGroups = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)")
+                findings.check(hostGroups.sorted() == grid.hosts.map { "host-" + $0 }, "topology groups by host: \(hostGroups)")
+                let hostLabels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
+                findings.check(hostLabels.count == 3 && hostLabels[0] >= 20 && hostLabels[1] == 0 && hostLabels[2] == 0, "topology by host [labels, overlapping pairs, lines across labels]: \(hostLabels)")
+                let h03 = try b.string("document.querySelector('#topology [data-group=\"host-h03\"]').textContent") ?? ""
+                let h03Agents = grid.hostOf.filter { $0.value == "h03" }.count
+                findings.check(h03.contains("host-h03 · \(h03Agents) agents"), "host-h03's group header: \(h03)")
+                try b.screenshot(screenshotDirectory + "/dashboard-topology-hosts.png")
+                // Grouped by state instead: problems first; a group collapses from the keyboard.
+                _ = try b.evaluate("(() => { const s = document.getElementById('group-by'); s.value = 'state'; s.dispatchEvent(new Event('change')); return 1; })()")
                 let groups = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)")
                 findings.check(groups.first == "offline" && groups.contains("healthy") && groups.contains("degraded"), "topology groups \(groups)")
                 let labels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
-                findings.check(labels.count == 2 && labels[0] >= 20 && labels[1] == 0, "topology labels [count, overlapping pairs]: \(labels)")
+                findings.check(labels.count == 3 && labels[0] >= 20 && labels[1] == 0 && labels[2] == 0, "topology labels [count, overlapping pairs, lines across labels]: \(labels)")
                 let shown = try b.strings("[...document.querySelectorAll('#topology .nb circle.nd')].map((c) => c.dataset.node)")
                 let planned = grid.nodeState.keys.filter { grid.agentOfNode[$0] == order[1 + perRow] }
                 findings.check(shown.count == 20 && Set(shown) == Set(planned), "the neighbourhood of \(order[1 + perRow]) shows \(shown), its nodes are \(planned.sorted())")
@@ -424,6 +479,23 @@ struct DashboardTests {
                                "Enter on a group header did not collapse it")
                 try b.screenshot(screenshotDirectory + "/dashboard-topology.png")
                 try b.press("Enter")
+
+                // Hosts: a row per host with its lag and last contact, the lagging and the silent one marked; the
+                // host filter shows that host's agents.
+                findings.check(try b.waitFor("document.querySelectorAll('#hosts tr').length === \(grid.hosts.count) && !document.getElementById('hosts-panel').hidden") != nil,
+                               "hosts panel: \(try b.number("document.querySelectorAll('#hosts tr').length") ?? -1) rows")
+                let hostRowText = { (h: String) throws -> String in try b.string("document.querySelector('#hosts tr[data-host=\"\(h)\"]').textContent") ?? "" }
+                let r03 = try hostRowText("h03"), r07 = try hostRowText("h07"), r01 = try hostRowText("h01")
+                let h03Count = try b.string("document.querySelector('#hosts tr[data-host=\"h03\"]').children[5].textContent") ?? ""
+                findings.check(r03.contains("lagging") && r03.contains("42.0 s") && r03.contains("3 / 1,500") && h03Count == "\(h03Agents)", "host h03 row: \(r03), agents \(h03Count)")
+                findings.check(r07.contains("stale") && r07.contains("min ago"), "host h07 row: \(r07)")
+                findings.check(r01.contains("in step"), "host h01 row: \(r01)")
+                let firstHosts = try b.strings("[...document.querySelectorAll('#hosts tr')].slice(0, 1).map((r) => r.dataset.host)")
+                findings.check(firstHosts == ["h03"], "the most lagging host is not first: \(firstHosts)")
+                _ = try b.evaluate("(() => { const s = document.getElementById('f-host'); s.value = 'h03'; s.dispatchEvent(new Event('change')); return 1; })()")
+                findings.check(try b.waitFor("__dash.visibleAgents === \(h03Agents)") != nil, "host filter: \(try b.number("__dash.visibleAgents") ?? -1) agents, host-h03 has \(h03Agents)")
+                try b.click("#clear-filters")
+                findings.check(try b.waitFor("__dash.visibleAgents === 500") != nil, "clear the host filter")
 
                 // A tile is a filter.
                 try b.click("#t-agent-offline")
@@ -455,6 +527,43 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.getElementById('t-node-crashed').dataset.count === '\(grid.count(nodes: "crashed") + 1)' && document.getElementById('t-crashes').dataset.count === '\(grid.crashesLastHour + 1)'", timeout: 15) != nil,
                                "crashed tiles after the live crash: \(try tile("node-crashed")), \(try tile("crashes"))")
                 findings.check(try b.number("__dash.polls.agents.maxInFlight") == 1, "two agents polls in flight")
+
+                // Time travel on 500 agents. The slider from the keyboard: one step back leaves live.
+                _ = try b.evaluate("(() => { document.getElementById('at-slider').focus(); return 1; })()")
+                try b.press("ArrowLeft")
+                findings.check(try b.waitFor("location.search.includes('at=') && !document.getElementById('travel-banner').hidden && !document.getElementById('live-btn').hidden", timeout: 5) != nil,
+                               "the slider did not travel: \(try b.string("location.href") ?? "")")
+                // A /?at= link 90 minutes back: every tile, the agents and the topology as the plan had them then
+                // (the offline and degraded agents were healthy; no incident of the last hour had happened).
+                let moment = (now - 90 * 60_000_000 - 17_123_000) / 1000 * 1000
+                let travelStart = Date()
+                try b.navigate("http://127.0.0.1:\(port)/?at=" + TimeText.format(moment))
+                let countsSet = ["crashes", "failures", "agent-healthy"].map { "(document.getElementById('t-\($0)').dataset.count || '') !== ''" }.joined(separator: " && ")
+                findings.check(try b.waitFor("__dash.firstRender && " + countsSet, timeout: 60) != nil, "time travel did not render")
+                findings.note(String(format: "time travel on 500 agents: %.0f ms from navigation to tiles and agents; first render %@",
+                                     Date().timeIntervalSince(travelStart) * 1000, "\(try b.evaluate("__dash.firstRender") ?? "-")"))
+                for s in ["healthy", "degraded", "offline", "unregistered"] {
+                    findings.check(try tile("agent-" + s) == grid.agents(s, at: moment), "as of then, agents \(s): page \(try tile("agent-" + s)), plan \(grid.agents(s, at: moment))")
+                }
+                for s in ["running", "restarted", "crashed", "failed", "stopped"] {
+                    findings.check(try tile("node-" + s) == grid.nodes(s, at: moment), "as of then, nodes \(s): page \(try tile("node-" + s)), plan \(grid.nodes(s, at: moment))")
+                }
+                let hourBefore = moment - 3_600_000_000
+                let crashesThen = grid.crashTimes.filter { $0 > hourBefore && $0 <= moment }.count
+                let failuresThen = grid.failureTimes.filter { $0 > hourBefore && $0 <= moment }.count
+                findings.check(try tile("crashes") == crashesThen && (try tile("failures")) == failuresThen,
+                               "as of then, crashes \(try tile("crashes")) (plan \(crashesThen)), failures \(try tile("failures")) (plan \(failuresThen))")
+                findings.note("as of 90 min ago, plan: agents \(["healthy", "degraded", "offline", "unregistered"].map { "\($0) \(grid.agents($0, at: moment))" }), nodes \(["running", "restarted", "crashed", "failed", "stopped"].map { "\($0) \(grid.nodes($0, at: moment))" }), crashes 1 h \(crashesThen), failures 1 h \(failuresThen)")
+                findings.check(try b.string("document.querySelector('.agent[data-agent=\"\(offlineAgent)\"]').dataset.state") == grid.agentState(offlineAgent, at: moment),
+                               "as of then, \(offlineAgent) (offline now) shows \(try b.string("document.querySelector('.agent[data-agent=\"\(offlineAgent)\"]').dataset.state") ?? "-")")
+                findings.check(try b.number("document.querySelectorAll('#agent-map .agent').length") == 500, "as of then: agent tiles")
+                let thenGroups = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.textContent)")
+                findings.check(thenGroups.count == grid.hosts.count && thenGroups.allSatisfy { !$0.contains("offline") && !$0.contains("degraded") && $0.contains("healthy") },
+                               "as of then, topology groups \(thenGroups)")
+                try b.screenshot(screenshotDirectory + "/dashboard-travel.png")
+                try b.click("#live-btn")
+                findings.check(try b.waitFor("!location.search.includes('at=') && document.getElementById('t-agent-offline').dataset.count === '\(grid.count(agents: "offline"))' && document.getElementById('t-node-crashed').dataset.count === '\(grid.count(nodes: "crashed") + 1)'", timeout: 15) != nil,
+                               "back to live: offline \(try tile("agent-offline")), crashed \(try tile("node-crashed"))")
 
                 // 420 px wide: no sideways scrolling.
                 try b.viewport(width: 420, height: 900)

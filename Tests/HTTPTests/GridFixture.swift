@@ -2,14 +2,23 @@ import GridEvents
 
 /// A generated grid for the dashboard's browser test: `agents` agents with `nodesPerAgent` nodes each, about 355
 /// heartbeats per agent (about 200,000 events for 500 agents and 10,000 nodes) over the last day, every agent and
-/// node brought to a planned final state. The totals the dashboard must show are counted from that plan, not from
-/// the store or its state fold, so the test checks the page and the API against an independent answer.
+/// node brought to a planned final state, the agents spread over `hosts` hosts (every event carries the entity
+/// `host-<id>`, as on an aggregator). The totals the dashboard must show are counted from that plan, not from the
+/// store or its state fold, so the test checks the page and the API against an independent answer; so are the
+/// states at an earlier moment (`agents(_:at:)`, `nodes(_:at:)`), from the plan's own timeline of each agent and node.
 struct GridFixture {
     var events: [GridEvent] = []
     /// Planned final states.
     var agentState: [String: String] = [:]
     var nodeState: [String: String] = [:]
     var agentOfNode: [String: String] = [:]
+    /// Each agent's host id (`h01`...), and each agent's and node's planned states with the moment each began.
+    var hostOf: [String: String] = [:]
+    var agentTimeline: [String: [(at: Int64, state: String)]] = [:]
+    var nodeTimeline: [String: [(at: Int64, state: String)]] = [:]
+    /// The timestamps of every node_crashed, and of every spawn_failed and stop_failed.
+    var crashTimes: [Int64] = []
+    var failureTimes: [Int64] = []
     /// node_crashed, and spawn_failed + stop_failed, events with timestamps in the last hour (all between 50 and 5
     /// minutes old; the others are at least 2 hours old, so the counts hold while the test runs).
     var crashesLastHour = 0
@@ -21,8 +30,17 @@ struct GridFixture {
 
     func count(agents state: String) -> Int { agentState.values.filter { $0 == state }.count }
     func count(nodes state: String) -> Int { nodeState.values.filter { $0 == state }.count }
+    var hosts: [String] { Set(hostOf.values).sorted() }
 
-    init(now: Int64, agents: Int = 500, nodesPerAgent: Int = 20, heartbeatsPerAgent: Int = 355, seed: UInt64 = 17) {
+    /// The planned state of every agent (node) at `moment`: the newest of its planned states begun at or before it.
+    private static func states(_ timelines: [String: [(at: Int64, state: String)]], at moment: Int64) -> [String: String] {
+        timelines.compactMapValues { line in line.last { $0.at <= moment }?.state }
+    }
+    func agents(_ state: String, at moment: Int64) -> Int { Self.states(agentTimeline, at: moment).values.filter { $0 == state }.count }
+    func nodes(_ state: String, at moment: Int64) -> Int { Self.states(nodeTimeline, at: moment).values.filter { $0 == state }.count }
+    func agentState(_ agent: String, at moment: Int64) -> String? { Self.states(agentTimeline.filter { $0.key == agent }, at: moment)[agent] }
+
+    init(now: Int64, agents: Int = 500, nodesPerAgent: Int = 20, heartbeatsPerAgent: Int = 355, hosts: Int = 10, seed: UInt64 = 17) {
         var rng = seed | 1
         func random(_ n: Int) -> Int {
             rng ^= rng << 13
@@ -36,11 +54,32 @@ struct GridFixture {
         let dayStart = now - 24 * hour
         var sequence: UInt64 = 0
         var events: [GridEvent] = []
+        var host = ""
+        var agentTimeline: [String: [(at: Int64, state: String)]] = [:]
+        var nodeTimeline: [String: [(at: Int64, state: String)]] = [:]
+        var crashTimes: [Int64] = [], failureTimes: [Int64] = []
         func add(_ kind: GridEventKind, _ t: Int64) {
             sequence += 1
             events.append(GridEvent(id: GridEvent.makeId(typeName: kind.typeName, producerTag: "d1a5b0a7d000", sequence: sequence),
-                                    timestamp: t, kind: kind))
+                                    timestamp: t, kind: kind, extraEntities: ["host-" + host]))
+            // What each event means, as planned (an agent's newest event sets its state; a heartbeat means healthy).
+            switch kind {
+            case .agentRegistered(let a, _, _, _, _), .agentHeartbeat(let a, _), .agentRecovered(let a, _): agentTimeline[a, default: []].append((t, "healthy"))
+            case .agentDegraded(let a, _): agentTimeline[a, default: []].append((t, "degraded"))
+            case .agentOffline(let a, _): agentTimeline[a, default: []].append((t, "offline"))
+            case .agentUnregistered(let a): agentTimeline[a, default: []].append((t, "unregistered"))
+            case .spawnRequested(let n, _, _, _, _): nodeTimeline[n, default: []].append((t, "starting"))
+            case .spawnSucceeded(let n, _, _, _): nodeTimeline[n, default: []].append((t, "running"))
+            case .spawnFailed(let n, _, _): nodeTimeline[n, default: []].append((t, "failed")); failureTimes.append(t)
+            case .stopRequested(let n, _): nodeTimeline[n, default: []].append((t, "stopping"))
+            case .stopSucceeded(let n, _): nodeTimeline[n, default: []].append((t, "stopped"))
+            case .stopFailed(let n, _, _): nodeTimeline[n, default: []].append((t, "running")); failureTimes.append(t)
+            case .nodeCrashed(let n, _, _, _): nodeTimeline[n, default: []].append((t, "crashed")); crashTimes.append(t)
+            case .nodeRestarted(let n, _, _, _): nodeTimeline[n, default: []].append((t, "restarted"))
+            default: break
+            }
         }
+        func hostId(_ i: Int) -> String { let s = String(i % hosts + 1); return "h" + (s.count < 2 ? "0" + s : s) }
         let width = max(3, String(agents).count)
         func agentId(_ i: Int) -> String {
             let s = String(i + 1)
@@ -50,6 +89,8 @@ struct GridFixture {
         htmlNode = "node-\(min(agents - 1, 320) * nodesPerAgent + 3 + 1)"
         for i in 0..<agents {
             let a = agentId(i)
+            host = hostId(i)
+            hostOf[a] = host
             // Final agent state: mostly healthy; 2% offline, 3% degraded, 1% unregistered (agent-321 stays healthy).
             let roll = a == htmlAgent ? 99 : random(100)
             let state = roll < 2 ? "offline" : roll < 5 ? "degraded" : roll < 6 ? "unregistered" : "healthy"
@@ -144,5 +185,9 @@ struct GridFixture {
         }
         events.sort { $0.timestamp < $1.timestamp }
         self.events = events
+        self.agentTimeline = agentTimeline.mapValues { $0.sorted { $0.at < $1.at } }
+        self.nodeTimeline = nodeTimeline.mapValues { $0.sorted { $0.at < $1.at } }
+        self.crashTimes = crashTimes
+        self.failureTimes = failureTimes
     }
 }

@@ -64,6 +64,9 @@
   const details = (e) => Object.entries(e.fields || {}).filter(([k]) => k !== 'agent_id' && k !== 'node_id')
     .map(([k, v]) => k + '=' + (v === null ? '-' : v)).join(' ');
   const stateBadge = (s) => el('span', (ICON[s] || '') + ' ' + s, 'st ' + s);
+  // One collator for every id sort: localeCompare with options builds a new one per call (about 100 times slower,
+  // which made sorting 10,000 node ids most of the first render).
+  const compareIds = new Intl.Collator('en', {numeric: true}).compare;
   const shortId = (id) => { const m = /(\d+)$/.exec(id); return m && m[1].length <= 5 ? m[1] : id.slice(-4); };
 
   async function api(path, options) {
@@ -202,7 +205,7 @@
     a.problems = problems;
     // Problems first: offline, degraded, agents with crashed or failed nodes, then healthy, then unregistered.
     a.rank = a.state === 'offline' ? 0 : a.state === 'degraded' ? 1 : problems > 0 && a.state !== 'unregistered' ? 2 : a.state === 'healthy' ? 3 : 4;
-    a.nodes.sort((x, y) => (PROBLEM_NODE[y.state] ? 1 : 0) - (PROBLEM_NODE[x.state] ? 1 : 0) || x.node_id.localeCompare(y.node_id, 'en', {numeric: true}));
+    a.nodes.sort((x, y) => (PROBLEM_NODE[y.state] ? 1 : 0) - (PROBLEM_NODE[x.state] ? 1 : 0) || compareIds(x.node_id, y.node_id));
     a.key = a.state + '|' + a.nodes.map((n) => n.node_id + ':' + n.state + ':' + n.restart_count).join(',') + '|' + a.last_transition_at + '|' + (a.last_heartbeat || '');
   }
 
@@ -229,9 +232,12 @@
       view.byId.set(a.agent_id, a);
     }
     for (const [id, prev] of old) if (!view.byId.has(id) && prev.el) prev.el.remove();
+    const ts = performance.now();
     renderTiles();
     renderAgents();
+    const ta = performance.now();
     drawTopology();
+    const tt = performance.now();
     if (view.selected && view.byId.has(view.selected) && !$('agent-detail').hidden) renderAgentNodes(view.byId.get(view.selected));
     const t2 = performance.now();
     if (!dash.firstRender) {
@@ -239,6 +245,7 @@
       await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
       const t3 = performance.now();
       dash.firstRender = {fetchMs: Math.round(t1 - t0), buildMs: Math.round(t2 - t1), paintedMs: Math.round(t3 - t1),
+        summariseMs: Math.round(ts - t1), agentsMs: Math.round(ta - ts), topologyMs: Math.round(tt - ta),
         sinceNavigationMs: Math.round(t3), agents: data.agents.length, nodes: data.agents.reduce((n, a) => n + a.nodes.length, 0)};
     }
   }
@@ -384,7 +391,7 @@
   function renderAgents() {
     const t0 = performance.now();
     const map = $('agent-map');
-    const order = view.agents.slice().sort((x, y) => x.rank - y.rank || y.problems - x.problems || x.agent_id.localeCompare(y.agent_id, 'en', {numeric: true}));
+    const order = view.agents.slice().sort((x, y) => x.rank - y.rank || y.problems - x.problems || compareIds(x.agent_id, y.agent_id));
     let visible = 0;
     let cursor = map.firstElementChild;
     for (const a of order) {
@@ -619,7 +626,7 @@
     const agents = (view.order || []).filter(agentVisible);
     let mode = $('group-by').value;
     if (mode === 'auto') mode = view.hostOf.size ? 'host' : 'state';
-    if (mode === 'range') view.idIndex = new Map(view.agents.map((a) => a.agent_id).sort((x, y) => x.localeCompare(y, 'en', {numeric: true})).map((id, i) => [id, i]));
+    if (mode === 'range') view.idIndex = new Map(view.agents.map((a) => a.agent_id).sort(compareIds).map((id, i) => [id, i]));
     const groups = new Map();
     for (const a of agents) {
       const k = groupKey(a, mode);
@@ -627,7 +634,7 @@
       groups.get(k).push(a);
     }
     const list = [...groups].map(([k, as]) => ({k, as, rank: Math.min(...as.map((a) => a.rank))}))
-      .sort((x, y) => x.rank - y.rank || x.k.localeCompare(y.k, 'en', {numeric: true}));
+      .sort((x, y) => x.rank - y.rank || compareIds(x.k, y.k));
     const nodeCount = agents.reduce((n, a) => n + a.nodes.length, 0);
     const whole = agents.length <= WHOLE_AGENTS && nodeCount <= WHOLE_NODES;
     $('topology-mode').textContent = agents.length === 0 ? '' : whole ? 'whole grid' : 'groups, and the neighbourhood of ' + (neighbourhoodAgent(agents) || {agent_id: '-'}).agent_id;
@@ -714,10 +721,13 @@
     m.append(svgEl('text', {x: 28, y: y + 12, class: 'lab'}, fit((ICON[a.state] || '') + ' ' + a.agent_id + ' · ' + a.state, W - 40)));
     g.append(m);
     y += 24;
-    const col = 128, cols = Math.max(1, Math.floor((W - 20) / col));
+    // The nodes in rows beneath the agent, a trunk down the left with a branch to each row (no line crosses a label).
+    const col = 128, cols = Math.max(1, Math.floor((W - 32) / col));
+    const rows = Math.ceil(a.nodes.length / cols);
+    if (rows) g.append(svgEl('line', {x1: 14, y1: y - 8, x2: 14, y2: y + (rows - 1) * 16, stroke: '#3a444f'}));
+    for (let r = 0; r < rows; r++) g.append(svgEl('line', {x1: 14, y1: y + r * 16, x2: 24, y2: y + r * 16, stroke: '#3a444f'}));
     a.nodes.forEach((n, k) => {
-      const x = 20 + (k % cols) * col, ny = y + Math.floor(k / cols) * 16;
-      g.append(svgEl('line', {x1: 14, y1: y - 8, x2: x - 6, y2: ny, stroke: '#2a323c'}));
+      const x = 30 + (k % cols) * col, ny = y + Math.floor(k / cols) * 16;
       const dot = svgEl('circle', {cx: x, cy: ny, r: 5, fill: STATE_COLOR[n.state] || '#888', class: 'nd', 'data-node': n.node_id});
       dot.append(svgEl('title', {}, n.node_id + ' ' + n.state + (n.detail ? ': ' + n.detail : '')));
       g.append(dot, svgEl('text', {x: x + 9, y: ny + 3}, fit(n.node_id + ' ' + (ICON[n.state] || '') + n.state, col - 14)));

@@ -99,7 +99,7 @@ final class HeadlessChromium {
 
     /// Evaluates `expression` in the page (promises awaited) and returns its value, JSON-decoded.
     func evaluate(_ expression: String, timeout: Double = 30) throws -> Any? {
-        let r = try call("Runtime.evaluate", ["expression": "JSON.stringify(" + expression + ")", "returnByValue": true,
+        let r = try call("Runtime.evaluate", ["expression": "Promise.resolve(" + expression + ").then((v) => JSON.stringify(v))", "returnByValue": true,
                                               "awaitPromise": true], timeout: timeout)
         if let d = r["exceptionDetails"] as? [String: Any] {
             throw Failure(description: "evaluating \(expression.prefix(200)): \((d["exception"] as? [String: Any])?["description"] ?? d)")
