@@ -290,6 +290,15 @@ struct DashboardTests {
                 let streamRows = try b.number("document.querySelectorAll('#stream tr').length") ?? -1
                 findings.check(streamRows == 200, "stream rows after a burst of 450: \(streamRows), expected the cap of 200")
 
+                // 150 crashes in a burst: the alerts list keeps at most 100, newest first.
+                for i in 0..<150 { emitter.emit(.nodeCrashed(nodeId: "node-7", agentId: "agent-001", exitCode: i, signal: nil), id: "event-node_crashed-d1a5b0a70003-\(i)") }
+                _ = emitter.flush(timeout: 10)
+                findings.check(try b.waitFor("__dash.streamReceived >= 605 && document.querySelector('#alerts li').dataset.id === 'event-node_crashed-d1a5b0a70003-149'", timeout: 10) != nil,
+                               "the crash burst: received \(try b.number("__dash.streamReceived") ?? -1), first alert \(try b.string("document.querySelector('#alerts li').dataset.id") ?? "-")")
+                let alertItems = try b.number("document.querySelectorAll('#alerts li').length") ?? -1
+                findings.check(alertItems == 100, "alerts after a burst of 150 crashes: \(alertItems), expected the cap of 100")
+                findings.check(try b.number("document.querySelectorAll('#stream tr').length") == 200, "stream rows after the crash burst")
+
                 try b.screenshot(screenshotDirectory + "/dashboard-small.png")
 
                 // Time travel to 185 s ago: agent-002 was degraded (not yet offline), node-7 restarted, the spawn
@@ -463,6 +472,7 @@ struct DashboardTests {
                 let h03 = try b.string("document.querySelector('#topology [data-group=\"host-h03\"]').textContent") ?? ""
                 let h03Agents = grid.hostOf.filter { $0.value == "h03" }.count
                 findings.check(h03.contains("host-h03 · \(h03Agents) agents"), "host-h03's group header: \(h03)")
+                _ = try b.evaluate("(() => { document.getElementById('topology').scrollIntoView(); return 1; })()")
                 try b.screenshot(screenshotDirectory + "/dashboard-topology-hosts.png")
                 // Grouped by state instead: problems first; a group collapses from the keyboard.
                 _ = try b.evaluate("(() => { const s = document.getElementById('group-by'); s.value = 'state'; s.dispatchEvent(new Event('change')); return 1; })()")
@@ -560,10 +570,13 @@ struct DashboardTests {
                 let thenGroups = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.textContent)")
                 findings.check(thenGroups.count == grid.hosts.count && thenGroups.allSatisfy { !$0.contains("offline") && !$0.contains("degraded") && $0.contains("healthy") },
                                "as of then, topology groups \(thenGroups)")
+                findings.check(try b.waitFor("document.getElementById('stream-status').textContent.includes('past view')", timeout: 5) != nil,
+                               "the stream's pill while in the past: \(try b.string("document.getElementById('stream-status').textContent") ?? "-")")
                 try b.screenshot(screenshotDirectory + "/dashboard-travel.png")
                 try b.click("#live-btn")
                 findings.check(try b.waitFor("!location.search.includes('at=') && document.getElementById('t-agent-offline').dataset.count === '\(grid.count(agents: "offline"))' && document.getElementById('t-node-crashed').dataset.count === '\(grid.count(nodes: "crashed") + 1)'", timeout: 15) != nil,
                                "back to live: offline \(try tile("agent-offline")), crashed \(try tile("node-crashed"))")
+                findings.check(try b.string("document.getElementById('stream-status').textContent") == "● live", "the stream's pill back in live: \(try b.string("document.getElementById('stream-status').textContent") ?? "-")")
 
                 // 420 px wide: no sideways scrolling.
                 try b.viewport(width: 420, height: 900)

@@ -789,11 +789,20 @@
       $('stream').replaceChildren(el('tr', 'could not load events: ' + e.message));
     }
   }
+  // The stream's pill: connected and shown (live), connected but held while the page shows the past, or down.
+  let streamOpen = null;
+  function showStreamStatus() {
+    const s = $('stream-status');
+    if (streamOpen === null) return;
+    const [text, cls] = !streamOpen ? ['✕ reconnecting', 'status down'] : view.at ? ['⏸ past view', 'status'] : ['● live', 'status live'];
+    s.textContent = text;
+    s.className = cls;
+  }
   function connect() {
     if (source) source.close();
     source = new EventSource('/api/events/stream');
-    source.addEventListener('open', () => { $('stream-status').textContent = '● live'; $('stream-status').className = 'status live'; });
-    source.addEventListener('error', () => { $('stream-status').textContent = '✕ reconnecting'; $('stream-status').className = 'status down'; });
+    source.addEventListener('open', () => { streamOpen = true; showStreamStatus(); });
+    source.addEventListener('error', () => { streamOpen = false; showStreamStatus(); });
     source.addEventListener('grid_event', (m) => { try { addEvent(JSON.parse(m.data)); } catch (e) {} });
   }
   $('pause').addEventListener('click', () => { paused = !paused; $('pause').textContent = paused ? 'Resume' : 'Pause'; if (!paused) loadEvents(); });
@@ -821,9 +830,13 @@
     li.append(el('span', short(e.timestamp)), what, ack);
     li.dataset.ts = e.timestamp;
     const list = $('alerts');
+    const empty = list.querySelector('li.empty');
+    if (empty) empty.remove();
     const before = live ? list.firstChild : [...list.children].find((x) => x.dataset.ts < e.timestamp);
     list.insertBefore(li, before || null);
     while (list.children.length > MAX_ALERTS) list.lastChild.remove();
+    // The ids seen stay bounded too: past a limit, only those still listed are remembered.
+    if (alerted.size > 20 * MAX_ALERTS) { alerted.clear(); for (const x of list.children) alerted.add(x.dataset.id); }
     $('alerts-count').textContent = list.children.length + ' open';
   }
   async function loadAlerts() {
@@ -971,6 +984,7 @@
     $('live-btn').hidden = !ms;
     document.body.classList.toggle('travelling', !!ms);
     setTravelBanner();
+    showStreamStatus();
     updateSliderRange();
     agentsPoll.now();
     hourlyPoll.now();
@@ -989,7 +1003,7 @@
   const hourlyPoll = poller('hourly', refreshHourly, live(10000));
   const hostsPoll = poller('hosts', refreshHosts, live(60000));
   const chartPoll = poller('chart', refreshChart, live(10000));
-  window.addEventListener('error', (e) => dash.errors.push(String(e.message)));
+  window.addEventListener('error', (e) => { if (dash.errors.length < 50) dash.errors.push(String(e.message)); });
 
   TYPES.forEach((t) => { const o = el('option', t); o.value = t; $('f-type').append(o); });
   buildTiles();
