@@ -117,6 +117,41 @@ let topologyLabelOverlaps = """
       return [t.length, overlaps, crossings]; })()
     """
 
+/// Marks every visible control a keyboard should reach (links, buttons, fields, and anything with a tab stop) with
+/// `data-kb`, and returns how many there are. Agent tiles share one roving tab stop, so only that one counts.
+let markKeyboardControls = """
+    (() => { let n = 0;
+      for (const e of document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')) {
+        delete e.dataset.kb;
+        if (e.tabIndex < 0 || e.disabled || e.getClientRects().length === 0 || getComputedStyle(e).visibility === 'hidden') continue;
+        if (e.closest('[hidden]')) continue;
+        e.dataset.kb = String(n++);
+      }
+      return n; })()
+    """
+
+/// The visible text whose contrast with what is behind it is below WCAG AA (4.5:1, or 3:1 from 18.66 px bold and
+/// 24 px), as "text (ratio)"; the background is the nearest opaque one among the element and its ancestors.
+let lowContrastTexts = """
+    (() => { const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+      const bg = (e) => { for (; e && e.nodeType === 1; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] >= 0.99)) return c; } return [15, 20, 25]; };
+      const out = [];
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+        const e = t.parentElement;
+        if (!t.textContent.trim() || !e || e.closest('svg, [hidden], option, script, style') || e.getClientRects().length === 0) continue;
+        const st = getComputedStyle(e);
+        if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
+        const a = lum(rgb(st.color)), b = lum(bg(e));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+        const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+        if (ratio < need) out.push(t.textContent.trim().slice(0, 40) + ' (' + ratio.toFixed(2) + ')');
+      }
+      return out; })()
+    """
+
 /// Where screenshots go: `.build/` of the package (never committed).
 let screenshotDirectory = FileManager.default.currentDirectoryPath + "/.build"
 
@@ -239,6 +274,26 @@ struct DashboardTests {
                 let smallLabels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
                 findings.check(smallLabels.count == 3 && smallLabels[0] >= 5 && smallLabels[1] == 0 && smallLabels[2] == 0, "topology labels [count, overlapping pairs, lines across labels]: \(smallLabels)")
                 findings.check(try b.string("document.getElementById('topology-mode').textContent") == "whole grid", "two agents are not drawn whole")
+                // Accessibility: every visible control is reached by Tab, and all visible text is readable (WCAG AA).
+                let controls = Int(try b.number(markKeyboardControls) ?? 0)
+                _ = try b.evaluate("(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return 1; })()")
+                var reached = Set<String>()
+                for _ in 0..<(controls + 10) {
+                    try b.press("Tab")
+                    if let k = try b.string("document.activeElement && document.activeElement.dataset.kb") { reached.insert(k) }
+                }
+                let missed = try b.strings("[...document.querySelectorAll('[data-kb]')].filter((e) => !\(jsString(reached.sorted().joined(separator: ","))).split(',').includes(e.dataset.kb)).map((e) => e.id || e.textContent.trim().slice(0, 30) || e.tagName)")
+                findings.note("keyboard: \(reached.count) of \(controls) visible controls reached by Tab")
+                findings.check(controls >= 30 && missed.isEmpty, "controls Tab never reaches: \(missed)")
+                let lowContrast = try b.strings(lowContrastTexts)
+                findings.check(lowContrast.isEmpty, "text below WCAG AA contrast: \(lowContrast)")
+                // The check itself sees dim text: a probe of #3a444f on the page's background (about 1.9:1).
+                _ = try b.evaluate("(() => { const p = document.createElement('span'); p.id = 'contrast-probe'; p.textContent = 'dim probe'; p.style.color = '#3a444f'; document.querySelector('main').append(p); return 1; })()")
+                let probe = try b.strings(lowContrastTexts)
+                findings.check(probe.count == 1 && probe[0].hasPrefix("dim probe (1."), "the contrast check missed the probe: \(probe)")
+                _ = try b.evaluate("(() => { document.getElementById('contrast-probe').remove(); return 1; })()")
+                try b.press("Escape")
+
                 // Stream newest first; the question's answer; the chart; the alerts.
                 let rows = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
                 let crash = fixture[4].id
@@ -418,6 +473,8 @@ struct DashboardTests {
                 findings.note("agent map at 1280x800: top \(box.first?.intValue ?? -1) px, bottom \(box.dropFirst().first?.intValue ?? -1) px")
                 findings.check(box.count == 3 && box[0].doubleValue >= 0 && box[1].doubleValue <= box[2].doubleValue, "the agent map does not fit the first screen: \(box)")
                 try b.screenshot(screenshotDirectory + "/dashboard-1280.png")
+                let lowContrast = try b.strings(lowContrastTexts)
+                findings.check(lowContrast.isEmpty, "500 agents: text below WCAG AA contrast: \(lowContrast.prefix(20))")
 
                 // Hover shows the agent's summary.
                 let offlineAgent = grid.agentState.filter { $0.value == "offline" }.keys.sorted()[0]
