@@ -426,7 +426,7 @@ struct DashboardTests {
             try await onThread {
                 let b = try HeadlessChromium()
                 defer { b.quit() }
-                try b.navigate("http://127.0.0.1:\(port)/")
+                try b.navigate("http://127.0.0.1:\(port)/?refresh=2")
                 findings.check(try b.waitFor("window.__dash && __dash.firstRender", timeout: 60) != nil, "no first render within 60 s")
                 if let r = try b.evaluate("__dash.firstRender") as? [String: Any] {
                     findings.note("first render, 500 agents: \(r)")
@@ -594,6 +594,13 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.getElementById('t-node-crashed').dataset.count === '\(grid.count(nodes: "crashed") + 1)' && document.getElementById('t-crashes').dataset.count === '\(grid.crashesLastHour + 1)'", timeout: 15) != nil,
                                "crashed tiles after the live crash: \(try tile("node-crashed")), \(try tile("crashes"))")
                 findings.check(try b.number("__dash.polls.agents.maxInFlight") == 1, "two agents polls in flight")
+                // Polls that bring no change redraw nothing: neither agent tiles nor the topology.
+                let quiet = try b.evaluate("[__dash.polls.agents.finished, __dash.tilesUpdated, __dash.topologyDraws]") as? [Int] ?? []
+                let polled = try b.waitFor("__dash.polls.agents.finished >= \(quiet.first ?? 0) + 2", timeout: 20)
+                findings.check(quiet.count == 3 && polled != nil, "the agents poll stopped: \(quiet)")
+                let after = try b.evaluate("[__dash.polls.agents.finished, __dash.tilesUpdated, __dash.topologyDraws]") as? [Int] ?? []
+                findings.note("two unchanged polls: agent tiles redrawn \(after.count == 3 && quiet.count == 3 ? after[1] - quiet[1] : -1), topology drawn \(after.count == 3 && quiet.count == 3 ? after[2] - quiet[2] : -1) times")
+                findings.check(after.count == 3 && quiet.count == 3 && after[1] == quiet[1] && after[2] == quiet[2], "unchanged polls redrew: before \(quiet), after \(after)")
 
                 // Time travel on 500 agents. The slider from the keyboard: one step back leaves live.
                 _ = try b.evaluate("(() => { document.getElementById('at-slider').focus(); return 1; })()")

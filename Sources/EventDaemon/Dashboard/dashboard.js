@@ -224,21 +224,24 @@
     const old = view.byId;
     view.byId = new Map();
     view.agents = data.agents;
+    // Whether anything changed since the last answer: if not, nothing is redrawn.
+    let changed = data.agents.length !== old.size || !dash.firstRender || view.shownAt !== view.at;
+    view.shownAt = view.at;
     for (const a of data.agents) {
       summarise(a);
       const prev = old.get(a.agent_id);
       a.el = prev ? prev.el : null;
       a.sig = prev ? prev.sig : '';
+      if (!prev || prev.key !== a.key) changed = true;
       view.byId.set(a.agent_id, a);
     }
     for (const [id, prev] of old) if (!view.byId.has(id) && prev.el) prev.el.remove();
     const ts = performance.now();
-    renderTiles();
-    renderAgents();
+    if (changed) { renderTiles(); renderAgents(); }
     const ta = performance.now();
-    drawTopology();
+    if (changed) drawTopology();
     const tt = performance.now();
-    if (view.selected && view.byId.has(view.selected) && !$('agent-detail').hidden) renderAgentNodes(view.byId.get(view.selected));
+    if (changed && view.selected && view.byId.has(view.selected) && !$('agent-detail').hidden) renderAgentNodes(view.byId.get(view.selected));
     const t2 = performance.now();
     if (!dash.firstRender) {
       // Wait for the frame to be painted before calling it rendered.
@@ -621,6 +624,7 @@
     return a.problems > 0 && a.state === 'healthy' ? 'healthy, with node problems' : a.state;
   }
   function drawTopology() {
+    dash.topologyDraws = (dash.topologyDraws || 0) + 1;
     const svg = $('topology');
     const W = Math.max(320, svg.clientWidth || 800);
     const agents = (view.order || []).filter(agentVisible);
