@@ -60,12 +60,13 @@ final class DashboardDaemon: @unchecked Sendable {
     let gate = AgentsGate()
     let logger: Logger
 
-    init(_ name: String) throws {
+    init(_ name: String, segmentCapacity: Int? = nil) throws {
         dir = NSTemporaryDirectory() + "dash-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var config = DaemonConfig(dataDirectory: dir + "/data")
         config.socketPath = dir + "/s.sock"
         config.metricsIntervalSeconds = 3600
         config.streamKeepaliveSeconds = 0.5
+        if let segmentCapacity { config.segmentCapacity = segmentCapacity }
         var logger = Logger(label: "dash")
         logger.logLevel = .warning
         self.logger = logger
@@ -393,11 +394,14 @@ struct DashboardTests {
     /// within 2 s and redraws only its agent.
     @Test(.enabled(if: HeadlessChromium.path != nil, "needs Debian's chromium (make test-deps installs it)"))
     func gridOf500AgentsAnd10000Nodes() async throws {
-        let d = try DashboardDaemon("grid")
+        // Segments of 8 MiB, so the fixture spans several and the sealed ones are compacted (the header's ratio).
+        let d = try DashboardDaemon("grid", segmentCapacity: 8 << 20)
         let now = StoreOptions.nowMicros()
         let started = Date()
         let grid = GridFixture(now: now)
         try d.append(grid.events)
+        // (The daemon's maintenance thread may have compacted them already; this pass finishes what it has not.)
+        let maintenance = try d.daemon.store!.runMaintenance()
         let loaded = Date().timeIntervalSince(started)
         // An aggregator's view of ten hosts: h03 lags 42 s behind, h07 was last heard 10 minutes ago.
         var context = d.daemon.apiContext()!
@@ -414,8 +418,8 @@ struct DashboardTests {
         }
         let app = d.application(context)
         let findings = Findings()
-        findings.note(String(format: "grid fixture: %d events, %d agents, %d nodes on %d hosts, generated and stored in %.1f s",
-                             grid.events.count, grid.agentState.count, grid.nodeState.count, grid.hosts.count, loaded))
+        findings.note(String(format: "grid fixture: %d events, %d agents, %d nodes on %d hosts, generated, stored and compacted in %.1f s; ",
+                             grid.events.count, grid.agentState.count, grid.nodeState.count, grid.hosts.count, loaded) + maintenance.summary)
         try await app.test(.live) { client in
             let port = try #require(client.port)
             let apiStart = Date()
@@ -444,11 +448,17 @@ struct DashboardTests {
                 findings.check(try tile("crashes") == grid.crashesLastHour, "crashes in the last hour: page \(try tile("crashes")), plan \(grid.crashesLastHour)")
                 findings.check(try tile("failures") == grid.failuresLastHour, "failures in the last hour: page \(try tile("failures")), plan \(grid.failuresLastHour)")
                 // The header's bytes are the store's bytes on disk, not its logical bytes.
-                let sizes = try b.evaluate("(async () => { const s = await (await fetch('/api/stats')).json(); return [s.disk_bytes, s.data_bytes, document.getElementById('h-bytes').textContent, document.getElementById('h-ratio').textContent]; })()") as? [Any] ?? []
-                if sizes.count == 4, let disk = (sizes[0] as? NSNumber)?.doubleValue, let data = (sizes[1] as? NSNumber)?.doubleValue {
-                    let shown = sizes[2] as? String ?? ""
-                    findings.note("header: on disk \(shown) (disk_bytes \(Int(disk)), data_bytes \(Int(data))), compression \(sizes[3])")
+                // The compression ratio: the raw bytes of the compacted segments over their compacted size.
+                let sizes = try b.evaluate("(async () => { const s = await (await fetch('/api/stats')).json(); const c = s.compaction; return [s.disk_bytes, s.data_bytes, document.getElementById('h-bytes').textContent, document.getElementById('h-ratio').textContent + ' | ' + document.getElementById('h-ratio').parentElement.title, c.compacted_segments, c.compacted_bytes, c.uncompacted_data_bytes, s.sealed_segments]; })()") as? [Any] ?? []
+                if sizes.count == 8, let disk = (sizes[0] as? NSNumber)?.doubleValue, let data = (sizes[1] as? NSNumber)?.doubleValue,
+                   let segments = (sizes[4] as? NSNumber)?.intValue, let compacted = (sizes[5] as? NSNumber)?.doubleValue,
+                   let uncompacted = (sizes[6] as? NSNumber)?.doubleValue, let sealed = (sizes[7] as? NSNumber)?.intValue {
+                    let shown = sizes[2] as? String ?? "", ratio = sizes[3] as? String ?? ""
+                    findings.note("header: on disk \(shown) (disk_bytes \(Int(disk)), data_bytes \(Int(data))), compression \(ratio)")
                     findings.check(shown == String(format: "%.1f MB", disk / 1e6), "on disk shows \(shown), disk_bytes is \(Int(disk))")
+                    let expected = String(format: "%.1fx | ", (data - uncompacted) / max(1, compacted))
+                    findings.check(segments > 0 && ratio.hasPrefix(expected) && ratio.contains("\(segments) of \(sealed) sealed segments compacted"),
+                                   "compression shows \(ratio), expected \(expected)… \(segments) of \(sealed) sealed segments compacted")
                 } else {
                     findings.check(false, "stats and header: \(sizes)")
                 }

@@ -125,8 +125,10 @@
     $('h-bytes').textContent = bytes(s.disk_bytes);
     const c = s.compaction || {};
     const raw = (s.data_bytes || 0) - (c.uncompacted_data_bytes || 0);
-    $('h-ratio').textContent = c.compacted_segments > 0 && c.compacted_bytes > 0
-      ? (raw / c.compacted_bytes).toFixed(1) + 'x (' + c.compacted_segments + ' of ' + s.sealed_segments + ' sealed)' : 'none yet';
+    // The ratio in the header; how many sealed segments it covers in the tooltip (the header stays one line).
+    $('h-ratio').textContent = c.compacted_segments > 0 && c.compacted_bytes > 0 ? (raw / c.compacted_bytes).toFixed(1) + 'x' : 'none yet';
+    $('h-ratio').parentElement.title = 'raw bytes of compacted segments / their compacted size: ' + (c.compacted_segments || 0) + ' of '
+      + s.sealed_segments + ' sealed segments compacted, ' + bytes(c.compacted_bytes || 0) + ' on disk';
     $('h-segments').textContent = s.segments;
     if (!view.at) setTile('rate', Math.round(s.ingest.rate_per_second), fmt(Math.round(s.ingest.rate_per_second)) + '/s');
     updateSliderRange();
