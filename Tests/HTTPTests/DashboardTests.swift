@@ -500,6 +500,10 @@ struct DashboardTests {
                 findings.check(try b.waitFor("!document.getElementById('detail').hidden && document.getElementById('detail-title').textContent.includes('\(grid.htmlAgent)') && document.querySelectorAll('#detail-events li[data-id]').length > 0", timeout: 10) != nil,
                                "the detail of \(grid.htmlAgent) did not open with its events: \(try b.evaluate("[document.getElementById('detail').hidden, document.getElementById('detail-title').textContent, document.getElementById('detail-events').textContent.slice(0, 200), __dash.errors, document.activeElement.id || document.activeElement.dataset.agent]") ?? "-")")
                 findings.check(try b.number("document.querySelectorAll('#detail-nodes tr').length") == 20, "detail node rows")
+                // Its last transitions: the registration at least, newest first.
+                let transitions = try b.strings("[...document.querySelectorAll('#detail-transitions li[data-id]')].map((l) => l.textContent)")
+                findings.check(!transitions.isEmpty && transitions.allSatisfy { t in ["agent_registered", "agent_degraded", "agent_recovered", "agent_offline", "agent_unregistered"].contains { t.contains($0) } }
+                               && transitions.last?.contains("agent_registered") == true, "last transitions of \(grid.htmlAgent): \(transitions)")
                 let htmlRow = try b.string("document.querySelector('#detail-nodes tr[data-node=\"\(grid.htmlNode)\"]').textContent") ?? ""
                 findings.check(htmlRow.contains(GridFixture.htmlError), "the node's error is not shown as text: \(htmlRow)")
                 findings.check(try b.number("document.querySelectorAll('#detail img, #detail b').length") == 0, "markup from a field became elements")
@@ -521,6 +525,9 @@ struct DashboardTests {
                 try b.press("Escape")
                 try b.press("ArrowRight")
                 findings.check(try b.string("document.activeElement.dataset.agent") == order[1], "ArrowRight: focus on \(try b.string("document.activeElement.dataset.agent") ?? "-")")
+                // Focus shows the agent's summary, as hover does.
+                findings.check(try b.waitFor("!document.getElementById('tip').hidden && document.getElementById('tip').textContent.startsWith('\(order[1])')", timeout: 3) != nil,
+                               "focus summary: \(try b.string("document.getElementById('tip').textContent") ?? "")")
                 let perRow = Int(try b.number("(() => { const t = [...document.querySelectorAll('#agent-map .agent')]; let n = 1; while (t[n].offsetTop === t[0].offsetTop) n++; return n; })()") ?? 0)
                 try b.press("ArrowDown")
                 findings.check(try b.string("document.activeElement.dataset.agent") == order[1 + perRow], "ArrowDown: focus on \(try b.string("document.activeElement.dataset.agent") ?? "-")")
