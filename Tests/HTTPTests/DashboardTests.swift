@@ -563,6 +563,13 @@ struct DashboardTests {
                                "Enter on a group header did not collapse it")
                 try b.screenshot(screenshotDirectory + "/dashboard-topology.png")
                 try b.press("Enter")
+                // Grouped by id range: ten groups of 50, in id order after problems; still no label over another.
+                _ = try b.evaluate("(() => { const s = document.getElementById('group-by'); s.value = 'range'; s.dispatchEvent(new Event('change')); return 1; })()")
+                let ranges = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)")
+                findings.check(ranges.sorted() == (0..<10).map { "agents \($0 * 50 + 1)-\($0 * 50 + 50)" }.sorted(), "topology groups by id range: \(ranges)")
+                let rangeLabels = try b.evaluate(topologyLabelOverlaps) as? [Int] ?? []
+                findings.check(rangeLabels.count == 3 && rangeLabels[1] == 0 && rangeLabels[2] == 0, "topology by id range [labels, overlapping pairs, lines across labels]: \(rangeLabels)")
+                _ = try b.evaluate("(() => { const s = document.getElementById('group-by'); s.value = 'auto'; s.dispatchEvent(new Event('change')); return 1; })()")
 
                 // Hosts: a row per host with its lag and last contact, the lagging and the silent one marked; the
                 // host filter shows that host's agents.
