@@ -500,6 +500,15 @@ struct DashboardTests {
                 findings.check(try b.waitFor("!document.getElementById('detail').hidden && document.getElementById('detail-title').textContent.includes('\(grid.htmlAgent)') && document.querySelectorAll('#detail-events li[data-id]').length > 0", timeout: 10) != nil,
                                "the detail of \(grid.htmlAgent) did not open with its events: \(try b.evaluate("[document.getElementById('detail').hidden, document.getElementById('detail-title').textContent, document.getElementById('detail-events').textContent.slice(0, 200), __dash.errors, document.activeElement.id || document.activeElement.dataset.agent]") ?? "-")")
                 findings.check(try b.number("document.querySelectorAll('#detail-nodes tr').length") == 20, "detail node rows")
+                // A running node's pid and port (from its spawn_succeeded: pid 1000 + 40 per agent + its index, port
+                // 50000 + its index), and the panel does not scroll sideways.
+                let agentIndex = (Int(grid.htmlAgent.dropFirst("agent-".count)) ?? 1) - 1
+                if let k = (0..<20).first(where: { grid.nodeState["node-\(agentIndex * 20 + $0 + 1)"] == "running" }) {
+                    let runningRow = try b.string("document.querySelector('#detail-nodes tr[data-node=\"node-\(agentIndex * 20 + k + 1)\"]').textContent") ?? ""
+                    findings.check(runningRow.contains("pid \(1000 + agentIndex * 40 + k) · port \(50000 + k)"), "running node row: \(runningRow)")
+                }
+                findings.check(try b.evaluate("document.getElementById('detail').scrollWidth <= document.getElementById('detail').clientWidth") as? Bool == true,
+                               "the detail panel scrolls sideways")
                 // Its last transitions: the registration at least, newest first.
                 let transitions = try b.strings("[...document.querySelectorAll('#detail-transitions li[data-id]')].map((l) => l.textContent)")
                 findings.check(!transitions.isEmpty && transitions.allSatisfy { t in ["agent_registered", "agent_degraded", "agent_recovered", "agent_offline", "agent_unregistered"].contains { t.contains($0) } }

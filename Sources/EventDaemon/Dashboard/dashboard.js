@@ -559,8 +559,12 @@
       if (n.detail) st.append(el('div', n.detail, 'muted'));
       const what = el('td');
       what.append(button('history', () => askQuestion('what happened to ' + n.node_id)));
-      tr.append(el('td', n.node_id), st, el('td', n.pid === null ? '-' : n.pid), el('td', n.port === null ? '-' : n.port),
-        el('td', n.restart_count), el('td', n.last_event + ' ' + short(n.last_event_at)), what);
+      // The node's id with its pid and port beneath; the narrow panel has no room for a column each.
+      const id = el('td', null, 'nid');
+      id.append(el('div', n.node_id), el('div', 'pid ' + (n.pid === null ? '-' : n.pid) + ' · port ' + (n.port === null ? '-' : n.port), 'muted'));
+      const last = el('td');
+      last.append(el('div', n.last_event.replace(/_/g, ' ')), el('div', short(n.last_event_at), 'muted'));
+      tr.append(id, st, el('td', n.restart_count, 'num'), last, what);
       return tr;
     }));
   }
