@@ -526,6 +526,12 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.getElementById('detail').hidden && document.activeElement.dataset.agent === '\(grid.htmlAgent)'", timeout: 3) != nil,
                                "Escape did not close the detail and return focus to the agent")
 
+                // A node's id finds its agent, and only it.
+                let someNode = "node-7777"
+                _ = try b.evaluate("(() => { const s = document.getElementById('search'); s.value = '\(someNode)'; s.dispatchEvent(new Event('input')); return 1; })()")
+                let found = try b.strings("[...document.querySelectorAll('#agent-map .agent:not([hidden])')].map((e) => e.dataset.agent)")
+                findings.check(found == [grid.agentOfNode[someNode] ?? "?"], "search for \(someNode): \(found), its agent is \(grid.agentOfNode[someNode] ?? "?")")
+
                 // Keyboard: clear the filters, then arrows move between agents and Enter opens one.
                 try b.click("#clear-filters")
                 findings.check(try b.waitFor("__dash.visibleAgents === 500") != nil, "clear filters")
