@@ -578,6 +578,19 @@ struct DashboardTests {
                                "Enter on a group header did not collapse it")
                 try b.screenshot(screenshotDirectory + "/dashboard-topology.png")
                 try b.press("Enter")
+                // The topology's agents by keyboard: ArrowDown from the offline group's header reaches its first agent,
+                // ArrowRight the next, Enter opens it, Escape closes the detail.
+                let offlineOrder = order.filter { grid.agentState[$0] == "offline" }
+                _ = try b.evaluate("(() => { document.querySelector('#topology [data-group=\"offline\"]').focus(); return 1; })()")
+                try b.press("ArrowDown")
+                findings.check(try b.string("document.activeElement.dataset.agent") == offlineOrder.first, "ArrowDown from the offline header: \(try b.string("document.activeElement.dataset.agent") ?? "-"), expected \(offlineOrder.first ?? "-")")
+                try b.press("ArrowRight")
+                findings.check(try b.string("document.activeElement.dataset.agent") == offlineOrder.dropFirst().first, "ArrowRight in the topology: \(try b.string("document.activeElement.dataset.agent") ?? "-")")
+                try b.press("Enter")
+                findings.check(try b.waitFor("!document.getElementById('detail').hidden && document.getElementById('detail-title').textContent.includes('\(offlineOrder.dropFirst().first ?? "?")')", timeout: 5) != nil,
+                               "Enter on a topology agent did not open it")
+                try b.press("Escape")
+                findings.check(try b.waitFor("document.getElementById('detail').hidden", timeout: 3) != nil, "Escape did not close the detail")
                 // Grouped by id range: ten groups of 50, in id order after problems; still no label over another.
                 _ = try b.evaluate("(() => { const s = document.getElementById('group-by'); s.value = 'range'; s.dispatchEvent(new Event('change')); return 1; })()")
                 let ranges = try b.strings("[...document.querySelectorAll('#topology [data-group]')].map((g) => g.dataset.group)")

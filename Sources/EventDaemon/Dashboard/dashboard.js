@@ -688,8 +688,9 @@
     out.push(h);
     return {open, y: y + 22};
   }
-  function agentMark(a, x, y, size) {
-    const g = svgEl('g', {class: 'ag', 'data-agent': a.agent_id});
+  function agentMark(a, x, y, size, group) {
+    // Out of the Tab order (a group's header is in it): ArrowDown from the header reaches its agents.
+    const g = svgEl('g', {class: 'ag', 'data-agent': a.agent_id, 'data-in': group || '', tabindex: '-1', role: 'button', 'aria-label': agentLabel(a)});
     g.append(svgEl('title', {}, agentLabel(a)));
     g.append(svgEl('rect', {x, y, width: size, height: size, rx: 2, fill: STATE_COLOR[a.state], stroke: view.selected === a.agent_id ? '#ffffff' : 'none', 'stroke-width': 2}));
     if (a.problems) g.append(svgEl('circle', {cx: x + size - 2, cy: y + 2, r: 2.5, fill: '#0b0f13', stroke: '#f85149'}));
@@ -708,7 +709,7 @@
         const c = i % cols;
         if (c === 0 && i > 0) { y += rowH; rowH = 0; }
         const x = 6 + c * col;
-        const m = agentMark(a, x, y, 12);
+        const m = agentMark(a, x, y, 12, g.k);
         m.append(svgEl('text', {x: x + 16, y: y + 10, class: 'lab'}, fit((ICON[a.state] || '') + ' ' + a.agent_id, col - 20)));
         out.push(m);
         a.nodes.forEach((n, k) => {
@@ -724,7 +725,7 @@
     }
     // Overview: small squares, no labels (a title each); problems first.
     const size = 10, step = 12, cols = Math.max(1, Math.floor((W - 12) / step));
-    g.as.forEach((a, i) => out.push(agentMark(a, 6 + (i % cols) * step, y + Math.floor(i / cols) * step, size)));
+    g.as.forEach((a, i) => out.push(agentMark(a, 6 + (i % cols) * step, y + Math.floor(i / cols) * step, size, g.k)));
     return y + Math.ceil(g.as.length / cols) * step + 6;
   }
   function drawNeighbourhood(out, a, y, W) {
@@ -750,6 +751,26 @@
     out.push(g);
     return y + Math.ceil(a.nodes.length / cols) * 16 + 4;
   }
+  // Keyboard in the topology: ArrowDown on a group's header goes to its first agent; arrows move between the
+  // group's agents, Enter opens one, ArrowUp from the first (or Escape) goes back to the header.
+  $('topology').addEventListener('keydown', (ev) => {
+    const t = document.activeElement;
+    const header = (k) => [...$('topology').querySelectorAll('.gh')].find((h) => h.dataset.group === k);
+    if (t.classList.contains('gh') && ev.key === 'ArrowDown') {
+      const first = [...$('topology').querySelectorAll('.ag')].find((m) => m.dataset.in === t.dataset.group);
+      if (first) { ev.preventDefault(); first.focus(); }
+      return;
+    }
+    if (!t.classList.contains('ag')) return;
+    const marks = [...$('topology').querySelectorAll('.ag')].filter((m) => m.dataset.in === t.dataset.in);
+    const i = marks.indexOf(t);
+    if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); openAgent(t.dataset.agent); return; }
+    const to = {ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: marks.length - 1}[ev.key];
+    if (ev.key === 'Escape' || (to !== undefined && to < 0)) { const h = header(t.dataset.in); if (h) { ev.preventDefault(); ev.stopPropagation(); h.focus(); } return; }
+    if (to === undefined) return;
+    ev.preventDefault();
+    marks[Math.min(marks.length - 1, to)].focus();
+  });
   $('group-by').addEventListener('change', drawTopology);
   window.addEventListener('resize', () => { clearTimeout(window.__rt); window.__rt = setTimeout(() => { drawTopology(); refreshChart().catch(() => {}); }, 200); });
 
