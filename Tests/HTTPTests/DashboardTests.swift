@@ -646,12 +646,19 @@ struct DashboardTests {
                 findings.check(try b.waitFor("document.getElementById('t-node-crashed').dataset.count === '\(grid.count(nodes: "crashed") + 1)' && document.getElementById('t-crashes').dataset.count === '\(grid.crashesLastHour + 1)'", timeout: 15) != nil,
                                "crashed tiles after the live crash: \(try tile("node-crashed")), \(try tile("crashes"))")
                 findings.check(try b.number("__dash.polls.agents.maxInFlight") == 1, "two agents polls in flight")
-                // Polls that bring no change redraw nothing: neither agent tiles nor the topology.
+                // Polls that bring only heartbeats (50 healthy agents beat) redraw nothing: neither agent tiles nor
+                // the topology.
+                let received = Int(try b.number("__dash.streamReceived") ?? 0)
+                for a in grid.agentState.filter({ $0.value == "healthy" }).keys.sorted().prefix(50) {
+                    emitter.emit(.agentHeartbeat(agentId: a, storageNodeCount: 20))
+                }
+                _ = emitter.flush(timeout: 10)
+                findings.check(try b.waitFor("__dash.streamReceived >= \(received + 50)", timeout: 10) != nil, "the heartbeats did not arrive")
                 let quiet = try b.evaluate("[__dash.polls.agents.finished, __dash.tilesUpdated, __dash.topologyDraws]") as? [Int] ?? []
                 let polled = try b.waitFor("__dash.polls.agents.finished >= \(quiet.first ?? 0) + 2", timeout: 20)
                 findings.check(quiet.count == 3 && polled != nil, "the agents poll stopped: \(quiet)")
                 let after = try b.evaluate("[__dash.polls.agents.finished, __dash.tilesUpdated, __dash.topologyDraws]") as? [Int] ?? []
-                findings.note("two unchanged polls: agent tiles redrawn \(after.count == 3 && quiet.count == 3 ? after[1] - quiet[1] : -1), topology drawn \(after.count == 3 && quiet.count == 3 ? after[2] - quiet[2] : -1) times")
+                findings.note("two polls after 50 heartbeats: agent tiles redrawn \(after.count == 3 && quiet.count == 3 ? after[1] - quiet[1] : -1), topology drawn \(after.count == 3 && quiet.count == 3 ? after[2] - quiet[2] : -1) times")
                 findings.check(after.count == 3 && quiet.count == 3 && after[1] == quiet[1] && after[2] == quiet[2], "unchanged polls redrew: before \(quiet), after \(after)")
 
                 // Time travel on 500 agents. The slider from the keyboard: one step back leaves live.

@@ -208,7 +208,9 @@
     // Problems first: offline, degraded, agents with crashed or failed nodes, then healthy, then unregistered.
     a.rank = a.state === 'offline' ? 0 : a.state === 'degraded' ? 1 : problems > 0 && a.state !== 'unregistered' ? 2 : a.state === 'healthy' ? 3 : 4;
     a.nodes.sort((x, y) => (PROBLEM_NODE[y.state] ? 1 : 0) - (PROBLEM_NODE[x.state] ? 1 : 0) || compareIds(x.node_id, y.node_id));
-    a.key = a.state + '|' + a.nodes.map((n) => n.node_id + ':' + n.state + ':' + n.restart_count).join(',') + '|' + a.last_transition_at + '|' + (a.last_heartbeat || '');
+    // What the agent's tile and the topology show; not the last heartbeat, which changes on every poll of a live grid
+    // (the tooltip and the detail read it when they open).
+    a.key = a.state + '|' + a.nodes.map((n) => n.node_id + ':' + n.state + ':' + n.restart_count).join(',') + '|' + a.last_transition_at;
   }
 
   async function refreshAgents() {
