@@ -24,8 +24,13 @@ final class HeadlessChromium {
         guard let path = Self.path else { throw Failure(description: "no chromium") }
         profile = NSTemporaryDirectory() + "cdp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: profile, withIntermediateDirectories: true)
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        // The umask is the process's, and a daemon starting in a test running beside this one sets it to 0117 while
+        // it binds its socket (GridEventDaemon.start): a directory made then has no search bit, and Chromium, which
+        // inherits the umask, cannot write its profile (it never wrote DevToolsActivePort). So: the profile's mode
+        // set outright, and Chromium started through a shell that sets its own umask.
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: profile)
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "umask 077; exec \"$0\" \"$@\"", path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                              "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
                              "--remote-debugging-port=0", "--user-data-dir=" + profile, "--window-size=\(width),\(height)",
                              "about:blank"]
