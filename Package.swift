@@ -111,6 +111,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The dashboard's page, stylesheet and script, served by HTTPAPI (Dashboard.swift).
+            resources: [.copy("Dashboard")],
             swiftSettings: [faultInjection]
         ),
         .target(
