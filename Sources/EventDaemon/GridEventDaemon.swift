@@ -176,7 +176,31 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public func run() async throws {
         if store == nil { try start() }
         try? await gracefulShutdown()
-        shutdown()
+        await shutdownGracefully()
+    }
+
+    /// `shutdown()` for async code: its blocking steps (closing channels, draining the writer, syncing the store,
+    /// stopping the event loops) run on a thread of their own, so no thread of the async executor or of an event
+    /// loop blocks on them.
+    public func shutdownGracefully() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(ShutdownJob { [self] in
+                shutdown()
+                done.resume()
+            })
+            if pthread_create(&thread, nil, { raw in
+                let job = Unmanaged<ShutdownJob>.fromOpaque(raw!).takeRetainedValue()
+                job.body()
+                return nil
+            }, box.toOpaque()) == 0 {
+                pthread_detach(thread)
+            } else {
+                box.release()
+                shutdown()
+                done.resume()
+            }
+        }
     }
 
     /// The live feed of acknowledged events (for `/api/events/stream`).
@@ -221,4 +245,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         unlink(config.resolvedSocketPath)
         logger.info("grid-eventd stopped")
     }
+}
+
+/// The work of `shutdownGracefully()`'s thread.
+private final class ShutdownJob: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
 }

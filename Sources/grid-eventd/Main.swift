@@ -202,7 +202,7 @@ struct GridEventd: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            daemon.shutdown()
+            await daemon.shutdownGracefully()
             logger.critical("\(error)")
             throw ExitCode(1)
         }
