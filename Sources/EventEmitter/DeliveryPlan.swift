@@ -92,3 +92,66 @@ enum DeliveryPlan {
         return s.orphanScanDue ? .scanOrphans : .idle
     }
 }
+
+/// The batches between the queue and the daemon, and what acks, rejections and lost connections do to them: pure
+/// transitions, no I/O. The daemon answers the batches of one connection once each, in order, so an ack always
+/// retires the oldest batch in flight.
+struct DeliveryWindow<Batch: Collection> {
+    /// Sent and not yet acknowledged, oldest first; at most `DeliveryPlan.windowSize` (1 when `cautious`).
+    private(set) var inFlight: [Batch] = []
+    /// To be sent again before anything else (they were in flight when a connection was lost), oldest first.
+    private(set) var retry: [Batch] = []
+    /// After a rejection with several batches in flight: one batch at a time until the resends are through, so the
+    /// next rejection names its batch.
+    private(set) var cautious = false
+    /// Events in `inFlight`.
+    private(set) var inFlightEvents = 0
+
+    var retryEvents: Int { retry.reduce(0) { $0 + $1.count } }
+
+    /// A batch was sent.
+    mutating func sent(_ batch: Batch) {
+        inFlight.append(batch)
+        inFlightEvents += batch.count
+    }
+
+    /// The next batch to resend (call only when `retry` is not empty).
+    mutating func takeRetry() -> Batch { retry.removeFirst() }
+
+    /// Everything to resend, leaving none (the emitter is closing: it goes back to the queue and the spool).
+    mutating func takeAllRetries() -> [Batch] {
+        defer { retry.removeAll() }
+        return retry
+    }
+
+    /// An ack arrived: the oldest batch in flight is durable. Returns it (nil when nothing was in flight).
+    mutating func acknowledged() -> Batch? {
+        let first = inFlight.isEmpty ? nil : inFlight.removeFirst()
+        if let first { inFlightEvents -= first.count }
+        if retry.isEmpty, inFlight.isEmpty { cautious = false }
+        return first
+    }
+
+    /// The daemon rejected a batch. With one batch in flight it is that one: returned, to be dropped and counted.
+    /// With several it is unknown which: nil, and from now on one batch at a time (the connection is then closed,
+    /// so `lost()` follows).
+    mutating func rejected() -> Batch? {
+        guard inFlight.count == 1 else {
+            cautious = true
+            return nil
+        }
+        let first = inFlight.removeFirst()
+        inFlightEvents -= first.count
+        return first
+    }
+
+    /// The connection was lost: what was in flight is resent first, in its order, before older retries' successors.
+    /// Returns how many events were in flight.
+    mutating func lost() -> Int {
+        let n = inFlightEvents
+        retry = inFlight + retry
+        inFlight.removeAll()
+        inFlightEvents = 0
+        return n
+    }
+}

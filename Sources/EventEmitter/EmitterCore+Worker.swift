@@ -23,10 +23,8 @@ extension EmitterCore {
             switch DeliveryPlan.next(deliveryState(connected: connection != nil)) {
             case .finish:
                 // Keep what is left for the next start: retried events first, then the queue.
-                if !retry.isEmpty {
-                    requeueFront(retry.flatMap { $0 })
-                    retry.removeAll()
-                }
+                let again = delivery.takeAllRetries()
+                if !again.isEmpty { requeueFront(again.flatMap { $0 }) }
                 spillAll()
                 lock.unlock()
                 return
@@ -78,7 +76,7 @@ extension EmitterCore {
                 lock.unlock()
                 awaitWindowAck(connection!, &connection)
             case .resend:
-                sendBatch(retry.removeFirst(), connection!, &connection)
+                sendBatch(delivery.takeRetry(), connection!, &connection)
             case .replayOwnSpool, .replayAdoptedSpool:
                 // Spools (this producer's own, then those adopted) are replayed with nothing else in flight, since
                 // the connection answers acks in order and a replay waits for its own.
@@ -121,7 +119,7 @@ extension EmitterCore {
     func deliveryState(connected: Bool) -> DeliveryPlan.DeliveryState {
         DeliveryPlan.DeliveryState(
             connected: connected, closing: closing, closingDrained: closingDrained, storeRefused: storeRefused,
-            inFlightBatches: window.count, retryBatches: retry.count, cautious: cautious, ownSpoolPending: !spoolEmpty,
+            inFlightBatches: delivery.inFlight.count, retryBatches: delivery.retry.count, cautious: delivery.cautious, ownSpoolPending: !spoolEmpty,
             adoptedSpools: adopted.count, queued: count, highWaterMark: highWaterMark, maxBatchEvents: options.maxBatchEvents,
             batchDelay: options.batchDelaySeconds > 0, inTransit: inTransit > 0, droppedUnreported: droppedUnreported > 0,
             orphanScanDue: spool != nil && monotonicNanos() - lastAdoptionScan > 30_000_000_000)
@@ -179,8 +177,7 @@ extension EmitterCore {
             options.notice("dropped \(batch.count) invalid event(s)")
             return
         }
-        window.append(kept)
-        inFlight += kept.count
+        delivery.sent(kept)
         lock.unlock()
         if invalid > 0 { options.notice("dropped \(invalid) invalid event(s)") }
         var body: [UInt8] = []
@@ -209,12 +206,9 @@ extension EmitterCore {
                 // The daemon answers every batch of a connection once, in order: this ack is the oldest batch's.
                 refusalBackoff = 0
                 lock.withLock {
-                    if !window.isEmpty {
-                        let first = window.removeFirst()
-                        inFlight -= first.count
+                    if let first = delivery.acknowledged() {
                         for p in first { acknowledged(p) }
                     }
-                    if retry.isEmpty, window.isEmpty { cautious = false }
                     lock.broadcast()
                 }
             } else {
@@ -224,12 +218,7 @@ extension EmitterCore {
         } catch let failure as DaemonConnection.Failure where failure.rejected {
             // Only with one batch in flight is it certain which batch was refused; otherwise resend one at a time.
             let dropped = lock.withLock { () -> Int in
-                guard window.count == 1 else {
-                    cautious = true
-                    return 0
-                }
-                let first = window.removeFirst()
-                inFlight -= first.count
+                guard let first = delivery.rejected() else { return 0 }
                 counters.dropped += first.count
                 lock.broadcast()
                 return first.count
@@ -260,10 +249,7 @@ extension EmitterCore {
     /// The connection is gone: every unacknowledged batch is kept, in order, to be sent first after reconnecting.
     func lostConnection(_ reason: String) {
         let unacked = lock.withLock { () -> Int in
-            let n = window.reduce(0) { $0 + $1.count }
-            retry = window + retry
-            window.removeAll()
-            inFlight = 0
+            let n = delivery.lost()
             counters.connected = false
             lock.broadcast()
             return n

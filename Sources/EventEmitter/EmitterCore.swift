@@ -45,7 +45,6 @@ final class EmitterCore: @unchecked Sendable {
     var counters = EmitterStats()
     var droppedUnreported = 0
     var droppedAtLastFlush = 0
-    var inFlight = 0
     var workerWaiting = false
     /// Callers waiting for room (`whenFull: .wait`).
     var waitingEmitters = 0
@@ -90,11 +89,9 @@ final class EmitterCore: @unchecked Sendable {
     static let assistChunk = 1024
 
     // Worker state (see run()).
-    /// Batches in flight, oldest first: at most `DeliveryPlan.windowSize`.
-    var window: [[Pending]] = []
+    /// Batches in flight and batches to resend (`DeliveryWindow`: acks, rejections and lost connections).
+    var delivery = DeliveryWindow<[Pending]>()
     var closingDrained = false
-    var retry: [[Pending]] = []
-    var cautious = false
     var storeRefused = false
     var refusalBackoff = 0.0
     var spoolDamageReported: [ObjectIdentifier: Int] = [:]
@@ -250,7 +247,7 @@ final class EmitterCore: @unchecked Sendable {
     /// Whether anything is still to be delivered: queued, in flight, on its way to the spool, in a spool.
     var hasPending: Bool {
         lock.withLock {
-            count > 0 || inFlight > 0 || inTransit > 0 || !retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0
+            count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0
         }
     }
 
@@ -260,7 +257,7 @@ final class EmitterCore: @unchecked Sendable {
         defer { lock.unlock() }
         lock.broadcast()
         var done = true
-        while count > 0 || inFlight > 0 || inTransit > 0 || !retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0 {
+        while count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0 {
             let now = monotonicNanos()
             if now >= deadline {
                 done = false
@@ -276,7 +273,7 @@ final class EmitterCore: @unchecked Sendable {
     var stats: EmitterStats {
         lock.withLock {
             var s = counters
-            s.queued = count + inFlight + inTransit + retry.reduce(0) { $0 + $1.count }
+            s.queued = count + delivery.inFlightEvents + inTransit + delivery.retryEvents
             return s
         }
     }
