@@ -48,6 +48,7 @@ public struct GridEvent: Sendable, Equatable {
             for key in fields.keys { try GridEvent.validateCustomName(key, what: "field name") }
             guard entities.count <= 32 else { throw EventError("custom event \(name) mentions \(entities.count) entities; the limit is 32") }
         }
+        if case .log(let entry) = kind { try entry.validate() }
         for entity in entities { try GridEvent.validateId(entity, what: "entity id") }
         for (name, value) in kind.namedFields {
             if case .string(let s) = value, s.utf8.count > Limits.maxStringField {
