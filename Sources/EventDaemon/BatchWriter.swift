@@ -63,6 +63,12 @@ final class BatchWriter: @unchecked Sendable {
     private var running = 0
     private var thread: pthread_t?
     let metrics = IngestMetrics()
+    /// Told of every job once it is durable, on the writer thread (the Prometheus counters). Set before `start()`.
+    var onDurable: (@Sendable (Job) -> Void)?
+
+    /// Whether the caller runs on the writer thread: what it logs reports the writer's own work or failures, and
+    /// grid-eventd never stores those as events of its own (storing them would loop through the writer).
+    var isWriterThread: Bool { thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
 
     init(store: EventStore, logger: Logger, keepaliveSeconds: Double = 15) {
         self.store = store
@@ -179,6 +185,7 @@ final class BatchWriter: @unchecked Sendable {
         if case .success = result {
             metrics.record(events: job.eventCount, receivedAt: job.receivedAt)
             feed.publish(job.newEvents)
+            onDurable?(job)
         }
         job.completion(result)
     }

@@ -2,6 +2,7 @@
 import EventReplication
 import EventWire
 import GridEvents
+import GridOTLP
 import Logging
 import NIOCore
 import NIOPosix
@@ -18,6 +19,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public let logger: Logger
     public private(set) var store: EventStore?
     private var writer: BatchWriter?
+    /// Prometheus metrics (`GET /metrics`).
+    public let metrics = DaemonMetrics()
+    private var httpIngest: HTTPIngest?
+    private var ownLogs: DaemonLogSink?
     private var group: MultiThreadedEventLoopGroup?
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
@@ -54,8 +59,14 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
         let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds)
+        let metrics = self.metrics
+        writer.onDurable = { job in metrics.record(job, now: monotonicNanos()) }
         writer.start()
         self.writer = writer
+        var otlp = OTLPLogs.Mapping()
+        otlp.defaultType = config.otlpDefaultType
+        httpIngest = HTTPIngest(writer: writer, maxBody: config.maxIngestBody, otlp: otlp)
+        stateLock.withLock { ownLogs }?.attach(writer)
         replication = makeReplication(store: store, writer: writer, floor: floor)
         let path = config.resolvedSocketPath
         do {
@@ -152,6 +163,16 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             timestamp: StoreOptions.nowMicros(), kind: kind))
     }
 
+    /// Records the daemon's own log records into its store through `sink` (`--log-events`); call before or after
+    /// `start()`: records logged before the store is open are dropped.
+    public func recordOwnLogs(into sink: DaemonLogSink) {
+        let writer = stateLock.withLock { () -> BatchWriter? in
+            ownLogs = sink
+            return self.writer
+        }
+        if let writer { sink.attach(writer) }
+    }
+
     /// Ingest counters for /api/stats.
     public var ingestedEvents: Int { writer?.metrics.ingestedEvents ?? 0 }
     public var ackP99Micros: Int { writer?.metrics.ackP99Micros ?? 0 }
@@ -175,6 +196,14 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
         context.replicationStats = { replication?.statsJSON() }
+        context.httpIngest = httpIngest
+        let metrics = self.metrics
+        let feed = writer.feed
+        context.metricsText = {
+            metrics.render(DaemonMetrics.Snapshot(
+                stats: store.stats, recovery: store.recovery, connections: connections.count, liveStreams: feed.subscriberCount,
+                writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats))
+        }
         return context
     }
 
@@ -186,6 +215,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         }
         if already { return }
         logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
+        stateLock.withLock { ownLogs }?.detach()
         metricsTask?.cancel()
         replication?.stop()
         writer?.feed.finishAll()

@@ -16,6 +16,10 @@ public struct APIContext: Sendable {
     public var dashboardHTML: String
     /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
     public var replicationStats: @Sendable () -> String? = { nil }
+    /// Events over HTTP (`POST /api/events`, `POST /v1/logs`); nil: those routes answer 503.
+    public var httpIngest: HTTPIngest?
+    /// The Prometheus text exposition for `GET /metrics`; nil: 404.
+    public var metricsText: (@Sendable () -> [UInt8])?
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), translator: Translator = Translator(),
                 ingest: @escaping @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int) = { (0, 0, 0, 0) },
@@ -325,6 +329,7 @@ public enum HTTPAPI {
             w.raw("}")
             return json(w.text)
         }
+        addInteropRoutes(to: router, api)
         return router
     }
 

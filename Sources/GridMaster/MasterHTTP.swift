@@ -61,8 +61,14 @@ public enum MasterHTTP {
         do { return try await body() } catch { return Self.error(error) }
     }
 
-    public static func router(_ master: Master) -> Router<BasicRequestContext> {
+    /// - Parameters:
+    ///   - metrics: serves `GET /metrics` when given (see `addMetricsRoute`).
+    ///   - token: required on `/metrics` when given.
+    ///   - loopbackOnly: whether the master listens on loopback only (`/metrics` without a token is refused otherwise).
+    public static func router(_ master: Master, metrics: MasterMetrics? = nil, token: String? = nil,
+                              loopbackOnly: Bool = true) -> Router<BasicRequestContext> {
         let router = Router()
+        if let metrics { addMetricsRoute(to: router, master, metrics, token: token, loopbackOnly: loopbackOnly) }
         router.post("/api/agents/register") { request, _ in
             await handle { () async throws(ControlError) -> Response in
                 let v = try await body(request)
