@@ -1,0 +1,105 @@
+import EventEmitter
+import Foundation
+import GridEvents
+import GridMaster
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@Suite("Prometheus /metrics, scraped and parsed with prometheus_client", .serialized)
+struct MetricsTests {
+    @Test func eventdCountsWhatItStoresAndShowsItsStore() throws {
+        let daemon = try DaemonUnderTest("metrics")
+        let emitter = EventEmitter(storage: daemon.socket, options: emitterOptions(daemon.dir, "metrics-test"))
+        for i in 0..<200 { _ = emitter.emit(.agentHeartbeat(agentId: "agent-00\(i % 4)", storageNodeCount: i)) }
+        for i in 0..<100 { _ = emitter.emit(.nodeCrashed(nodeId: "node-\(i)", agentId: "agent-001", exitCode: nil, signal: 9)) }
+        #expect(emitter.flush(timeout: 10))
+        emitter.close(timeout: 5)
+        let lines = (0..<5).map { #"{"event_type":"deploy_finished","version":"1.\#($0)"}"# }.joined(separator: "\n")
+        let posted = try http("POST", daemon.base + "/api/events", body: Data(lines.utf8))
+        #expect(posted.status == 200, "\(posted.text)")
+
+        let scrape = try http("GET", daemon.base + "/metrics")
+        #expect(scrape.status == 200)
+        #expect(scrape.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let m = try ParsedMetrics(scrape.text)
+        #expect(m.value("grid_eventd_ingested_events_total", ["type": "agent_heartbeat"]) == 200)
+        #expect(m.value("grid_eventd_ingested_events_total", ["type": "node_crashed"]) == 100)
+        #expect(m.value("grid_eventd_ingested_events_total", ["type": "custom"]) == 5)
+        #expect(m.value("grid_eventd_ingested_events_by_source_total", ["source": "socket"]) == 300)
+        #expect(m.value("grid_eventd_ingested_events_by_source_total", ["source": "http"]) == 5)
+        #expect((m.value("grid_eventd_ingested_bytes_total", ["source": "socket"]) ?? 0) > 300 * 40)
+        #expect(m.type(ofFamily: "grid_eventd_ingested_events") == "counter")
+        #expect(m.type(ofFamily: "grid_eventd_ack_latency_seconds") == "histogram")
+        let count = try #require(m.value("grid_eventd_ack_latency_seconds_count"))
+        #expect(count >= 2, "at least one socket batch and the HTTP request")
+        #expect(m.value("grid_eventd_ack_latency_seconds_bucket", ["le": "+Inf"]) == count)
+        let buckets = m.families["grid_eventd_ack_latency_seconds"]!.samples.filter { $0.name.hasSuffix("_bucket") }
+            .sorted { (Double($0.labels["le"]!) ?? .infinity) < (Double($1.labels["le"]!) ?? .infinity) }.map(\.value)
+        #expect(buckets == buckets.sorted(), "cumulative buckets")
+        #expect((m.value("grid_eventd_ack_latency_seconds_sum") ?? -1) > 0)
+        #expect(m.value("grid_eventd_stored_events") == 305)
+        #expect(m.value("grid_eventd_segments", ["state": "active"]) == 1)
+        #expect((m.value("grid_eventd_disk_bytes") ?? 0) > 0)
+        #expect(m.value("grid_eventd_store_damage_total", ["kind": "read"]) == 0)
+        #expect(m.value("grid_eventd_producer_connections") == 0, "the emitter closed its connection")
+        #expect(m.value("grid_eventd_writer_queue_depth") == 0)
+        #expect(m.value("grid_eventd_retention_deleted_segments_total") == 0)
+    }
+
+    @Test func eventdMetricsNeedTheTokenWhenOneIsSet() throws {
+        let token = "interop-metrics-token-0123"
+        let daemon = try DaemonUnderTest("metricstok", extra: ["--token", token])
+        #expect(try http("GET", daemon.base + "/metrics").status == 401)
+        #expect(try http("GET", daemon.base + "/metrics", headers: ["Authorization": "Bearer wrong-token-wrong-token"]).status == 401)
+        let ok = try http("GET", daemon.base + "/metrics", headers: ["Authorization": "Bearer " + token])
+        #expect(ok.status == 200)
+        _ = try ParsedMetrics(ok.text)
+    }
+
+    @Test func masterShowsAgentsAndNodesByState() throws {
+        let dir = TempDir("mmetrics")
+        let port = freePort()
+        let master = try ChildProcess(productPath("grid-master"), ["--listen", "127.0.0.1:\(port)"], log: dir.file("master.log"),
+                                      environment: ["EVENT_STORAGE": "", "EVENT_SPOOL_DIR": dir.file("spool")])
+        defer { master.kill(SIGTERM) }
+        let base = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(20)
+        while (try? http("GET", base + "/api/status", timeout: 2)) == nil, Date() < deadline { usleep(50_000) }
+        let register = """
+            {"agent_id":"agent-001","hostname":"h1","platform":"linux","agent_endpoint":"http://127.0.0.1:1","max_storage_nodes":4,
+             "nodes":[{"node_id":"node-1","port":1,"state":"running"},{"node_id":"node-2","port":2,"state":"running"},
+                      {"node_id":"node-3","port":3,"state":"crashed"},{"node_id":"node-4","port":4,"state":"weird"}]}
+            """
+        #expect(try http("POST", base + "/api/agents/register", body: Data(register.utf8)).status == 200)
+        let scrape = try http("GET", base + "/metrics")
+        #expect(scrape.status == 200, "\(scrape.text)")
+        let m = try ParsedMetrics(scrape.text)
+        #expect(m.value("grid_master_agents", ["state": "healthy"]) == 1)
+        #expect(m.value("grid_master_agents", ["state": "degraded"]) == 0)
+        #expect(m.value("grid_master_agents", ["state": "offline"]) == 0)
+        #expect(m.value("grid_master_nodes", ["state": "running"]) == 2)
+        #expect(m.value("grid_master_nodes", ["state": "crashed"]) == 1)
+        #expect(m.value("grid_master_nodes", ["state": "other"]) == 1)
+        #expect(m.type(ofFamily: "grid_master_agents") == "gauge")
+    }
+
+    @Test func masterMetricsFollowTheTokenRule() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let master = Master(config: MasterConfig(), events: EventEmitter(storage: nil), logger: logger)
+        let open = Application(router: MasterHTTP.router(master, metrics: MasterMetrics(), token: nil, loopbackOnly: false))
+        try await open.test(.router) { client in
+            let r = try await client.execute(uri: "/metrics", method: .get)
+            #expect(r.status == .forbidden, "beyond loopback without a token: refused")
+        }
+        let guarded = Application(router: MasterHTTP.router(master, metrics: MasterMetrics(), token: "t0123456789abcdef", loopbackOnly: false))
+        try await guarded.test(.router) { client in
+            #expect(try await client.execute(uri: "/metrics", method: .get).status == .unauthorized)
+            let r = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer t0123456789abcdef"])
+            #expect(r.status == .ok)
+            #expect(String(buffer: r.body).contains("grid_master_agents{state=\"healthy\"} 0"))
+        }
+    }
+}
