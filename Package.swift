@@ -203,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "EventDaemon", "EventEmitter", "GridEvents", "EventStore", "GridEventsLogging", "GridOTLP", "GridMaster",
+                "EventDaemon", "EventEmitter", "GridEvents", "EventStore", "GridEventsLogging", "GridOTLP", "GridMaster", "EventReplication",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
