@@ -68,7 +68,7 @@ public struct LogEntry: Sendable, Equatable, Hashable {
         }
         var name = String(decoding: out, as: UTF8.self)
         if name.isEmpty { name = "m" }
-        if !(out.first.map { $0 >= 97 && $0 <= 122 } ?? false) || fixedNames.contains(name)
+        if !(name.utf8.first.map { $0 >= 97 && $0 <= 122 } ?? false) || fixedNames.contains(name)
             || GridEvent.reservedFieldNames.contains(name) || name == "fields"
         {
             name = "m_" + name
