@@ -11,7 +11,8 @@ TEST_PY_MODULES := opentelemetry.sdk,opentelemetry.exporter.otlp.proto.http,prom
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
 BENCH_RUNS ?= 3
-# Extra grid-bench flags, e.g. BENCH_FLAGS=--ten-million for the 10M-event open and size rows.
+# Extra grid-bench flags, e.g. BENCH_FLAGS=--ten-million for the 10M-event open, size and grid-state rows, or
+# BENCH_FLAGS=--grid-state-only for just the grid-state rows (/api/grid/agents, time travel, checkpoints).
 BENCH_FLAGS ?=
 DATA_DIR ?= ./data
 # Fuzzing: seconds per target for `make fuzz`, and for the smoke pass `make test` runs.
@@ -19,10 +20,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install pip-install otlp-proto build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest
+.PHONY: deps test-deps apt-install pip-install otlp-proto build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates
 # The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
 # worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
 SECONDS ?= 600
+# The crash-state explorer (power loss at the store's recorded system calls): `make test` checks about a thousand
+# states with a fixed seed; `make crashstates` keeps exploring new ones for CRASHSTATES_SECONDS (or until
+# CRASHSTATES_COUNT states), with a new seed each time unless CRASHSTATES_SEED=N is given.
+CRASHSTATES_SECONDS ?= 600
+CRASHSTATES_COUNT ?=
+CRASHSTATES_SEED ?=
 # The fault campaign (`make chaos`; a short run is part of `make test`).
 CHAOS_ROUNDS ?= 100
 CHAOS_SOAK_SECONDS ?= 180
@@ -77,6 +84,12 @@ test: test-deps
 difftest: deps
 	$(SWIFT) build --build-tests
 	DIFFTEST_SECONDS=$(SECONDS) $(SWIFT) test --skip-build --filter "DifferentialTests|HTTPAnswersTests|TranslatorRobustnessTests"
+
+# Power loss at every recorded system call, states sampled for $(CRASHSTATES_SECONDS) s; prints the seed and the count.
+crashstates: deps
+	$(SWIFT) build --build-tests
+	CRASHSTATES_SECONDS=$(CRASHSTATES_SECONDS) CRASHSTATES_COUNT=$(CRASHSTATES_COUNT) CRASHSTATES_SEED=$(CRASHSTATES_SEED) \
+		$(SWIFT) test --skip-build --filter "CrashStateTests.longExploration"
 
 # The full fault campaign in release mode: crash loop ($(CHAOS_ROUNDS) SIGKILLs), full disk, failing fdatasync, bit
 # flips, hostile clients and a $(CHAOS_SOAK_SECONDS) s soak; prints the summary, JSON in .build/chaos-results.json.

@@ -187,6 +187,8 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
         .testTarget(name: "ReplicationUnitTests", dependencies: ["EventReplication", "EventStore", "GridEvents"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NATSProtocol", "NATSTestSupport"]),
+        // The crash-state explorer: power loss at every recorded system call (see its doc comment).
+        .testTarget(name: "CrashStateTests", dependencies: ["EventStore"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridEvents", "EventStore", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
@@ -195,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
+                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
             ]
         ),

@@ -211,7 +211,11 @@ public final class Aggregator: @unchecked Sendable {
         var batch: [(event: GridEvent, records: [Record])] = []
         for a in accepted {
             let entity = "host-" + a.decoded.hostId
-            for e in a.events { batch.append((e, Self.records(e, hostEntity: entity))) }
+            for e in a.events {
+                var tagged = e
+                if !tagged.entities.contains(entity) { tagged.extraEntities.append(entity) }
+                batch.append((tagged, tagged.records()))
+            }
         }
         do {
             try await sink.storeReplicated(batch)
@@ -308,14 +312,9 @@ public final class Aggregator: @unchecked Sendable {
 
     /// The event's own records, plus the origin host as an entity (in the concept record and as an edge).
     public static func records(_ e: GridEvent, hostEntity: String) -> [Record] {
-        var out = e.records()
-        guard case .concept(var concept) = out[0], !concept.entities.contains(hostEntity) else { return out }
-        concept.entities.append(hostEntity)
-        out[0] = .concept(concept)
-        out.insert(
-            .adjacency(AdjacencyEntry(source: Hash.id(hostEntity), target: concept.idHash, edgeType: e.type.rawValue, timestamp: e.timestamp)),
-            at: 1)
-        return out
+        var tagged = e
+        if !tagged.entities.contains(hostEntity) { tagged.extraEntities.append(hostEntity) }
+        return tagged.records()
     }
 }
 

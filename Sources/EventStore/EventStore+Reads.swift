@@ -86,7 +86,40 @@ extension EventStore {
     public func contains(ids: [String], timestamps: [Int64]) -> [Bool] {
         precondition(ids.count == timestamps.count, "one timestamp per id")
         let snap = snapshot()
-        return zip(ids, timestamps).map { locate($0, in: snap, timestamp: $1) != nil }
+        var found = [Bool](repeating: false, count: ids.count)
+        guard !ids.isEmpty else { return found }
+        let hashes = ids.map { Hash.id($0) }
+        func same(_ loc: Location, _ i: Int) -> Bool {
+            guard let view = conceptView(loc, snap) else { return false }
+            return view.idBytes.elementsEqual(ids[i].utf8)
+        }
+        // The active segment holds most resends: its candidates for the whole list under one short lock.
+        if let active = snap.views.last, active.isActive {
+            var candidates: [(Int, Int)] = []
+            activeLock.withLock {
+                for (i, h) in hashes.enumerated() {
+                    active.index.forEachOffset(hash: h) { o in
+                        if o < snap.activeEnd { candidates.append((i, o)) }
+                        return true
+                    }
+                }
+            }
+            for (i, o) in candidates where !found[i] && same(Location(segment: active.id, offset: o), i) { found[i] = true }
+        }
+        // Then the sealed segments whose time span holds each remaining event's timestamp (plain values).
+        let sealed = snap.views.reversed().filter { !$0.isActive && $0.index.hasTimeRange }
+        let spans = sealed.map { ($0.index.minTimestamp, $0.index.maxTimestamp) }
+        for i in ids.indices where !found[i] {
+            let ts = timestamps[i]
+            for (k, v) in sealed.enumerated() where spans[k].0 <= ts && ts <= spans[k].1 {
+                readableIndex(v, snap).forEachOffset(hash: hashes[i]) { o in
+                    if same(Location(segment: v.id, offset: o), i) { found[i] = true }
+                    return !found[i]
+                }
+                if found[i] { break }
+            }
+        }
+        return found
     }
 
     /// The event with this id, or nil. A hash probe per segment and a full-id compare.

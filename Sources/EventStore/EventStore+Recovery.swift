@@ -7,6 +7,11 @@ import Glibc
 extension EventStore {
     func recover(into report: inout RecoveryReport) throws(StoreError) {
         let writable = !options.readOnly
+        if writable {
+            // A writer killed before its directory fsync leaves a rename (a new segment, a manifest) only in
+            // memory: make the directory durable before anything is built on the names listed below.
+            try sys.syncDirectory(directory)
+        }
         switch try Manifest.read(directory, sys) {
         case .success(let m)?: manifest = m
         case .failure(let problem)?:
@@ -106,6 +111,11 @@ extension EventStore {
                         } else {
                             report.skipped.append(torn)
                         }
+                    }
+                    if canWrite, scan.sealed {
+                        // The seal frame may be only in the page cache (a writer killed in the seal's fdatasync):
+                        // make it durable before a new segment is created after it.
+                        try sys.fdatasync(fd, path: path)
                     }
                     segment.end = scan.end
                     segment.sealed = scan.sealed || options.readOnly

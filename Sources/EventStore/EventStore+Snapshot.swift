@@ -20,7 +20,7 @@ struct Snapshot {
 }
 
 /// A cursor over one list of the active segment's in-memory index, which keeps growing while the read runs:
-/// it copies up to 512 positions at a time under the active-index lock, resuming after the last one it saw, and
+/// it copies 64 positions at first, then up to 512 at a time, under the active-index lock, resuming after the last one it saw, and
 /// leaves out records written after the read's snapshot. The writer waits at most for one such copy.
 struct ActiveCursor: PositionCursor {
     let index: MemoryIndex
@@ -31,6 +31,8 @@ struct ActiveCursor: PositionCursor {
     private var buffer: [(EventPosition, UInt16?)] = []
     private var k = 0
     private var done = false
+    /// Positions copied per visit to the lock: few at first (a page of 50 needs little), more as the read goes on.
+    private var chunk = 64
     private(set) var current: (EventPosition, UInt16?)?
 
     init(index: MemoryIndex, lock: ConditionLock, pick: @escaping (MemoryIndex) -> (any PositionRun)?, bounds: ReadBounds, end: Int) {
@@ -56,18 +58,14 @@ struct ActiveCursor: PositionCursor {
                     return
                 }
                 var c = RunCursor(run, bounds: next)
-                var examined = 0
-                while let item = c.current, examined < 512 {
-                    examined += 1
-                    next.after = item.0
-                    if Location(raw: item.0.location).offset < end { batch.append(item) }
-                    c.advance()
-                }
+                let end = self.end
+                if let last = c.take(chunk, into: &batch, keep: { Location(raw: $0.location).offset < end }) { next.after = last }
                 finished = c.current == nil
             }
             bounds = next
             done = finished
             buffer = batch
+            chunk = min(512, chunk * 2)
         }
         current = buffer.first
     }

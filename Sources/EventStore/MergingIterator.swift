@@ -81,6 +81,27 @@ struct RunCursor: PositionCursor {
         current = inside ? (run[i], run.typeCode(at: i)) : nil
     }
 
+    /// Copies up to `max` positions from the cursor on (walking the run, not locating each index) into `out`
+    /// when `keep` says so, and moves past them; returns the last position looked at.
+    mutating func take(_ max: Int, into out: inout [(EventPosition, UInt16?)], keep: (EventPosition) -> Bool) -> EventPosition? {
+        guard current != nil else { return nil }
+        var last: EventPosition?
+        var n = 0
+        let stop = self.stop
+        let descending = self.descending
+        run.walk(from: i, descending: descending) { p, t in
+            let at = descending ? i - n : i + n
+            if descending ? at < stop : at >= stop { return false }
+            last = p
+            if keep(p) { out.append((p, t)) }
+            n += 1
+            return n < max
+        }
+        i += descending ? -n : n
+        load()
+        return last
+    }
+
     mutating func advance() {
         i += descending ? -1 : 1
         load()

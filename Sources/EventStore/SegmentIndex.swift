@@ -35,6 +35,20 @@ protocol PositionRun {
     subscript(i: Int) -> EventPosition { get }
     /// The type code of the event at `i`, when the run knows it (type lists, entity lists and index files do).
     func typeCode(at i: Int) -> UInt16?
+    /// Calls `body` with the positions and types at indices `from`, `from - 1`, ... (descending) or `from`,
+    /// `from + 1`, ... until it returns false or the run ends. Lists in memory walk their chunks instead of
+    /// locating every index.
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool)
+}
+
+extension PositionRun {
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        var i = from
+        while i >= 0, i < count {
+            if !body(self[i], typeCode(at: i)) { return }
+            i += descending ? -1 : 1
+        }
+    }
 }
 
 extension PositionRun {
@@ -68,6 +82,9 @@ extension PositionRun {
 typealias TimedList = SortedList<EventPosition>
 extension SortedList: PositionRun where Element == EventPosition {
     func typeCode(at i: Int) -> UInt16? { nil }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending { forEachDescending(before: from + 1) { body($0, nil) } } else { forEachAscending(from: from) { body($0, nil) } }
+    }
 }
 
 /// A position with its event's type code (an entity's list in memory), ordered by position.
@@ -85,6 +102,13 @@ struct TypedRun: PositionRun {
     subscript(i: Int) -> EventPosition { list[i].position }
     func typeCode(at i: Int) -> UInt16? { list[i].type }
     func lowerBound(_ p: EventPosition) -> Int { list.lowerBound(TypedPosition(position: p, type: 0)) }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending {
+            list.forEachDescending(before: from + 1) { body($0.position, $0.type) }
+        } else {
+            list.forEachAscending(from: from) { body($0.position, $0.type) }
+        }
+    }
 }
 
 /// The events of one type in memory: every position has that type.
@@ -95,6 +119,9 @@ struct KnownTypeRun: PositionRun {
     subscript(i: Int) -> EventPosition { list[i] }
     func typeCode(at i: Int) -> UInt16? { type }
     func lowerBound(_ p: EventPosition) -> Int { list.lowerBound(p) }
+    func walk(from: Int, descending: Bool, _ body: (EventPosition, UInt16?) -> Bool) {
+        if descending { list.forEachDescending(before: from + 1) { body($0, type) } } else { list.forEachAscending(from: from) { body($0, type) } }
+    }
 }
 
 /// An edge as seen from one node; ordered by timestamp.

@@ -7,9 +7,16 @@ import Synchronization
 /// immediately, EINTR is retried, and failures become `StoreError`s carrying the path and what was being done.
 ///
 /// Tests make calls fail through a `FaultInjector` (ENOSPC from a write, EIO from fdatasync, short writes)
-/// without needing a broken disk.
+/// without needing a broken disk, and record every call that changes what is on disk through its
+/// `SystemCallRecorder` (the crash-state explorer in Tests/CrashStateTests replays the record).
 struct SystemCalls: Sendable {
     let faults: FaultInjector?
+    let recorder: SystemCallRecorder?
+
+    init(faults: FaultInjector?) {
+        self.faults = faults
+        recorder = faults?.recorder
+    }
 
     static let live = SystemCalls(faults: nil)
 
@@ -33,7 +40,10 @@ struct SystemCalls: Sendable {
         try inject(.open, "open", path: path)
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
+            if fd >= 0 {
+                recorder?.record(.open(path: path, flags: flags, fd: fd))
+                return fd
+            }
             let err = Glibc.errno
             if err == EINTR { continue }
             throw SystemCalls.error(err, "open", path: path)
@@ -41,6 +51,7 @@ struct SystemCalls: Sendable {
     }
 
     func close(_ fd: Int32) {
+        recorder?.record(.close(fd: fd))
         _ = Glibc.close(fd)
     }
 
@@ -63,6 +74,10 @@ struct SystemCalls: Sendable {
             }
             if n == 0 {
                 throw StoreError(.io, "write made no progress", path: path, offset: offset + UInt64(done))
+            }
+            if let recorder {
+                let written = UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)])
+                recorder.record(.write(fd: fd, offset: offset + UInt64(done), bytes: Array(written)))
             }
             done += n
         }
@@ -109,25 +124,33 @@ struct SystemCalls: Sendable {
     }
 
     func fdatasync(_ fd: Int32, path: String) throws(StoreError) {
-        if let faults, let err = faults.fault(for: .fdatasync) {
-            throw StoreError(.syncFailed, "fdatasync failed", path: path, errno: err)
+        if let faults {
+            if let err = faults.fault(for: .fdatasync) {
+                throw StoreError(.syncFailed, "fdatasync failed", path: path, errno: err)
+            }
+            if faults.dropsSync(of: path) { return }
         }
         while Glibc.fdatasync(fd) != 0 {
             let err = Glibc.errno
             if err == EINTR { continue }
             throw StoreError(.syncFailed, "fdatasync failed", path: path, errno: err)
         }
+        recorder?.record(.sync(fd: fd, dataOnly: true))
     }
 
     func fsync(_ fd: Int32, path: String) throws(StoreError) {
-        if let faults, let err = faults.fault(for: .fdatasync) {
-            throw StoreError(.syncFailed, "fsync failed", path: path, errno: err)
+        if let faults {
+            if let err = faults.fault(for: .fdatasync) {
+                throw StoreError(.syncFailed, "fsync failed", path: path, errno: err)
+            }
+            if faults.dropsSync(of: path) { return }
         }
         while Glibc.fsync(fd) != 0 {
             let err = Glibc.errno
             if err == EINTR { continue }
             throw StoreError(.syncFailed, "fsync failed", path: path, errno: err)
         }
+        recorder?.record(.sync(fd: fd, dataOnly: false))
     }
 
     /// Reserves disk blocks for `[0, length)` so later writes inside cannot fail for lack of space.
@@ -135,7 +158,10 @@ struct SystemCalls: Sendable {
         try inject(.preallocate, "preallocate \(length) bytes", path: path)
         while true {
             let err = posix_fallocate(fd, 0, off_t(length))
-            if err == 0 { return }
+            if err == 0 {
+                recorder?.record(.preallocate(fd: fd, length: length))
+                return
+            }
             if err == EINTR { continue }
             throw SystemCalls.error(err, "preallocate \(length) bytes", path: path)
         }
@@ -148,6 +174,7 @@ struct SystemCalls: Sendable {
             if err == EINTR { continue }
             throw SystemCalls.error(err, "truncate to \(length) bytes", path: path)
         }
+        recorder?.record(.truncate(fd: fd, length: length))
     }
 
     func fileSize(_ fd: Int32, path: String) throws(StoreError) -> UInt64 {
@@ -164,6 +191,7 @@ struct SystemCalls: Sendable {
         guard let p, p != MAP_FAILED else {
             throw SystemCalls.error(Glibc.errno, "mmap \(length) bytes", path: path)
         }
+        recorder?.record(.map(fd: fd, length: length, writable: false))
         return UnsafeRawPointer(p)
     }
 
@@ -223,6 +251,18 @@ struct SystemCalls: Sendable {
             if err == EEXIST { return }
             throw SystemCalls.error(err, "create directory", path: path)
         }
+        recorder?.record(.makeDirectory(path: path))
+        // The new entry is durable only once its parent directory is synced: without this a power loss can
+        // take the whole data directory, and every acknowledged event in it, away.
+        try syncDirectory(SystemCalls.parentDirectory(of: path))
+    }
+
+    /// The directory that holds `path` ("." for a bare name, "/" for a name at the root).
+    static func parentDirectory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
     }
 
     func rename(_ from: String, _ to: String) throws(StoreError) {
@@ -230,6 +270,7 @@ struct SystemCalls: Sendable {
         if Glibc.rename(from, to) != 0 {
             throw SystemCalls.error(Glibc.errno, "rename to \(to)", path: from)
         }
+        recorder?.record(.rename(from: from, to: to))
     }
 
     func unlink(_ path: String) throws(StoreError) {
@@ -239,6 +280,7 @@ struct SystemCalls: Sendable {
             if err == ENOENT { return }
             throw SystemCalls.error(err, "unlink", path: path)
         }
+        recorder?.record(.unlink(path: path))
     }
 
     /// Flushes a directory's entries (after a create or rename inside it).
@@ -295,20 +337,38 @@ struct SystemCalls: Sendable {
     private struct State {
         var rules: [Call: Rule] = [:]
         var shortWrites = false
+        var dropSync: (@Sendable (String) -> Bool)?
     }
 
     private let state = Mutex(State())
 
-    public init() {}
+    /// Receives every call that changes what is on disk (nil: nothing is recorded).
+    public let recorder: SystemCallRecorder?
+
+    public init(recorder: SystemCallRecorder? = nil) {
+        self.recorder = recorder
+    }
 
     /// Makes `call` fail with `errno` after `after` successful calls, `times` times (`Int.max` for always).
     public func fail(_ call: Call, errno: Int32, after: Int = 0, times: Int = 1) {
         state.withLock { $0.rules[call] = Rule(errno: errno, skip: after, remaining: times) }
     }
 
-    /// Removes every injected failure.
+    /// Removes every injected failure (and any dropped sync).
     public func clear() {
         state.withLock { $0 = State() }
+    }
+
+    /// Makes fdatasync and fsync of the paths `matching` accepts (a directory's path for a directory sync)
+    /// return success without syncing, and go unrecorded: a deliberately broken store, to show that the
+    /// crash-state explorer catches a missing sync. Nil restores every sync.
+    public func dropSyncs(matching: (@Sendable (String) -> Bool)?) {
+        state.withLock { $0.dropSync = matching }
+    }
+
+    func dropsSync(of path: String) -> Bool {
+        guard let drop = state.withLock({ $0.dropSync }) else { return false }
+        return drop(path)
     }
 
     /// When set, every write transfers at most half of what was asked, exercising the short-write loop.
@@ -329,6 +389,44 @@ struct SystemCalls: Sendable {
             state.rules[call] = rule
             return rule.errno
         }
+    }
+}
+
+/// A system call that changed (or, for `map`, could change) what is on disk, as the store made it.
+@_spi(Testing) public enum RecordedCall: Sendable, Equatable {
+    /// A successful open(2), with the flags the store passed (O_CREAT may have created the file, O_TRUNC
+    /// emptied it; O_DIRECTORY opens a directory for a directory fsync).
+    case open(path: String, flags: Int32, fd: Int32)
+    case close(fd: Int32)
+    /// Bytes that pwrite(2) transferred (one entry per transfer of a short-write loop).
+    case write(fd: Int32, offset: UInt64, bytes: [UInt8])
+    case truncate(fd: Int32, length: UInt64)
+    /// posix_fallocate(fd, 0, length).
+    case preallocate(fd: Int32, length: UInt64)
+    /// fdatasync (`dataOnly`) or fsync of a file or directory that returned success.
+    case sync(fd: Int32, dataOnly: Bool)
+    case rename(from: String, to: String)
+    case unlink(path: String)
+    case makeDirectory(path: String)
+    /// A mapping of a file; the store maps read-only, so writes never reach a file through memory.
+    case map(fd: Int32, length: Int, writable: Bool)
+}
+
+/// Records, in order, every call of the system-call layer that changes disk state (see `RecordedCall`), for
+/// tests that rebuild the states a power loss could leave. Thread-safe.
+@_spi(Testing) public final class SystemCallRecorder: Sendable {
+    private let log = Mutex<[RecordedCall]>([])
+
+    public init() {}
+
+    /// How many calls were recorded so far: a position in `calls`.
+    public var count: Int { log.withLock { $0.count } }
+
+    /// Every call recorded so far, in order.
+    public var calls: [RecordedCall] { log.withLock { $0 } }
+
+    func record(_ call: RecordedCall) {
+        log.withLock { $0.append(call) }
     }
 }
 

@@ -8,16 +8,21 @@ public struct GridEvent: Sendable, Equatable {
     /// Microseconds since the epoch, UTC.
     public var timestamp: Int64
     public var kind: GridEventKind
+    /// Entities the event is stored with beyond those its kind names: an aggregator adds the origin host
+    /// (`host-<id>`). Stored, indexed and shown like the others.
+    public var extraEntities: [String] = []
 
-    public init(id: String, timestamp: Int64, kind: GridEventKind) {
+    public init(id: String, timestamp: Int64, kind: GridEventKind, extraEntities: [String] = []) {
         self.id = id
         self.timestamp = timestamp
         self.kind = kind
+        self.extraEntities = extraEntities
     }
 
     public var type: EventType { kind.type }
     public var typeName: String { kind.typeName }
-    public var entities: [String] { kind.entities }
+    /// The kind's entities (node before agent, ...), then the extra ones.
+    public var entities: [String] { extraEntities.isEmpty ? kind.entities : kind.entities + extraEntities }
 
     /// The id for event `sequence` of the producer with `producerTag` (12 lowercase hex digits).
     public static func makeId(typeName: String, producerTag: String, sequence: UInt64) -> String {
@@ -36,26 +41,9 @@ public struct GridEvent: Sendable, Equatable {
 
     /// Checks id, entity ids, names and string sizes; throws a message naming what is wrong.
     public func validate() throws(EventError) {
-        try GridEvent.validateId(id, what: "event id")
-        guard id.hasPrefix("event-" + typeName + "-") else {
-            throw EventError("event id \(id) must start with event-\(typeName)-")
-        }
-        if case .custom(let name, let fields, let entities) = kind {
-            try GridEvent.validateCustomName(name)
-            guard fields.count <= Limits.maxCustomFields else {
-                throw EventError("custom event \(name) has \(fields.count) fields; the limit is \(Limits.maxCustomFields)")
-            }
-            for key in fields.keys { try GridEvent.validateCustomName(key, what: "field name") }
-            guard entities.count <= 32 else { throw EventError("custom event \(name) mentions \(entities.count) entities; the limit is 32") }
-        }
-        if case .log(let entry) = kind { try entry.validate() }
-        for entity in entities { try GridEvent.validateId(entity, what: "entity id") }
-        for (name, value) in kind.namedFields {
-            if case .string(let s) = value, s.utf8.count > Limits.maxStringField {
-                throw EventError("field \(name) is \(s.utf8.count) bytes; the limit is \(Limits.maxStringField)")
-            }
-            if case .double(let d) = value, !d.isFinite { throw EventError("field \(name) is not a finite number") }
-        }
+        // The same checks and messages as ever, without building field arrays (GridEvent+Validation.swift): the
+        // daemon runs this for every event it receives.
+        try GridEvent.validate(kind: kind, id: id)
     }
 
     /// Ids (events, agents, nodes): 1-256 bytes of `A-Z a-z 0-9 . _ : @ / -`.
@@ -117,7 +105,9 @@ public struct GridEvent: Sendable, Equatable {
     public init(stored: StoredEvent) throws(EventError) {
         guard let type = EventType(rawValue: stored.typeCode) else { throw EventError("unknown type code \(stored.typeCode)") }
         let kind = try BinaryCodec.decodeFields(type: type, stored.payload[...])
-        self.init(id: stored.id, timestamp: stored.timestamp, kind: kind)
+        let implied = kind.entities
+        let extra = stored.entities.count > implied.count ? stored.entities.filter { !implied.contains($0) } : []
+        self.init(id: stored.id, timestamp: stored.timestamp, kind: kind, extraEntities: extra)
     }
 }
 

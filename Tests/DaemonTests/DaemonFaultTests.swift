@@ -51,8 +51,9 @@ struct DaemonFaultTests {
     @Test func fdatasyncFailureFailsClosedAndNothingMoreIsAcknowledged() throws {
         let dir = TempDir("fsyncfail")
         let daemon = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"))
-        // Opening a fresh store makes two syncs (segment, directory); the fifth sync fails.
-        daemon.environment["GRID_EVENTD_FAULTS"] = "fdatasync:EIO:after=4"
+        // Opening a fresh store makes four syncs (the parent of the new data directory, the data directory before
+        // recovery, the first segment, the directory again); two batches are synced, the seventh sync fails.
+        daemon.environment["GRID_EVENTD_FAULTS"] = "fdatasync:EIO:after=6"
         try daemon.start()
         let c = try Client(daemon.socket)
         c.send(WireCodec.encode(.hello(producerId: "ff", client: "test")))

@@ -125,6 +125,9 @@ struct ReplicationTests {
         #expect(hostEvents.count == 5, "host-h2's events through its entity: \(String(describing: byHost).prefix(300))")
         let h2Ids = Set(["p1-h2", "p2-h2", "p3-h2"].flatMap { readIds(dir.file("\($0).ids")) })
         #expect(hostEvents.allSatisfy { h2Ids.contains(($0["id"] as? String) ?? "") }, "only host h2's events")
+        // The answer shows the origin host among the event's entities (as the dashboard and live stream do).
+        #expect(hostEvents.allSatisfy { (($0["entities"] as? [String]) ?? []).contains("host-h2") },
+                "entities shown: \(hostEvents.first?["entities"] ?? "-")")
         #expect(aggregator.stop() == 0)
         for h in hosts { #expect(h.stop() == 0) }
 

@@ -16,6 +16,8 @@ struct GridBench: ParsableCommand {
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
     @Option(help: "The root package's release binaries (grid-eventd, emit-load, grid-cli) for the end-to-end and ingest rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+    @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
+    var gridStateOnly = false
     @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
     @Flag(help: "Only the replication rows.") var replicationOnly = false
     @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
@@ -36,6 +38,13 @@ struct GridBench: ParsableCommand {
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        if gridStateOnly {
+            var rows: [Row] = []
+            try gridStateRows(events: events, into: &rows)
+            if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+            report(rows)
+            return
+        }
         if replicationOnly {
             report(try replicationRows())
             return
@@ -273,6 +282,8 @@ struct GridBench: ParsableCommand {
                 print("replication rows failed: \(error)")
             }
         }
+        try gridStateRows(events: events, into: &rows)
+        if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
         report(rows)
     }
 
@@ -285,7 +296,7 @@ struct GridBench: ParsableCommand {
         var queries = 0
         for r in 0..<(2 * runs) {
             let reading = r % 2 == 1
-            let stop = Flag()
+            let stop = StopFlag()
             let answered = Counter()
             var reader: Thread?
             if reading {
@@ -419,7 +430,7 @@ func residentBytes() -> Int {
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }
 
-final class Flag: @unchecked Sendable {
+final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     var isSet: Bool { lock.withLock { value } }
