@@ -58,8 +58,15 @@ struct OpenAPITests {
 
     @Test func eventdAgreesWithTheSpec() throws {
         let daemon = try DaemonUnderTest("openapi")
-        let seed = (0..<50).map { #"{"event_type":"node_crashed","node_id":"node-\#($0 % 5)","agent_id":"agent-001","signal":9}"# }
-        _ = try http("POST", daemon.base + "/api/events", body: Data(seed.joined(separator: "\n").utf8))
+        // An agent with nodes, so /api/grid/agents (now and `at`) answers agent and node objects the spec describes.
+        let seed = [#"{"event_type":"agent_registered","agent_id":"agent-001","hostname":"h1","platform":"linux","agent_endpoint":"http://127.0.0.1:1","max_storage_nodes":8}"#]
+            + (0..<5).map { #"{"event_type":"spawn_succeeded","node_id":"node-\#($0)","agent_id":"agent-001","pid":\#(100 + $0),"port":\#(9000 + $0)}"# }
+            + (0..<50).map { #"{"event_type":"node_crashed","node_id":"node-\#($0 % 5)","agent_id":"agent-001","signal":9}"# }
+        let stored = try http("POST", daemon.base + "/api/events", body: Data(seed.joined(separator: "\n").utf8))
+        #expect(try stored.json()["stored"] as? Int == seed.count, "\(stored.text)")
+        let agents = try http("GET", daemon.base + "/api/grid/agents?at=2999-01-01T00:00:00Z")
+        let agentList = try agents.json()["agents"] as? [Any]
+        #expect(agents.status == 200 && agentList?.count == 1, "\(agents.text)")
         try schemathesis(daemon.base, tag: "eventd", exclude: ["/api/events/stream"], dir: daemon.dir)
     }
 
