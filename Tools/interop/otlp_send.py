@@ -2,7 +2,11 @@
 """Sends log records to grid-eventd with the real OpenTelemetry Python SDK and its OTLP/HTTP exporter
 (protobuf), through Python's logging module, inside a span so records carry trace and span ids.
 
-    otlp_send.py ENDPOINT COUNT [--batch]    # ENDPOINT like http://127.0.0.1:7780/v1/logs
+    otlp_send.py ENDPOINT COUNT [QUEUE]    # ENDPOINT like http://127.0.0.1:7780/v1/logs
+
+QUEUE is the batch processor's max_queue_size (the SDK's default, 2048, when absent): records logged faster than
+the exporter sends them are dropped by the SDK once it is full ("Queue full, dropping Log"), so grid-bench passes
+COUNT to measure what the daemon takes rather than what the SDK drops.
 
 Prints one JSON line: {"sent": COUNT, "trace_id": hex, "span_id": hex, "export_ok": bool, "seconds": s}.
 Used by Tests/InteropTests/OTLPTests.swift and grid-bench's OTLP row."""
@@ -22,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 def main() -> int:
     endpoint, count = sys.argv[1], int(sys.argv[2])
+    queue = int(sys.argv[3]) if len(sys.argv) > 3 else 2048
     resource = Resource.create({"service.name": "checkout", "host.name": "web-7"})
     provider = LoggerProvider(resource=resource)
     exporter = OTLPLogExporter(endpoint=endpoint, timeout=10)
@@ -34,7 +39,8 @@ def main() -> int:
         return result
 
     exporter.export = export
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=200))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, max_queue_size=queue, max_export_batch_size=512,
+                                                               schedule_delay_millis=200))
     set_logger_provider(provider)
     trace.set_tracer_provider(TracerProvider(resource=resource))
     tracer = trace.get_tracer("interop-test")

@@ -56,7 +56,7 @@ struct GridBench: ParsableCommand {
         var rows: [Row] = []
         let ingestTools = ["grid-eventd", "grid-cli", "emit-load"].allSatisfy { FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }
         if interopOnly {
-            guard ingestTools else { throw BenchError("the interop rows need grid-eventd and grid-cli in \(bin): make release") }
+            guard ["grid-eventd", "grid-cli"].allSatisfy({ FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }) else { throw BenchError("the interop rows need grid-eventd and grid-cli in \(bin): make release") }
             report(try interopRows(all))
             return
         }
