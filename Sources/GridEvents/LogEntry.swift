@@ -51,6 +51,11 @@ public struct LogEntry: Sendable, Equatable, Hashable {
     /// `service.name` is `service_name`, `request-id` is `request_id`), no `_` at either end, `m_` in front when
     /// it would not start with a letter or would take a fixed or reserved name (`m_level`, `m_id`), cut to 64.
     public static func fieldName(for key: String) -> String {
+        isPlainFieldName(key) ? key : generalFieldName(for: key)
+    }
+
+    /// `fieldName(for:)` without the shortcut for keys that are field names already.
+    static func generalFieldName(for key: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(key.utf8.count)
         var pendingUnderscore = false
@@ -77,6 +82,24 @@ public struct LogEntry: Sendable, Equatable, Hashable {
             name = String(decoding: name.utf8.prefix(GridEvent.Limits.maxCustomNameLength), as: UTF8.self)
         }
         return name
+    }
+
+    /// Whether `fieldName(for: key)` is `key` itself: 1-64 bytes of `a-z 0-9 _`, a letter first, no `_` at the
+    /// end or twice in a row, not a fixed or reserved name (the common case, checked without building a string).
+    static func isPlainFieldName(_ key: String) -> Bool {
+        var key = key
+        let plain = key.withUTF8 { b -> Bool in
+            guard let first = b.first, first >= 97 && first <= 122, b.count <= GridEvent.Limits.maxCustomNameLength,
+                  b.last != 95 else { return false }
+            var previous: UInt8 = 0
+            for c in b {
+                guard (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 95 else { return false }
+                if c == 95 && previous == 95 { return false }
+                previous = c
+            }
+            return true
+        }
+        return plain && !fixedNames.contains(key) && !GridEvent.reservedFieldNames.contains(key) && key != "fields"
     }
 
     /// `s` cut to at most `limit` bytes of UTF-8, at a character boundary (a log line is kept, not refused).

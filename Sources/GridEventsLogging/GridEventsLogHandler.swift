@@ -76,9 +76,16 @@ public struct GridEventsLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         guard event.level >= eventLevel else { return }
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let own = event.metadata { merged.merge(own) { $1 } }
+        // Merged only when there is more than one source (a merge rehashes every key).
+        let provided = metadataProvider?.get()
+        var merged: Logger.Metadata
+        if provided == nil, metadata.isEmpty {
+            merged = event.metadata ?? [:]
+        } else {
+            merged = metadata
+            if let provided { merged.merge(provided) { $1 } }
+            if let own = event.metadata { merged.merge(own) { $1 } }
+        }
         var fields: [String: FieldValue] = [:]
         for key in merged.keys.sorted() {
             let name = LogEntry.fieldName(for: key)

@@ -1,5 +1,5 @@
 import EventStore
-import GridEvents
+@testable import GridEvents
 import Testing
 
 @Suite("The log event type: binary and JSON forms")
@@ -65,5 +65,32 @@ struct LogEventFormatTests {
         #expect(LogEntry.fieldName(for: "") == "m")
         #expect(LogEntry.fieldName(for: String(repeating: "a", count: 100)).count == 64)
         #expect(LogEntry.truncated(String(repeating: "€", count: 2000)).utf8.count == 4095)
+        #expect(LogEntry.fieldName(for: "node_id") == "node_id")
+        #expect(LogEntry.fieldName(for: "a__b") == "a_b")
+        #expect(LogEntry.fieldName(for: "a_") == "a")
+        #expect(LogEntry.fieldName(for: "fields") == "m_fields")
+        #expect(LogEntry.fieldName(for: "timestamp") == "m_timestamp")
+    }
+
+    /// The shortcut for keys that are already field names gives what the general rule gives, on random keys.
+    @Test func plainKeysTakeTheShortcutWithTheSameResult() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("abcz09_-.AZ é".unicodeScalars)
+        var plain = 0
+        for _ in 0..<20_000 {
+            let n = Int.random(in: 0...70, using: &rng)
+            let key = String(String.UnicodeScalarView((0..<n).map { _ in alphabet.randomElement(using: &rng)! }))
+            let name = LogEntry.fieldName(for: key)
+            if LogEntry.isPlainFieldName(key) {
+                plain += 1
+                #expect(name == key)
+            }
+            #expect(name == LogEntry.generalFieldName(for: key), "\(key)")
+            #expect((try? GridEvent.validateCustomName(name, what: "field name")) != nil, "\(name) from \(key)")
+        }
+        for key in ["level", "id", "fields", "entities", "event_type", "node_id", "a1_b2"] {
+            #expect(LogEntry.fieldName(for: key) == LogEntry.generalFieldName(for: key))
+        }
+        #expect(plain > 0)
     }
 }
