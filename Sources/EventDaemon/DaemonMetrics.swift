@@ -112,6 +112,8 @@ public final class DaemonMetrics: @unchecked Sendable {
         var writerQueue: Int
         var replicator: ReplicatorStats?
         var aggregator: AggregatorStats?
+        /// The grid-state checkpoints on disk (`GridStateKeeper.checkpoints`), nil without a keeper.
+        var gridCheckpoints: [(name: String, asOf: Int64, bytes: Int, usable: Bool)]? = nil
     }
 
     /// The text exposition (format 0.0.4) of every metric, after reading `snapshot` into the gauges.
@@ -138,6 +140,12 @@ public final class DaemonMetrics: @unchecked Sendable {
         total("grid_eventd_store_damage_total", [("kind", "skipped_region")], snapshot.recovery.skipped.count)
         total("grid_eventd_store_damage_total", [("kind", "unreadable_segment")], snapshot.recovery.unreadableSegments.count)
         total("grid_eventd_store_damage_total", [("kind", "read")], s.readDamage.count)
+        if let cps = snapshot.gridCheckpoints {
+            let usable = cps.filter(\.usable).count
+            gauge("grid_eventd_grid_state_checkpoints", [("state", "usable")], Double(usable))
+            gauge("grid_eventd_grid_state_checkpoints", [("state", "unusable")], Double(cps.count - usable))
+            gauge("grid_eventd_grid_state_checkpoint_bytes", [], Double(cps.reduce(0) { $0 + $1.bytes }))
+        }
         if let r = snapshot.replicator {
             gauge("grid_eventd_replication_pending_frames", [], Double(r.pendingFrames))
             gauge("grid_eventd_replication_connected", [], r.connected ? 1 : 0)

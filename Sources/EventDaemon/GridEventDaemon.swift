@@ -217,10 +217,12 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         context.httpIngest = httpIngest
         let metrics = self.metrics
         let feed = writer.feed
+        let gridState = self.gridState
         context.metricsText = {
             metrics.render(DaemonMetrics.Snapshot(
                 stats: store.stats, recovery: store.recovery, connections: connections.count, liveStreams: feed.subscriberCount,
-                writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats))
+                writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats,
+                gridCheckpoints: gridState?.checkpoints))
         }
         return context
     }

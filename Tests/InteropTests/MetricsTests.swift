@@ -51,6 +51,33 @@ struct MetricsTests {
         #expect(m.value("grid_eventd_retention_deleted_segments_total") == 0)
     }
 
+    /// The grid-state checkpoints: none before the first; the one written at shutdown after a restart, with its
+    /// bytes as the files in data/gridstate hold them.
+    @Test func eventdShowsItsGridStateCheckpoints() throws {
+        let dir = TempDir("metricscp")
+        let first = try DaemonUnderTest("metricscp", dir: dir)
+        let lines = (0..<20).map { #"{"event_type":"spawn_succeeded","node_id":"node-\#($0)","agent_id":"agent-001","pid":\#($0 + 10),"port":\#($0 + 9000)}"# }
+        #expect(try http("POST", first.base + "/api/events", body: Data(lines.joined(separator: "\n").utf8)).status == 200)
+        let before = try ParsedMetrics(try http("GET", first.base + "/metrics").text)
+        #expect(before.value("grid_eventd_grid_state_checkpoints", ["state": "usable"]) == 0, "20 grid events: no checkpoint yet")
+        #expect(before.value("grid_eventd_grid_state_checkpoint_bytes") == 0)
+        first.child.kill(SIGTERM)  // writes the shutdown checkpoint
+
+        let second = try DaemonUnderTest("metricscp", dir: dir)
+        let m = try ParsedMetrics(try http("GET", second.base + "/metrics").text)
+        #expect(m.type(ofFamily: "grid_eventd_grid_state_checkpoints") == "gauge")
+        #expect(m.value("grid_eventd_grid_state_checkpoints", ["state": "usable"]) == 1)
+        #expect(m.value("grid_eventd_grid_state_checkpoints", ["state": "unusable"]) == 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: second.dataDir + "/gridstate")
+        // Bytes on disk as the store counts them: allocated blocks.
+        let onDisk = files.reduce(0) { sum, name in
+            var st = stat()
+            return sum + (stat(second.dataDir + "/gridstate/" + name, &st) == 0 ? Int(st.st_blocks) * 512 : 0)
+        }
+        #expect(onDisk > 0)
+        #expect(m.value("grid_eventd_grid_state_checkpoint_bytes") == Double(onDisk), "\(files)")
+    }
+
     @Test func eventdMetricsNeedTheTokenWhenOneIsSet() throws {
         let token = "interop-metrics-token-0123"
         let daemon = try DaemonUnderTest("metricstok", extra: ["--token", token])
