@@ -135,6 +135,34 @@ struct LogHandlerTests {
         #expect(!masterLogs.isEmpty, "grid-master's startup record arrives as a log event: \(master.log)")
         master.kill(SIGTERM)
 
+        // grid-agent with --log-events: its records (here: it cannot reach a master) are about the agent.
+        let closed = freePort()
+        let config = """
+            agent_id = "agent-logs"
+            master = "http://127.0.0.1:\(closed)"
+            listen = "127.0.0.1:\(freePort())"
+            max_storage_nodes = 1
+            node_binary = "\(productPath("grid-eventd"))"
+            data_root = "\(daemon.dir.file("nodes"))"
+            port_range = "\(closed)-\(closed)"
+            heartbeat_interval = 0.3
+            """
+        FileManager.default.createFile(atPath: daemon.dir.file("agent.toml"), contents: Data(config.utf8))
+        let agent = try ChildProcess(productPath("grid-agent"), ["--config", daemon.dir.file("agent.toml"), "--log-events", "info"],
+                                     log: daemon.dir.file("agent.log"),
+                                     environment: ["EVENT_STORAGE": daemon.socket, "EVENT_SPOOL_DIR": daemon.dir.file("agent-spool")])
+        var agentLogs: [[String: Any]] = []
+        let agentDeadline = Date().addingTimeInterval(20)
+        while Date() < agentDeadline {
+            agentLogs = try daemon.events("type=log&entity=agent-logs")
+            if !agentLogs.isEmpty { break }
+            usleep(100_000)
+        }
+        agent.kill(SIGTERM)
+        #expect(!agentLogs.isEmpty, "grid-agent's records arrive as log events about agent-logs: \(agent.log)")
+        #expect(agentLogs.contains { ($0["fields"] as? [String: Any])?["label"] as? String == "grid-agent agent-logs" })
+        #expect(agentLogs.allSatisfy { ($0["entities"] as? [String])?.contains("agent-logs") == true })
+
         let own = { try daemon.events("type=log").filter { ($0["fields"] as? [String: Any])?["label"] as? String == "grid-eventd" } }
         usleep(500_000)
         let first = try own()
