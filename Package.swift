@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        // A swift-log backend: log records at or above a level become `log` events through the emitter.
+        .library(name: "GridEventsLogging", targets: ["GridEventsLogging"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
@@ -41,6 +43,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The module graph, bottom up (docs/ARCHITECTURE.md draws it):
@@ -71,6 +76,15 @@ let package = Package(
         .target(name: "StoreFixtures", dependencies: ["EventStore"]),
         // The control plane's error type and its one HTTP client, shared by master, agent and grid-cli.
         .target(name: "GridControl", dependencies: ["GridEvents"]),
+        .target(
+            name: "GridEventsLogging",
+            dependencies: ["GridEvents", "EventEmitter", .product(name: "Logging", package: "swift-log")]
+        ),
+        // OTLP logs (protobuf generated once from Proto/otlp_logs.proto, and JSON) mapped to grid events.
+        .target(
+            name: "GridOTLP",
+            dependencies: ["GridEvents", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
         .target(name: "NATSProtocol"),
         // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
@@ -106,8 +120,10 @@ let package = Package(
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventQuery", "EventReplication",
+                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventQuery", "EventReplication", "GridEventsLogging", "GridOTLP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +138,8 @@ let package = Package(
             dependencies: [
                 "GridControl", "EventEmitter", "GridEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -138,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridMaster", "EventEmitter",
+                "GridMaster", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -148,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridAgent", "EventEmitter",
+                "GridAgent", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -158,7 +176,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "EventDaemon", "EventStore",
+                "EventDaemon", "EventStore", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,6 +239,17 @@ let package = Package(
                 "GridFixtures",
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
+            ]
+        ),
+        // Issue 18: the swift-log backend, /metrics, OTLP logs in, JSON ingest over HTTP, the OpenAPI contract.
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                "EventDaemon", "EventEmitter", "GridEvents", "EventStore", "GridEventsLogging", "GridOTLP", "GridMaster", "EventReplication",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(

@@ -39,15 +39,31 @@ public struct NodeReport: Sendable, Equatable {
                     ("pid", jsonIntOrNull(pid)), ("state", jsonString(state)), ("restart_count", String(restartCount))])
     }
 
-    /// The `nodes` list of a registration or heartbeat; nil when absent. Entries without a `node_id` are skipped.
-    public static func list(in v: JSONValue) -> [NodeReport]? {
-        guard case .array(let list)? = v["nodes"] else { return nil }
-        return list.compactMap { n in
-            guard let id = n["node_id"]?.stringValue else { return nil }
-            return NodeReport(nodeId: id, port: Int(n["port"]?.intValue ?? 0), storagePath: n["storage_path"]?.stringValue ?? "",
-                              pid: n["pid"]?.intValue.map { Int($0) }, state: n["state"]?.stringValue ?? "running",
-                              restartCount: Int(n["restart_count"]?.intValue ?? 0))
+    /// The `nodes` list of a registration or heartbeat: nil when absent or null; each must be an object with a
+    /// valid `node_id` and, when present, an integer `port`, `pid` and `restart_count` (or null) and a string
+    /// `storage_path` and `state`. - Throws: a 400 `ControlError` saying which node is wrong and how.
+    public static func list(in v: JSONValue) throws(ControlError) -> [NodeReport]? {
+        guard let value = v["nodes"], value != .null else { return nil }
+        func bad(_ what: String) -> ControlError { ControlError(status: 400, code: "bad_request", message: "nodes: \(what)") }
+        guard case .array(let list) = value else { throw bad("must be an array of objects") }
+        var out: [NodeReport] = []
+        for n in list {
+            guard case .object(let o) = n else { throw bad("each node is an object") }
+            guard let id = o["node_id"]?.stringValue, (try? GridEvent.validateId(id, what: "node id")) != nil else {
+                throw bad("each node needs a valid \"node_id\"")
+            }
+            func optional<T>(_ key: String, _ read: (JSONValue) -> T?) throws(ControlError) -> T? {
+                guard let x = o[key], x != .null else { return nil }
+                guard let t = read(x) else { throw bad("\(key) of \(id) has the wrong type") }
+                return t
+            }
+            func integer(_ x: JSONValue) -> Int? { if case .int(let i) = x { Int(exactly: i) } else { nil } }
+            out.append(NodeReport(
+                nodeId: id, port: try optional("port", integer) ?? 0, storagePath: try optional("storage_path") { $0.stringValue } ?? "",
+                pid: try optional("pid", integer), state: try optional("state") { $0.stringValue } ?? "running",
+                restartCount: try optional("restart_count", integer) ?? 0))
         }
+        return out
     }
 
     /// A JSON array of reports.
@@ -82,7 +98,7 @@ public struct RegisterRequest: Sendable, Equatable {
     public init(_ v: JSONValue) throws(ControlError) {
         self.init(agentId: try v.required("agent_id"), hostname: try v.required("hostname"), platform: try v.required("platform"),
                   agentEndpoint: try v.required("agent_endpoint"), maxStorageNodes: try v.requiredInt("max_storage_nodes"),
-                  nodes: NodeReport.list(in: v) ?? [])
+                  nodes: try NodeReport.list(in: v) ?? [])
     }
 }
 
@@ -104,7 +120,7 @@ public struct HeartbeatRequest: Sendable, Equatable {
     }
 
     public init(_ v: JSONValue) throws(ControlError) {
-        self.init(storageNodeCount: try v.requiredInt("storage_node_count", default: 0), nodes: NodeReport.list(in: v))
+        self.init(storageNodeCount: try v.requiredInt("storage_node_count", default: 0), nodes: try NodeReport.list(in: v))
     }
 }
 
@@ -180,7 +196,7 @@ extension JSONValue {
 
     /// The integer at `key` (`value` when absent or null, if given), or a 400 naming it.
     func requiredInt(_ key: String, default value: Int? = nil) throws(ControlError) -> Int {
-        if let i = self[key]?.intValue, let n = Int(exactly: i) { return n }
+        if case .int(let i)? = self[key], let n = Int(exactly: i) { return n }  // an integer, not 1.0 or 1e2
         if self[key] == nil || self[key] == .null, let value { return value }
         throw ControlError(status: 400, code: "bad_request", message: "missing \"\(key)\" (an integer)")
     }

@@ -24,11 +24,14 @@ public enum MasterHTTP {
         } catch {
             throw ControlError(status: 413, code: "body_too_large", message: "request body exceeds \(maxBody) bytes")
         }
+        let value: JSONValue
         do {
-            return try JSONValue.parse(Array(buffer: buffer), limit: maxBody)
+            value = try JSONValue.parse(Array(buffer: buffer), limit: maxBody)
         } catch {
             throw ControlError(status: 400, code: "malformed_body", message: error.message)
         }
+        guard case .object = value else { throw ControlError(status: 400, code: "malformed_body", message: "send a JSON object") }
+        return value
     }
 
     /// The master's record of reported nodes.
@@ -46,8 +49,15 @@ public enum MasterHTTP {
         do { return try await body() } catch { return Self.error(error) }
     }
 
-    public static func router(_ master: Master) -> Router<BasicRequestContext> {
+    /// - Parameters:
+    ///   - metrics: serves `GET /metrics` when given (see `addMetricsRoute`).
+    ///   - token: required on `/metrics` when given.
+    ///   - loopbackOnly: whether the master listens on loopback only (`/metrics` without a token is refused otherwise).
+    public static func router(_ master: Master, metrics: MasterMetrics? = nil, token: String? = nil,
+                              loopbackOnly: Bool = true) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: MasterErrorMiddleware())
+        if let metrics { addMetricsRoute(to: router, master, metrics, token: token, loopbackOnly: loopbackOnly) }
         router.post("/api/agents/register") { request, _ in
             await handle { () async throws(ControlError) -> Response in
                 let v = try await body(request)
@@ -107,6 +117,32 @@ public enum MasterHTTP {
             return json(jsonObject([("state", jsonString(s.state)), ("total_agents", String(s.total)), ("healthy_agents", String(s.healthy)), ("nodes", String(s.nodes))]))
         }
         return router
+    }
+}
+
+/// Unknown routes as JSON errors: 404 `not_found`, or 405 `method_not_allowed` with `Allow` for a known path.
+extension MasterHTTP {
+    /// Every route of `router(...)` (docs/openapi.yaml), for 405 answers.
+    static let routes = RouteTable([
+            ("/api/agents/register", ["POST"]), ("/api/agents/{id}/heartbeat", ["POST"]), ("/api/agents/{id}/unregister", ["POST"]),
+            ("/api/nodes/spawn", ["POST"]), ("/api/nodes/stop", ["POST"]), ("/api/agents", ["GET"]), ("/api/nodes", ["GET"]),
+            ("/api/status", ["GET"]), ("/metrics", ["GET"]),
+    ])
+}
+
+struct MasterErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            if let allowed = MasterHTTP.routes.methods(for: request.uri.path), !allowed.contains(request.method.rawValue) {
+                var r = MasterHTTP.error(ControlError(status: 405, code: "method_not_allowed",
+                                                      message: "\(request.uri.path) takes \(allowed.joined(separator: ", "))"))
+                r.headers[.allow] = allowed.joined(separator: ", ")
+                return r
+            }
+            return MasterHTTP.error(ControlError(status: 404, code: "not_found", message: "no route \(request.method) \(request.uri.path)"))
+        }
     }
 }
 
