@@ -138,6 +138,8 @@ public struct DaemonConfig: Sendable {
                 default:
                     guard try replication.apply(e) else { throw e.error("unknown key \(e.key)") }
                 }
+            } catch let error as QuantityError {
+                throw e.error(error.message)
             } catch let error as StoreError {
                 throw e.error(error.message)
             }
