@@ -53,10 +53,13 @@ public enum Dashboard {
             <h2>Live events
               <select id="f-type"><option value="">all types</option></select>
               <input id="f-entity" placeholder="entity (agent-001)" size="16">
+              <input id="f-text" type="search" placeholder="search: disk full, &quot;connection refused&quot;" size="28" maxlength="500">
               <button id="pause" type="button">Pause</button>
             </h2>
+            <p id="search-status" class="interpretation"></p>
             <table class="events"><thead><tr><th>time</th><th>type</th><th>entities</th><th>details</th></tr></thead>
             <tbody id="stream"></tbody></table>
+            <button id="more" type="button" hidden>Older matches</button>
           </section>
           <aside id="detail" class="detail" hidden>
             <button id="detail-close" type="button">Close</button>
@@ -91,7 +94,7 @@ public enum Dashboard {
         .alerts{list-style:none;margin:0;padding:0;max-height:260px;overflow:auto}.alerts li{display:flex;justify-content:space-between;gap:8px;padding:4px 0;border-bottom:1px solid #222a33}.alerts li.error .what{color:#f85149}.alerts li.warning .what{color:#d29922}
         .legend span{display:inline-block;margin-right:10px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
         .detail{position:fixed;top:0;right:0;width:420px;height:100%;overflow:auto;background:#161c23;border-left:1px solid #2a323c;padding:12px;z-index:10}
-        .empty{color:#6e7681}
+        .empty{color:#6e7681}mark{background:#6b5a12;color:#fff;border-radius:2px;padding:0 1px}
         """
 
     public static let javascript = """
@@ -176,17 +179,52 @@ public enum Dashboard {
           });
         }
 
+        // Text search: the store's words (README, "Searching text"): runs of letters and digits, lowercased.
+        const WORD = /[\\p{L}\\p{N}\\p{M}]+/gu;
+        const wordsOf = (s) => (String(s).match(WORD) || []).map((w) => w.toLowerCase());
+        let search = null;  // {text, words: Set, phrases: [[word]]}
+        function parseSearch(text) {
+          const parts = text.split('"');
+          const words = new Set(), phrases = [];
+          parts.forEach((p, k) => { const w = wordsOf(p); w.forEach((x) => words.add(x)); if (k % 2 === 1 && w.length > 1) phrases.push(w); });
+          return words.size ? {text, words, phrases} : null;
+        }
+        const stringFields = (e) => Object.values(e.fields || {}).filter((v) => typeof v === 'string');
+        // The live stream's own check of a search (the history comes from the store's index).
+        function textMatches(e) {
+          if (!search) return true;
+          const fields = stringFields(e).map(wordsOf);
+          const all = new Set(fields.flat());
+          for (const w of search.words) if (!all.has(w)) return false;
+          return search.phrases.every((p) => fields.some((f) => f.some((_, i) => p.every((w, k) => f[i + k] === w))));
+        }
+        // Text with the searched words in <mark>: built from text nodes, never parsed as HTML.
+        function highlighted(tag, text) {
+          const node = el(tag);
+          const s = String(text);
+          if (!search) { node.textContent = s; return node; }
+          let at = 0;
+          for (const m of s.matchAll(WORD)) {
+            if (!search.words.has(m[0].toLowerCase())) continue;
+            if (m.index > at) node.append(document.createTextNode(s.slice(at, m.index)));
+            node.append(el('mark', m[0]));
+            at = m.index + m[0].length;
+          }
+          if (at < s.length) node.append(document.createTextNode(s.slice(at)));
+          return node;
+        }
+
         // Live stream.
-        let paused = false, source = null;
+        let paused = false, source = null, nextCursor = null;
         const MAX_ROWS = 200;
         function matches(e) {
           const t = $('f-type').value, ent = $('f-entity').value.trim();
-          return (!t || e.event_type === t) && (!ent || (e.entities || []).includes(ent));
+          return (!t || e.event_type === t) && (!ent || (e.entities || []).includes(ent)) && textMatches(e);
         }
         function row(e) {
           const tr = el('tr', null, 'sev-' + (SEVERITY[e.event_type] || 'info'));
           tr.dataset.id = e.id;
-          tr.append(el('td', short(e.timestamp)), el('td', e.event_type), el('td', (e.entities || []).join(', ')), el('td', details(e)));
+          tr.append(el('td', short(e.timestamp)), el('td', e.event_type), el('td', (e.entities || []).join(', ')), highlighted('td', details(e)));
           tr.addEventListener('click', () => showDetail(e.id));
           return tr;
         }
@@ -198,6 +236,9 @@ public enum Dashboard {
           while (body.children.length > MAX_ROWS) body.lastChild.remove();
         }
         async function loadRecent() {
+          $('more').hidden = true;
+          if (search) return loadMatches(false);
+          $('search-status').textContent = '';
           try {
             const r = await api('/api/grid/events/recent?limit=100');
             const body = $('stream');
@@ -205,6 +246,29 @@ public enum Dashboard {
             r.events.slice().reverse().filter((e) => ALERT_TYPES.includes(e.event_type)).forEach(addAlert);
           } catch (e) {}
         }
+        // A search reads the history through the word index, newest first, then the stream adds new matches.
+        async function loadMatches(more) {
+          const p = new URLSearchParams({text: search.text, limit: '100'});
+          if ($('f-type').value) p.set('type', $('f-type').value);
+          if ($('f-entity').value.trim()) p.set('entity', $('f-entity').value.trim());
+          if (more && nextCursor) p.set('cursor', nextCursor);
+          try {
+            const r = await api('/api/events?' + p.toString());
+            const body = $('stream');
+            if (more) body.append(...r.events.map(row)); else body.replaceChildren(...r.events.map(row));
+            nextCursor = r.next_cursor || null;
+            $('more').hidden = !nextCursor;
+            $('search-status').textContent = body.children.length + (nextCursor ? '+' : '') + ' events mention ' + search.text;
+          } catch (e) { $('search-status').textContent = e.message; }
+        }
+        function setSearch(text) {
+          search = parseSearch(text.trim());
+          $('search-status').textContent = text.trim() && !search ? 'search for letters or digits' : '';
+          loadRecent();
+        }
+        $('f-text').addEventListener('change', () => setSearch($('f-text').value));
+        $('f-text').addEventListener('search', () => setSearch($('f-text').value));
+        $('more').addEventListener('click', () => loadMatches(true));
         function connect() {
           if (source) source.close();
           source = new EventSource('/api/events/stream');
@@ -332,6 +396,7 @@ public enum Dashboard {
         TYPES.forEach((t) => { const o = el('option', t); o.value = t; $('f-type').append(o); });
         suggest();
         const params = new URLSearchParams(location.search);
+        if (params.get('text')) { $('f-text').value = params.get('text'); search = parseSearch(params.get('text')); }
         refreshStats(); refreshAgents(); refreshChart(); loadRecent();
         if (params.get('stream') !== 'off') connect();
         if (params.get('q')) { $('question').value = params.get('q'); ask(); }

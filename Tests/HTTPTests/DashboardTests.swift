@@ -104,6 +104,15 @@ struct DashboardTests {
             #expect(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(!dom.contains("<script>alert(1)"))
 
+            // A text search: the history through the word index, matched words in <mark>, the rest as text.
+            let found = try chromium(["--virtual-time-budget=6000", "--dump-dom"], url: "http://127.0.0.1:\(port)/?stream=off&text=SCRIPT%20alert")
+            let rows = String(found[(found.range(of: #"<tbody id="stream">"#)?.lowerBound ?? found.startIndex)...])
+            #expect(rows.contains(#"data-id="\#(fixture[8].id)""#), "\(rows.prefix(2000))")
+            #expect(!rows.contains(#"data-id="\#(fixture[9].id)""#), "the heartbeat does not mention the words")
+            #expect(rows.contains("&lt;<mark>script</mark>&gt;<mark>alert</mark>(1)&lt;/<mark>script</mark>&gt;"), "\(rows.prefix(2000))")
+            #expect(found.contains("1 events mention SCRIPT alert"))
+            #expect(!found.contains("<script>alert(1)"))
+
             // A screenshot for a person to look at (not committed).
             let shot = FileManager.default.currentDirectoryPath + "/.build/dashboard.png"
             _ = try chromium(["--virtual-time-budget=6000", "--screenshot=" + shot], url: "http://127.0.0.1:\(port)/?stream=off")
