@@ -148,7 +148,12 @@ public final class DiffWorld: @unchecked Sendable {
         var r = rng
         defer { rng = r }
         func n(_ k: Int) -> Int { Int(r.next() % UInt64(k)) }
-        let errors = ["disk full on /dev/sda1", "connection refused", "port 50051 already in use", "out of memory"]
+        // Text for the word index: shared words, a phrase and its reverse, case, non-ASCII, and two words longer
+        // than the index tells apart (64 bytes) that share their first 64.
+        let long = String(repeating: "x", count: 70)
+        let errors = ["disk full on /dev/sda1", "connection refused", "port 50051 already in use", "out of memory",
+                      "Disk FULL: /var/lib/grid", "refused connection to 10.0.0.7:7100", "Zugriff verweigert: ÜBERGRÖSSE bei Ärger",
+                      "token \(long)a expired", "token \(long)b expired", "read-only file system (disk full?)"]
         switch type {
         case .agentRegistered:
             return .agentRegistered(agentId: agent, hostname: "host-\(agent)", platform: "linux", agentEndpoint: "10.0.0.\(n(250)):7100", maxStorageNodes: 8 + n(24))
@@ -287,7 +292,7 @@ public final class DiffWorld: @unchecked Sendable {
     public let maxBytes: Int?
 
     static func options(_ shape: DiffShape, _ maxBytes: Int?) -> StoreOptions {
-        var options = StoreOptions(segmentCapacity: shape.segmentCapacity)
+        var options = GridText.options(StoreOptions(segmentCapacity: shape.segmentCapacity))
         options.backgroundMaintenance = false
         options.maxBytes = maxBytes
         return options
@@ -305,6 +310,8 @@ public final class DiffWorld: @unchecked Sendable {
         public let entities: Set<String>
         public let agent: String?
         public let node: String?
+        /// The words of each string field value (the oracle's own tokenizer, `oracleWords`).
+        public let fieldWords: [[String]]
 
         init(index: Int, event: GridEvent) {
             self.index = index
@@ -323,6 +330,10 @@ public final class DiffWorld: @unchecked Sendable {
             }
             self.agent = agent
             self.node = node
+            fieldWords = event.kind.namedFields.compactMap { field in
+                if case .string(let s) = field.value { return DiffWorld.oracleWords(s) }
+                return nil
+            }
         }
     }
 
