@@ -464,9 +464,11 @@ final class MemoryIndex: SegmentIndex {
     }
 
     /// The positions, in time order, of the events whose words include every hash of `hashes` and that mention
-    /// `entity` when given, leaving out records at or past `end`. Intersects the rank lists from the shortest
-    /// (O(shortest x log longest)), then sorts what matched. The caller holds `activeLock` for the active segment.
-    func wordPositions(_ hashes: [UInt64], entity: UInt64?, end: Int?) -> [EventPosition] {
+    /// `entity` when given, inside `bounds` (its range, and after its cursor), leaving out records at or past `end`. Intersects the rank
+    /// lists from the shortest (O(shortest x log longest)), then sorts what matched. The caller holds `activeLock`
+    /// for the active segment.
+    func wordPositions(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds = ReadBounds(), end: Int?) -> [EventPosition] {
+        let range = bounds.range
         guard text != nil, !hashes.isEmpty else { return [] }
         var lists: [ContiguousArray<UInt32>] = []
         for h in hashes {
@@ -495,6 +497,9 @@ final class MemoryIndex: SegmentIndex {
                 if lists[k][lo] != rank { continue candidates }
             }
             let p = arrivals[Int(rank)]
+            if !range.contains(p.timestamp) { continue }
+            // A later page: only what comes after the cursor (the cursor's walk would skip the rest).
+            if let after = bounds.after, bounds.newestFirst ? !(p < after) : !(after < p) { continue }
             if let end, Location(raw: p.location).offset >= end { continue }
             if let entityList {
                 let at = entityList.lowerBound(TypedPosition(position: p, type: 0))
@@ -507,7 +512,7 @@ final class MemoryIndex: SegmentIndex {
     }
 
     func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
-        RunCursor(PositionArray(items: wordPositions(words, entity: entity, end: end)), bounds: bounds)
+        RunCursor(PositionArray(items: wordPositions(words, entity: entity, bounds: bounds, end: end)), bounds: bounds)
     }
 
     @inline(__always) private func extraList(_ node: UInt64) -> EdgeList {
