@@ -34,8 +34,9 @@ public struct TextIndexing: Sendable {
 }
 
 /// The tokenizer of the word index (docs/FORMAT.md, "Words"). A word is a maximal run of word characters in one
-/// string field value: ASCII letters and digits, and the non-ASCII Unicode scalars that are alphabetic or numeric
-/// (`Unicode.Scalar.Properties.isAlphabetic`, `numericType`). Everything else separates words (spaces,
+/// string field value: ASCII letters and digits, and the non-ASCII Unicode scalars that are alphabetic, numeric
+/// or combining marks (`Unicode.Scalar.Properties.isAlphabetic`, `numericType`, general category M: so a
+/// decomposed accent, or the dot of `İ` folded to `i̇`, stays inside its word). Everything else separates words (spaces,
 /// punctuation, `-`, `_`, `/`, `.`, `:`, invalid UTF-8). Words are case-folded: ASCII `A-Z` to `a-z`, other scalars
 /// through their Unicode lowercase mapping. A word is indexed by the XXH3-64 of its folded UTF-8 bytes; a word
 /// longer than `maxIndexedBytes` is indexed by its first `maxIndexedBytes` bytes, so a search for it finds every
@@ -78,7 +79,7 @@ public enum TextTokens {
             }
             i += length
             let p = scalar.properties
-            if p.isAlphabetic || p.numericType != nil {
+            if isWordScalar(p) {
                 if p.changesWhenLowercased {
                     scratch.append(contentsOf: p.lowercaseMapping.utf8)
                 } else {
@@ -89,6 +90,15 @@ public enum TextTokens {
             }
         }
         flush(&scratch)
+    }
+
+    /// Whether a non-ASCII scalar is a word character: alphabetic, numeric, or a combining mark.
+    @inline(__always) static func isWordScalar(_ p: Unicode.Scalar.Properties) -> Bool {
+        if p.isAlphabetic || p.numericType != nil { return true }
+        switch p.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
     }
 
     /// The folded words of a string.
@@ -155,7 +165,7 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
         let parts = text.split(separator: "\"", omittingEmptySubsequences: false)
         for (k, part) in parts.enumerated() {
             let w = TextTokens.words(String(part))
-            for word in w where !words.contains(word) { words.append(word) }
+            for word in w where !words.contains(where: { $0.utf8.elementsEqual(word.utf8) }) { words.append(word) }
             if k % 2 == 1, w.count >= 2 { phrases.append(w) }
         }
         guard !words.isEmpty else { return nil }
@@ -172,14 +182,16 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
     /// Whether the text fields `strings` yields (each string field value's UTF-8 bytes) hold every word and every
     /// phrase. Compares whole words, not hashes.
     public func matches(_ strings: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool {
-        var missing = Set(words)
-        var phrasesLeft = phrases
+        // Words compare as bytes (Swift strings would compare canonically equivalent forms as equal, which the
+        // index, hashing bytes, does not).
+        var missing = Set(words.map { Array($0.utf8) })
+        var phrasesLeft = phrases.map { $0.map { Array($0.utf8) } }
         var scratch: [UInt8] = []
-        var fieldWords: [String] = []
+        var fieldWords: [[UInt8]] = []
         strings { text in
             if missing.isEmpty && phrasesLeft.isEmpty { return }
             fieldWords.removeAll(keepingCapacity: true)
-            TextTokens.forEachWord(text, scratch: &scratch) { fieldWords.append(String(decoding: $0, as: UTF8.self)) }
+            TextTokens.forEachWord(text, scratch: &scratch) { fieldWords.append(Array($0)) }
             for w in fieldWords where !missing.isEmpty { missing.remove(w) }
             if !phrasesLeft.isEmpty {
                 phrasesLeft.removeAll { TextQuery.contains(fieldWords, run: $0) }
@@ -189,7 +201,7 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether `words` holds `run` as consecutive elements.
-    static func contains(_ words: [String], run: [String]) -> Bool {
+    static func contains(_ words: [[UInt8]], run: [[UInt8]]) -> Bool {
         guard run.count <= words.count, let first = run.first else { return run.isEmpty }
         var i = 0
         while i + run.count <= words.count {

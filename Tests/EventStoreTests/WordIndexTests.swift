@@ -148,6 +148,10 @@ import Testing
     @Test func theTokenizerFoldsSplitsAndCaps() {
         #expect(TextTokens.words("Disk FULL: /dev/sda1 (port_50051)") == ["disk", "full", "dev", "sda1", "port", "50051"])
         #expect(TextTokens.words("ÜBERGRÖSSE, Ärger—naïve café") == ["übergrösse", "ärger", "naïve", "café"])
+        // Combining marks stay in their word, and folding İ keeps its dot as a mark: tokenizing again is stable.
+        #expect(TextTokens.words("cafe\u{301} au lait") == ["cafe\u{301}", "au", "lait"])
+        #expect(TextTokens.words("İSTANBUL") == ["i\u{307}stanbul"])
+        #expect(TextTokens.words(TextTokens.words("İSTANBUL")[0]) == ["i\u{307}stanbul"])
         #expect(TextTokens.words("  ...  ") == [])
         // Invalid UTF-8 separates words and never traps.
         let bytes: [UInt8] = [0x61, 0xFF, 0x62, 0xC3, 0x63, 0xE2, 0x82, 0x64, 0xF0, 0x9F, 0x98, 0x80, 0x65]

@@ -180,6 +180,7 @@ struct DifferentialTests {
                 "agents not healthy", "\"not healthy\"", "majority", "host \(pick(w.agents))", "linux", "data",
                 pick(w.nodes), "\(pick(w.nodes)) \"disk full\"", "10 0 0 7", "zebra", "\"disk\" \"full\"", "1 5", "file system",
                 "\"read only file system\" full", "\"connection refused", pick(w.agents),
+                "istanbul", "İstanbul", "café", "cafe\u{301}",
             ])
         }
         q.newestFirst = chance(60)

@@ -152,7 +152,7 @@ public final class DiffWorld: @unchecked Sendable {
         // than the index tells apart (64 bytes) that share their first 64.
         let long = String(repeating: "x", count: 70)
         let errors = ["disk full on /dev/sda1", "connection refused", "port 50051 already in use", "out of memory",
-                      "Disk FULL: /var/lib/grid", "refused connection to 10.0.0.7:7100", "Zugriff verweigert: ÜBERGRÖSSE bei Ärger",
+                      "Disk FULL: /var/lib/grid", "refused connection to 10.0.0.7:7100", "Zugriff verweigert: ÜBERGRÖSSE bei Ärger", "İSTANBUL cafe\u{301}",
                       "token \(long)a expired", "token \(long)b expired", "read-only file system (disk full?)"]
         switch type {
         case .agentRegistered:
