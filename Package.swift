@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        // A swift-log backend: log records at or above a level become `log` events through the emitter.
+        .library(name: "GridEventsLogging", targets: ["GridEventsLogging"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
@@ -31,6 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -43,6 +48,15 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
+        .target(
+            name: "GridEventsLogging",
+            dependencies: ["GridEvents", "EventEmitter", "EventStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // OTLP logs (protobuf generated once from Proto/otlp_logs.proto, and JSON) mapped to grid events.
+        .target(
+            name: "GridOTLP",
+            dependencies: ["GridEvents", "EventStore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
         .target(name: "NATSProtocol"),
         // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
@@ -76,8 +90,10 @@ let package = Package(
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication",
+                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication", "GridEventsLogging", "GridOTLP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,6 +107,8 @@ let package = Package(
             dependencies: [
                 "EventEmitter", "GridEvents", "EventStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -107,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridMaster", "EventEmitter",
+                "GridMaster", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridAgent", "EventEmitter",
+                "GridAgent", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "EventDaemon", "EventStore",
+                "EventDaemon", "EventStore", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,6 +201,17 @@ let package = Package(
             dependencies: [
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
+            ]
+        ),
+        // Issue 18: the swift-log backend, /metrics, OTLP logs in, JSON ingest over HTTP, the OpenAPI contract.
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                "EventDaemon", "EventEmitter", "GridEvents", "EventStore", "GridEventsLogging", "GridOTLP", "GridMaster", "EventReplication",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(
