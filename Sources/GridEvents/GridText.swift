@@ -8,7 +8,7 @@ import EventStore
 public enum GridText {
     /// The text scheme of this extractor: written into index files, so a store that changes which fields count as
     /// text rebuilds its word index instead of mixing two readings. Bump it when `forEachString` changes.
-    public static let scheme: UInt32 = 1
+    public static let scheme: UInt32 = 2
 
     /// What a store of grid events indexes text with.
     public static let indexing = TextIndexing(scheme: scheme) { typeCode, payload, emit in
@@ -25,7 +25,8 @@ public enum GridText {
     /// Calls `emit` with the UTF-8 bytes of each string field value of an event of type `typeCode` whose fields
     /// payload is `payload`, in field order. Bounds-checked: damaged bytes end the walk, never trap. A custom
     /// event's name and entity ids are not fields (its entities are searchable as entities); field names are not
-    /// text either.
+    /// text either. A `log` event's fixed fields and its metadata values are (scheme 2; scheme 1 read log events'
+    /// metadata as if it were fixed fields).
     public static func forEachString(typeCode: UInt16, payload: UnsafeRawBufferPointer, _ emit: (UnsafeRawBufferPointer) -> Void) {
         var p = 0
         let n = payload.count
@@ -73,6 +74,18 @@ public enum GridText {
         }
         guard n > 0, payload[0] == BinaryCodec.version else { return }
         p = 1
+        if typeCode == EventType.log.rawValue {
+            // The fixed fields (level, label, message, source, file, line), the entities (not text), then the
+            // metadata as (name, value) pairs: the values are text when they are strings, the names are not.
+            for _ in 0..<EventType.log.fields.count where !value() { return }
+            guard let entities = varint(), entities <= 64 else { return }
+            for _ in 0..<entities where string() == nil { return }
+            guard let fields = varint(), fields <= 256 else { return }
+            for _ in 0..<fields {
+                guard string() != nil, value() else { return }
+            }
+            return
+        }
         if typeCode == EventType.custom.rawValue {
             guard string() != nil, let entities = varint(), entities <= 64 else { return }
             for _ in 0..<entities where string() == nil { return }
