@@ -174,6 +174,9 @@ public struct Translator: Sendable {
         (["registered"], [.agentRegistered], "registrations"),
         (["unregistered"], [.agentUnregistered], "unregistrations"),
         (["metrics"], [.storageMetrics], "storage metrics"),
+        (["log", "records"], [.log], "log records"),
+        (["log", "events"], [.log], "log records"),
+        (["logs"], [.log], "log records"),
     ]
 
     /// Interprets `question`.

@@ -50,6 +50,10 @@ struct TranslatorTests {
         let which = try interpret("which agents mention out of memory")
         #expect(which.action == .group(.agent, top: nil))
         #expect(which.query.text == "out of memory")
+        let logs = try interpret("show logs mentioning connection refused today")
+        #expect(logs.action == .list)
+        #expect(logs.query.types == [.log])
+        #expect(logs.query.text == "connection refused")
         #expect(throws: TranslationError.self) { try interpret("show errors mentioning") }
         #expect(throws: TranslationError.self) { try interpret("show errors mentioning ...") }
         // "with" after words that are not failures is not a search.

@@ -180,7 +180,7 @@ struct DifferentialTests {
                 "agents not healthy", "\"not healthy\"", "majority", "host \(pick(w.agents))", "linux", "data",
                 pick(w.nodes), "\(pick(w.nodes)) \"disk full\"", "10 0 0 7", "zebra", "\"disk\" \"full\"", "1 5", "file system",
                 "\"read only file system\" full", "\"connection refused", pick(w.agents),
-                "istanbul", "İstanbul", "café", "cafe\u{301}",
+                "istanbul", "İstanbul", "café", "cafe\u{301}", "restarting \"disk full\"", "grid agent", "\"restarting node\"",
             ])
         }
         q.newestFirst = chance(60)
@@ -300,12 +300,14 @@ struct DifferentialTests {
             ("which nodes failed with connection refused this week", .group(.node, top: nil), failures, nil, monday..<Int64.max),
             ("show events mentioning \"connection refused\" for \(agent)", .list, [], agent, nil),
             ("how many spawn failures mention out of memory last week", .count, [.spawnFailed], nil, (monday - 7 * day)..<monday),
+            ("show logs mentioning disk full", .list, [.log], nil, nil),
         ]
         let texts = [
             "show errors mentioning disk full today": "disk full",
             "which nodes failed with connection refused this week": "connection refused",
             "show events mentioning \"connection refused\" for \(agent)": "\"connection refused\"",
             "how many spawn failures mention out of memory last week": "out of memory",
+            "show logs mentioning disk full": "disk full",
         ]
         let (question, action, types, expectedEntity, range) = pick(cases)
         let translator = Translator(now: { [now = w.now] in now })

@@ -176,8 +176,8 @@ public final class DiffWorld: @unchecked Sendable {
         case .storageMetrics: return .storageMetrics(events: n(1_000_000), bytesOnDisk: n(1 << 30), ingestRate: Double(n(10_000)), ackP99Micros: n(5000), residentBytes: n(1 << 28))
         case .eventsDropped: return .eventsDropped(producerId: "p-\(n(9))", dropped: 1 + n(100))
         case .log:
-            return .log(LogEntry(level: LogEntry.levels[n(LogEntry.levels.count)], label: "grid-agent", message: "restarting \(node)",
-                                 metadata: ["node_id": .string(node), "attempt": .int(Int64(n(5)))],
+            return .log(LogEntry(level: LogEntry.levels[n(LogEntry.levels.count)], label: "grid-agent", message: "restarting \(node): \(errors[n(errors.count)])",
+                                 metadata: ["node_id": .string(node), "attempt": .int(Int64(n(5))), "detail": .string(errors[n(errors.count)])],
                                  entities: n(2) == 0 ? [node] : [agent, node]))
         case .custom:
             let name = Self.customNames[n(Self.customNames.count)]
