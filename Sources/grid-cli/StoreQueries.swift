@@ -131,6 +131,9 @@ struct Events: ParsableCommand {
     @Option(help: "Ids starting with this (event-spawn_*).")
     var prefix: String?
 
+    @Option(help: "Words that must all appear in the event's string fields, any case, any field each; \"quoted phrases\" match words in order (--text 'disk full', --text '\"connection refused\" node-7').")
+    var text: String?
+
     @Option(help: "Events per page (1-1000).")
     var limit = 50
 
@@ -150,6 +153,7 @@ struct Events: ParsableCommand {
         if let since { items.append(URLQueryItem(name: "since", value: since)) }
         if let until { items.append(URLQueryItem(name: "until", value: until)) }
         if let prefix { items.append(URLQueryItem(name: "prefix", value: prefix)) }
+        if let text { items.append(URLQueryItem(name: "text", value: text)) }
         if let cursor { items.append(URLQueryItem(name: "cursor", value: cursor)) }
         if oldest { items.append(URLQueryItem(name: "order", value: "oldest")) }
         var c = URLComponents()

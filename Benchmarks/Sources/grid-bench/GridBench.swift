@@ -19,6 +19,7 @@ struct GridBench: ParsableCommand {
     @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
     var gridStateOnly = false
     @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
+    @Flag(help: "Only the text search rows (word index against SQLite FTS5 on the same events).") var textOnly = false
     @Flag(help: "Only the replication rows.") var replicationOnly = false
     @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
     @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
@@ -42,6 +43,12 @@ struct GridBench: ParsableCommand {
             var rows: [Row] = []
             try gridStateRows(events: events, into: &rows)
             if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+            report(rows)
+            return
+        }
+        if textOnly {
+            var rows: [Row] = []
+            try textSearchRows(events: events, into: &rows)
             report(rows)
             return
         }
@@ -284,6 +291,7 @@ struct GridBench: ParsableCommand {
         }
         try gridStateRows(events: events, into: &rows)
         if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+        try textSearchRows(events: events, into: &rows)
         report(rows)
     }
 
