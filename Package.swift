@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
+        // The release number every executable reports with --version.
+        .library(name: "GridVersion", targets: ["GridVersion"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
@@ -36,6 +38,7 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
+        .target(name: "GridVersion"),
         .target(name: "GridEvents", dependencies: ["EventStore"]),
         .target(name: "EventWire", dependencies: ["GridEvents", "EventStore"]),
         .target(
@@ -105,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridMaster", "EventEmitter",
+                "GridVersion", "GridMaster", "EventEmitter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridAgent", "EventEmitter",
+                "GridVersion", "GridAgent", "EventEmitter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -125,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "EventDaemon", "EventStore",
+                "GridVersion", "EventDaemon", "EventStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -134,23 +137,24 @@ let package = Package(
         .executableTarget(
             name: "grid-cli",
             dependencies: [
-                "EventEmitter", "GridEvents",
+                "GridVersion", "EventEmitter", "GridEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "segdump",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/segdump"
         ),
         .executableTarget(
             name: "emit-load",
-            dependencies: ["EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
+                "GridVersion",
                 "EventEmitter", "EventWire", "GridEvents", "EventStore", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -158,12 +162,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "query-bench",
-            dependencies: ["EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/query-bench"
         ),
         .executableTarget(
             name: "store-stress",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),

@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "EventStore", package: "SutraGridEvents"),
                 .product(name: "GridEvents", package: "SutraGridEvents"),
                 .product(name: "EventQuery", package: "SutraGridEvents"),
+                .product(name: "GridVersion", package: "SutraGridEvents"),
                 .product(name: "NATSTestSupport", package: "SutraGridEvents"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

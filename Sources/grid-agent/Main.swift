@@ -5,6 +5,7 @@ import GridAgent
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import GridVersion
 
 @main
 struct GridAgentCommand: AsyncParsableCommand {
@@ -14,7 +15,8 @@ struct GridAgentCommand: AsyncParsableCommand {
         discussion: """
             Reads a TOML config; see agent-config.example.toml for every key with comments. Emits node_crashed and
             node_restarted to the store named by EVENT_STORAGE. SIGTERM/SIGINT: stops its nodes, unregisters, exits.
-            """)
+            """,
+        version: GridVersion.current)
 
     @Option(help: "The agent's TOML config file.")
     var config = "agent-config.toml"

@@ -2,12 +2,14 @@ import ArgumentParser
 import EventEmitter
 import Foundation
 import GridEvents
+import GridVersion
 
 @main
 struct GridCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-cli",
         abstract: "Operator CLI for the grid and its event store.",
+        version: GridVersion.current,
         subcommands: [Emit.self, Events.self, Query.self, Spawn.self, Stop.self, ListAgents.self, ListNodes.self, Status.self])
 }
 

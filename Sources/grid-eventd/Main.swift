@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import GridEvents
 import Foundation
+import GridVersion
 
 @main
 struct GridEventd: AsyncParsableCommand {
@@ -23,7 +24,8 @@ struct GridEventd: AsyncParsableCommand {
 
             --config FILE reads the same settings from a file, one `name = value` per line with `_` for `-`
             (e.g. retain = "30d", max_bytes = "50GB", compression = "high"); flags given on the command line win.
-            """)
+            """,
+        version: GridVersion.current)
 
     @Option(help: "A config file with the settings below (flags on the command line override it).")
     var config: String?

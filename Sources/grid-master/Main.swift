@@ -5,13 +5,15 @@ import GridMaster
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import GridVersion
 
 @main
 struct GridMasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-master",
         abstract: "The grid's control plane: agent registry, health, spawn and stop routing.",
-        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.")
+        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.",
+        version: GridVersion.current)
 
     @Option(help: "HTTP/JSON control API address, HOST:PORT.")
     var listen = "127.0.0.1:7000"

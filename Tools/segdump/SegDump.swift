@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import GridVersion
 
 @main
 struct SegDump: ParsableCommand {
@@ -16,7 +17,8 @@ struct SegDump: ParsableCommand {
               segdump DIR --verify      check every checksum (frames, compressed blocks, index files, manifest);
                                         exit 1 naming each bad frame's or block's segment and offset
               segdump DIR --json        the same as JSON
-            """)
+            """,
+        version: GridVersion.current)
 
     @Argument(help: "A data directory, one segment file (seg-NNNNNNNNNN.sgs) or one compacted segment (.sgc).")
     var path: String
