@@ -8,7 +8,8 @@ TEST_APT_PACKAGES := chromium nats-server
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
 BENCH_RUNS ?= 3
-# Extra grid-bench flags, e.g. BENCH_FLAGS=--ten-million for the 10M-event open and size rows.
+# Extra grid-bench flags, e.g. BENCH_FLAGS=--ten-million for the 10M-event open, size and grid-state rows, or
+# BENCH_FLAGS=--grid-state-only for just the grid-state rows (/api/grid/agents, time travel, checkpoints).
 BENCH_FLAGS ?=
 DATA_DIR ?= ./data
 # Fuzzing: seconds per target for `make fuzz`, and for the smoke pass `make test` runs.

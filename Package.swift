@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "EventDaemon", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
+                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport",
             ]
         ),

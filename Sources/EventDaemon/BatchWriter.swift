@@ -1,3 +1,4 @@
+import EventQuery
 import EventStore
 import GridEvents
 import Logging
@@ -66,10 +67,13 @@ final class BatchWriter: @unchecked Sendable {
     private var running = 0
     private var thread: pthread_t?
     let metrics = IngestMetrics()
+    /// Receives every grid event once stored (the state behind `/api/grid/agents`).
+    let gridState: GridStateKeeper?
 
-    init(store: EventStore, logger: Logger, keepaliveSeconds: Double = 15) {
+    init(store: EventStore, logger: Logger, keepaliveSeconds: Double = 15, gridState: GridStateKeeper? = nil) {
         self.store = store
         self.logger = logger
+        self.gridState = gridState
         self.feed = LiveFeed(keepaliveSeconds: keepaliveSeconds)
     }
 
@@ -125,6 +129,7 @@ final class BatchWriter: @unchecked Sendable {
     /// never before the data it found in the index is on disk.
     private func write(_ jobs: [Job]) {
         let writing = jobs.flatMap(\.prepared)
+        let toFold = gridState == nil ? [] : gridEventsToFold(jobs)
         var failure: StoreError?
         var receipts: [AppendReceipt] = []
         do throws(StoreError) {
@@ -138,12 +143,41 @@ final class BatchWriter: @unchecked Sendable {
             failure = error
         }
         report(failure)
+        if let gridState, !toFold.isEmpty {
+            // Folded on the keeper's thread; the bounds are the store's now, before the next group is appended.
+            if failure == nil {
+                gridState.enqueue(toFold, bounds: store.logBounds)
+            } else {
+                // Frames before the failing one may be stored (and would never be resent as new): fold exactly
+                // those the store now holds.
+                let stored = store.contains(ids: toFold.map(\.id), timestamps: toFold.map(\.timestamp))
+                gridState.enqueue(zip(toFold, stored).filter(\.1).map(\.0), bounds: store.logBounds)
+            }
+        }
         var next = 0
         for job in jobs {
             let mine = failure == nil && receipts.count >= next + job.prepared.count ? Array(receipts[next..<(next + job.prepared.count)]) : []
             next += job.prepared.count
             finish(job, receipts: mine, result: failure.map { .failure($0) } ?? .success(job.through))
         }
+    }
+
+    /// The grid events of a group the store will index, in the order it stores them. A job's events were checked
+    /// against the store when it was made; a copy stored since (the same batch resent on another connection and
+    /// written by an earlier group) or repeated inside this group is left out, as the store will ignore it.
+    private func gridEventsToFold(_ jobs: [Job]) -> [GridEvent] {
+        var events: [GridEvent] = []
+        for job in jobs {
+            for e in job.newEvents where GridFold.folds(e.type) { events.append(e) }
+        }
+        guard !events.isEmpty else { return [] }
+        let stored = store.contains(ids: events.map(\.id), timestamps: events.map(\.timestamp))
+        var seen = Set<String>()
+        seen.reserveCapacity(events.count)
+        var out: [GridEvent] = []
+        out.reserveCapacity(events.count)
+        for (e, isStored) in zip(events, stored) where !isStored && seen.insert(e.id).inserted { out.append(e) }
+        return out
     }
 
     private var failingSince: UInt64?

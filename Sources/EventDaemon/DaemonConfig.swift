@@ -1,3 +1,4 @@
+import EventQuery
 @_spi(Testing) import EventStore
 import GridEvents
 
@@ -37,6 +38,10 @@ public struct DaemonConfig: Sendable {
     public var metricsIntervalSeconds = 60.0
     /// Keepalive comment interval on live streams (how soon a vanished client is noticed).
     public var streamKeepaliveSeconds = 15.0
+    /// Grid events folded between two grid-state checkpoints, and the checkpoints' disk budget
+    /// (`GridStateKeeper.Options`; README "Grid state").
+    public var gridCheckpointInterval = GridStateKeeper.Options().interval
+    public var gridCheckpointBytes = GridStateKeeper.Options().maxBytes
 
     /// Replication through NATS JetStream (`--replicate`, `--aggregate` and their settings); off by default.
     public var replication = ReplicationSettings()

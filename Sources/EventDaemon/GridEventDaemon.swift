@@ -1,4 +1,5 @@
 @_spi(Testing) import EventStore
+import EventQuery
 import EventReplication
 import EventWire
 import GridEvents
@@ -18,6 +19,8 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public let logger: Logger
     public private(set) var store: EventStore?
     private var writer: BatchWriter?
+    /// The grid state kept as events arrive, with its checkpoints (`/api/grid/agents`).
+    public private(set) var gridState: GridStateKeeper?
     private var group: MultiThreadedEventLoopGroup?
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
@@ -53,7 +56,20 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         }
         let store = try EventStore.open(at: config.dataDirectory, options: options)
         self.store = store
-        let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds)
+        var stateOptions = GridStateKeeper.Options(interval: config.gridCheckpointInterval, maxBytes: config.gridCheckpointBytes)
+        stateOptions.onNotice = { logger.info("\($0)") }
+        let gridState: GridStateKeeper
+        do {
+            gridState = try GridStateKeeper.open(store, options: stateOptions)
+        } catch {
+            store.close()
+            throw error
+        }
+        let opened = gridState.openReport
+        logger.info("grid state ready in \(opened.seconds) s: \(opened.checkpoint.map { "checkpoint \($0)" } ?? "full replay"), \(opened.eventsRead) events read")
+        self.gridState = gridState
+        let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds,
+                                 gridState: gridState)
         writer.start()
         self.writer = writer
         replication = makeReplication(store: store, writer: writer, floor: floor)
@@ -62,6 +78,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             try SocketPath.prepare(path)
         } catch {
             writer.stop()
+            gridState.close()
             store.close()
             throw error
         }
@@ -85,6 +102,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         } catch {
             try? group.syncShutdownGracefully()
             writer.stop()
+            gridState.close()
             store.close()
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
@@ -171,7 +189,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         guard let store, let writer else { return nil }
         let connections = self.connections
         let replication = self.replication
-        var context = APIContext(store: store, feed: writer.feed, ingest: {
+        var context = APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
         context.replicationStats = { replication?.statsJSON() }
@@ -199,6 +217,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             try? channel.close().wait()
         }
         writer?.stop()
+        gridState?.close()
         store?.close()
         try? group?.syncShutdownGracefully()
         unlink(config.resolvedSocketPath)

@@ -9,6 +9,8 @@ public struct APIContext: Sendable {
     public var store: EventStore
     public var engine: QueryEngine
     public var feed: LiveFeed
+    /// The grid state kept as events arrive (the daemon's); nil: `/api/grid/agents` replays the store.
+    public var gridState: GridStateKeeper?
     public var translator: Translator
     /// Ingest counters: events ingested, rate per second, ack p99 µs, open producer connections.
     public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
@@ -17,12 +19,14 @@ public struct APIContext: Sendable {
     /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
     public var replicationStats: @Sendable () -> String? = { nil }
 
-    public init(store: EventStore, feed: LiveFeed = LiveFeed(), translator: Translator = Translator(),
+    public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper? = nil,
+                translator: Translator = Translator(),
                 ingest: @escaping @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int) = { (0, 0, 0, 0) },
                 dashboardHTML: String = Dashboard.html) {
         self.store = store
         self.engine = QueryEngine(store: store)
         self.feed = feed
+        self.gridState = gridState
         self.translator = translator
         self.ingest = ingest
         self.dashboardHTML = dashboardHTML
@@ -266,8 +270,26 @@ public enum HTTPAPI {
             w.raw("],\"truncated\":\(graph.truncated)}")
             return json(w.text)
         }
-        router.get("/api/grid/agents") { _, _ in
-            json(agentsJSON(api.engine.agentStates(), nodes: api.engine.nodeStates()))
+        router.get("/api/grid/agents") { request, _ in
+            // `at`: the state as of that moment (every event with a timestamp at or before it).
+            let at = try adapt { () throws(ParameterError) in try QueryParameters.time(lookup(request), "at") }
+            let states: (agents: [AgentState], nodes: [NodeState])
+            if let keeper = api.gridState {
+                do throws(GridStateError) {
+                    if let at {
+                        states = try keeper.states(at: at)
+                    } else {
+                        states = keeper.states()
+                    }
+                } catch {
+                    throw APIError(status: .gone, code: "history_deleted", message: error.description)
+                }
+            } else if let at {
+                states = GridFold.replay(api.store, through: at).states()
+            } else {
+                states = (api.engine.agentStates(), api.engine.nodeStates())
+            }
+            return json(agentsJSON(states.agents, nodes: states.nodes, at: at))
         }
         router.get("/api/stats") { _, _ in
             let s = api.store.stats
@@ -441,15 +463,36 @@ public enum HTTPAPI {
         w.raw(",\"restart_count\":\(n.restartCount),\"last_event\":")
         w.string(n.lastEvent)
         w.raw(",\"last_event_at\":")
-        w.string(TimeText.format(n.lastEventAt))
+        w.time(n.lastEventAt)
         w.raw(",\"detail\":")
         if let d = n.detail { w.string(d) } else { w.raw("null") }
         w.raw("}")
     }
 
-    static func agentsJSON(_ agents: [AgentState], nodes: [NodeState]) -> String {
+    static func agentsJSON(_ agents: [AgentState], nodes: [NodeState], at: Int64? = nil) -> String {
+        // Each node appears twice (under its agent and in `nodes`): encode it once.
+        var encoded: [String: String] = [:]
+        encoded.reserveCapacity(nodes.count)
+        for n in nodes {
+            var nw = JSONWriter()
+            nodeJSON(n, into: &nw)
+            encoded[n.nodeId] = nw.text
+        }
+        func node(_ n: NodeState, into w: inout JSONWriter) {
+            if let text = encoded[n.nodeId] {
+                w.raw(text)
+            } else {
+                nodeJSON(n, into: &w)
+            }
+        }
         var w = JSONWriter()
-        w.raw("{\"agents\":[")
+        if let at {
+            w.raw("{\"at\":")
+            w.string(TimeText.format(at))
+            w.raw(",\"agents\":[")
+        } else {
+            w.raw("{\"agents\":[")
+        }
         for (i, a) in agents.enumerated() {
             if i > 0 { w.raw(",") }
             w.raw("{\"agent_id\":")
@@ -457,11 +500,11 @@ public enum HTTPAPI {
             w.raw(",\"state\":")
             w.string(a.health.rawValue)
             w.raw(",\"last_heartbeat\":")
-            if let t = a.lastHeartbeat { w.string(TimeText.format(t)) } else { w.raw("null") }
+            if let t = a.lastHeartbeat { w.time(t) } else { w.raw("null") }
             w.raw(",\"last_transition\":")
             w.string(a.lastTransition)
             w.raw(",\"last_transition_at\":")
-            w.string(TimeText.format(a.lastTransitionAt))
+            w.time(a.lastTransitionAt)
             w.raw(",\"hostname\":")
             if let h = a.hostname { w.string(h) } else { w.raw("null") }
             w.raw(",\"endpoint\":")
@@ -469,14 +512,14 @@ public enum HTTPAPI {
             w.raw(",\"nodes\":[")
             for (k, n) in a.nodes.enumerated() {
                 if k > 0 { w.raw(",") }
-                nodeJSON(n, into: &w)
+                node(n, into: &w)
             }
             w.raw("]}")
         }
         w.raw("],\"nodes\":[")
         for (k, n) in nodes.enumerated() {
             if k > 0 { w.raw(",") }
-            nodeJSON(n, into: &w)
+            node(n, into: &w)
         }
         w.raw("]}")
         return w.text

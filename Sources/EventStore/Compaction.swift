@@ -23,7 +23,8 @@ enum CompactedFormat {
     static let version: UInt32 = 1
     static let headerSize = 64
     static let blockEntrySize = 40
-    /// Target uncompressed block size. Smaller blocks compress worse; larger ones cost more per random read.
+    /// The largest target uncompressed block size (and the default). Smaller blocks compress worse; larger ones
+    /// cost more per random read (a cold read decompresses one whole block).
     static let targetBlockSize = 64 << 10
 
     static func fileName(_ segment: UInt64) -> String {
@@ -45,7 +46,7 @@ enum CompactedFormat {
     /// Block boundaries for a segment whose valid frames are `frames`: cuts only between records, so that
     /// no record is split. Returns each block's raw range and the records inside it (offsets from the block's
     /// start), covering `[0, end)`.
-    static func cuts(_ buf: UnsafeRawBufferPointer, frames: [FrameInfo], end: Int)
+    static func cuts(_ buf: UnsafeRawBufferPointer, frames: [FrameInfo], end: Int, blockSize: Int = targetBlockSize)
         -> [(start: Int, end: Int, records: [BlockPacking.RecordSpan])]
     {
         var blocks: [(start: Int, end: Int, records: [BlockPacking.RecordSpan])] = []
@@ -57,7 +58,7 @@ enum CompactedFormat {
             while let r = it.next() {
                 let recordStart = payload + r.offset
                 let recordEnd = recordStart + r.length
-                if recordEnd - start > targetBlockSize, recordStart > start {
+                if recordEnd - start > blockSize, recordStart > start {
                     blocks.append((start, recordStart, records))
                     start = recordStart
                     records.removeAll(keepingCapacity: true)
@@ -71,9 +72,10 @@ enum CompactedFormat {
 
     /// Compresses `buf[0..<end]` (a whole sealed segment) into the bytes of a compacted file.
     static func encode(
-        _ buf: UnsafeRawBufferPointer, segment: UInt64, end: Int, frames: [FrameInfo], compression: Compression
+        _ buf: UnsafeRawBufferPointer, segment: UInt64, end: Int, frames: [FrameInfo], compression: Compression,
+        blockSize: Int = targetBlockSize
     ) -> [UInt8] {
-        let ranges = cuts(buf, frames: frames, end: end)
+        let ranges = cuts(buf, frames: frames, end: end, blockSize: min(blockSize, targetBlockSize))
         var out = [UInt8](repeating: 0, count: headerSize)
         var entries = ByteWriter(capacity: ranges.count * blockEntrySize)
         var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))

@@ -123,7 +123,9 @@ extension EventStore {
                 }
             }
             let compressed = copy.withUnsafeBytes {
-                CompactedFormat.encode($0, segment: segment.id, end: segment.end, frames: infos, compression: options.compression)
+                CompactedFormat.encode(
+                    $0, segment: segment.id, end: segment.end, frames: infos, compression: options.compression,
+                    blockSize: options.compactionBlockBytes)
             }
             let path = directory + "/" + CompactedFormat.fileName(segment.id)
             try writeFileAtomically(path, compressed, directory: directory, sys)

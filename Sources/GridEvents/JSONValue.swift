@@ -91,6 +91,12 @@ public struct JSONWriter {
 
     public mutating func string(_ s: String) {
         text += "\""
+        // Most strings (ids, names, times) need no escaping: copied whole.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 && $0 != 0x22 && $0 != 0x5C && $0 != 0x3C && $0 != 0x3E && $0 != 0x26 }) {
+            text += s
+            text += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": text += "\\\""
@@ -111,6 +117,59 @@ public struct JSONWriter {
             }
         }
         text += "\""
+    }
+
+    /// A time as a JSON string in the project's one text form (`TimeText.format`: RFC 3339, UTC, six fractional
+    /// digits), written without building intermediate strings. Years outside 0-9999 go through `TimeText.format`.
+    public mutating func time(_ micros: Int64) {
+        // Years 0000-9999 only; anything else (and the arithmetic's overflow) is TimeText.format's.
+        guard micros >= -62_167_219_200_000_000, micros < 253_402_300_800_000_000 else {
+            string(TimeText.format(micros))
+            return
+        }
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let fraction = Int(micros - seconds * 1_000_000)
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = Int(doy - (153 * mp + 2) / 5 + 1)
+        let month = Int(mp < 10 ? mp + 3 : mp - 9)
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else {
+            string(TimeText.format(micros))
+            return
+        }
+        var b = [UInt8](repeating: 0, count: 29)
+        func put(_ v: Int, at: Int, width: Int) {
+            var v = v
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                b[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        b[0] = 34
+        put(Int(year), at: 1, width: 4)
+        b[5] = 45
+        put(month, at: 6, width: 2)
+        b[8] = 45
+        put(day, at: 9, width: 2)
+        b[11] = 84
+        put(secondOfDay / 3600, at: 12, width: 2)
+        b[14] = 58
+        put(secondOfDay / 60 % 60, at: 15, width: 2)
+        b[17] = 58
+        put(secondOfDay % 60, at: 18, width: 2)
+        b[20] = 46
+        put(fraction, at: 21, width: 6)
+        b[27] = 90
+        b[28] = 34
+        text += String(decoding: b, as: UTF8.self)
     }
 
     public mutating func number(_ d: Double) {

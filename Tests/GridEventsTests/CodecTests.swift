@@ -5,6 +5,27 @@ import GridEvents
 
 @Suite("Event catalogue and codecs")
 struct CodecTests {
+    @Test func jsonTimesAreTheOneTextForm() {
+        // JSONWriter.time writes what TimeText.format makes, without the intermediate strings.
+        var moments: [Int64] = [0, -1, 1, 999_999, 1_000_000, -1_000_000, -1_000_001, 951_782_400_000_000,
+                                 4_102_444_799_999_999, 253_402_300_799_999_999, 253_402_300_800_000_000,
+                                 -62_167_219_200_000_000, -62_167_219_200_000_001, Int64.max, -300_000_000_000_000_000]
+        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<20_000 {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            moments.append(Int64(bitPattern: x) % 300_000_000_000_000_000)
+        }
+        for t in moments {
+            var w = JSONWriter()
+            w.time(t)
+            var want = JSONWriter()
+            want.string(TimeText.format(t))
+            #expect(w.text == want.text, "\(t)")
+        }
+    }
+
     @Test func catalogueCodesAndNamesAreStable() {
         let expected: [(String, UInt16)] = [
             ("agent_registered", 1), ("agent_heartbeat", 2), ("agent_degraded", 3), ("agent_offline", 4),

@@ -71,6 +71,8 @@ struct DashboardTests {
             e(.agentHeartbeat(agentId: "agent-001", storageNodeCount: 1), secondsAgo: 30),
         ]
         try daemon.store!.append(fixture.flatMap { $0.records() })
+        // Appended beside the daemon's writer: hand the grid state what the writer would have.
+        daemon.gridState!.observe(fixture)
         let app = Application(router: HTTPAPI.router(daemon.apiContext()!), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             let port = try #require(client.port)

@@ -16,7 +16,7 @@ final class WorldAPI: @unchecked Sendable {
     let daemon: GridEventDaemon
     let app: Application<RouterResponder<BasicRequestContext>>
 
-    init(seed: UInt64) throws {
+    init(seed: UInt64, checkpointInterval: Int? = nil) throws {
         world = try DiffWorld(
             seed: seed, shape: DiffShape(events: 9_000, hotEvents: 400, agents: 25, nodes: 150, segmentCapacity: 512 << 10),
             now: StoreOptions.nowMicros())
@@ -24,6 +24,7 @@ final class WorldAPI: @unchecked Sendable {
         var config = DaemonConfig(dataDirectory: world.dir)
         config.socketPath = world.dir + ".sock"
         config.metricsIntervalSeconds = 3600
+        if let checkpointInterval { config.gridCheckpointInterval = checkpointInterval }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         daemon = GridEventDaemon(config: config, logger: logger)
@@ -98,6 +99,37 @@ struct HTTPAnswersTests {
             if let s = v as? String { return s }
             if let n = v as? Int { return String(n) }
             return nil
+        }
+    }
+
+    @Test func agentsAtAMomentAreTheReplayUpToIt() async throws {
+        let api = try WorldAPI(seed: DiffSettings.firstSeed ^ 9, checkpointInterval: 800)
+        let w = api.world
+        #expect((api.daemon.gridState?.checkpoints.count ?? 0) >= 5, "fixture: the daemon's replay wrote checkpoints")
+        var rng = SeededRandom(seed: w.seed)
+        let moments = [w.start - 1] + (0..<7).map { _ in w.start + Int64(rng.next() % UInt64(w.now - w.start)) }
+        try await api.app.test(.live) { client in
+            for t in moments {
+                let (agents, nodes) = w.replayGridState(through: t)
+                let answer = try await get(client, "/api/grid/agents?at=" + TimeText.format(t))
+                #expect(answer["at"] as? String == TimeText.format(t))
+                let gotAgents = try #require(answer["agents"] as? [[String: Any]])
+                let gotNodes = try #require(answer["nodes"] as? [[String: Any]])
+                #expect(gotNodes.map(Self.strings) == nodes.map(Self.nodeJSON), "nodes at \(TimeText.format(t))")
+                #expect(gotAgents.map { $0["agent_id"] as? String } == agents.map(\.agentId), "agents at \(TimeText.format(t))")
+                for (got, a) in zip(gotAgents, agents) {
+                    #expect(got["state"] as? String == a.health.rawValue, "\(a.agentId) at \(TimeText.format(t))")
+                    #expect(got["last_transition"] as? String == a.lastTransition)
+                    #expect(got["last_heartbeat"] as? String == Self.t(a.lastHeartbeat))
+                    #expect((got["nodes"] as? [[String: Any]])?.map(Self.strings) == a.nodes.map(Self.nodeJSON))
+                }
+            }
+            for bad in ["yesterday", "2026-13-01T00:00:00Z", "1795392000"] {
+                let r = try await client.execute(uri: "/api/grid/agents?at=" + bad, method: .get)
+                #expect(r.status == .badRequest, "at=\(bad)")
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any]
+                #expect((body?["error"] as? [String: Any])?["code"] as? String == "bad_time", "at=\(bad): \(String(buffer: r.body))")
+            }
         }
     }
 

@@ -22,8 +22,17 @@ struct QueryBench: ParsableCommand {
     @Option(help: "Repetitions per query kind.")
     var repeats = 2000
 
+    @Option(help: "Target uncompressed size of compacted blocks in bytes (4096-65536).")
+    var compactionBlock = 65536
+
+    @Flag(help: "Drop the block cache's effect: a 1 MiB cache, so reads of compacted events mostly decompress.")
+    var coldCache = false
+
     func run() throws {
-        let store = try EventStore.open(at: dataDir, options: StoreOptions(durability: .none))
+        var options = StoreOptions(durability: .none)
+        options.compactionBlockBytes = compactionBlock
+        if coldCache { options.blockCacheBytes = 1 << 20 }
+        let store = try EventStore.open(at: dataDir, options: options)
         if store.stats.events == 0 {
             var grid = SampleGrid(seed: 11)
             let start = monotonicNanos()
@@ -75,6 +84,23 @@ struct QueryBench: ParsableCommand {
             return ids.count < 5000
         }
         measure("id lookup") { _ = store.event(id: ids.randomElement(using: &rng)!) }
+        // Reads of old events: ids spread over the sealed (compacted) segments, and entity pages ending before the
+        // newest 40% of the time span (the active segment holds the newest quarter or so).
+        var old: [String] = []
+        let active = stats.segments
+        var n = 0
+        store.forEachEvent { e in
+            n += 1
+            if e.position.location >> 32 < UInt64(active), n % 97 == 0 { old.append(e.id) }
+            return true
+        }
+        if !old.isEmpty {
+            measure("id lookup, compacted segments") { _ = store.event(id: old.randomElement(using: &rng)!) }
+        }
+        let cut = EventPosition(timestamp: span.lowerBound + (span.upperBound - span.lowerBound) * 6 / 10, location: 0)
+        measure("entity last 50, compacted segments") {
+            _ = store.timeline(entity: grid.nodeId(Int.random(in: 0..<2000, using: &rng)), limit: 50, before: cut)
+        }
         measure("2-hop traversal from a node") {
             _ = try? engine.neighbors(of: grid.nodeId(Int.random(in: 0..<2000, using: &rng)), depth: 2, limit: 200)
         }

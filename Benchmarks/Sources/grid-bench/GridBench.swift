@@ -18,6 +18,8 @@ struct GridBench: ParsableCommand {
     @Option(help: "Directory for the stores (removed afterwards).") var work = NSTemporaryDirectory() + "grid-bench"
     @Option(help: "The root package's release binaries (grid-eventd, emit-load, grid-cli) for the end-to-end and ingest rows.") var bin = "../.build/release"
     @Flag(help: "Also measure open time and memory at 10M events (takes minutes).") var tenMillion = false
+    @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
+    var gridStateOnly = false
     @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
     @Flag(help: "Only the replication rows.") var replicationOnly = false
     @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
@@ -36,6 +38,13 @@ struct GridBench: ParsableCommand {
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        if gridStateOnly {
+            var rows: [Row] = []
+            try gridStateRows(events: events, into: &rows)
+            if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+            report(rows)
+            return
+        }
         if replicationOnly {
             report(try replicationRows())
             return
@@ -261,6 +270,8 @@ struct GridBench: ParsableCommand {
                 print("replication rows failed: \(error)")
             }
         }
+        try gridStateRows(events: events, into: &rows)
+        if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
         report(rows)
     }
 

@@ -351,6 +351,12 @@ struct DifferentialTests {
         c.check(gotNodes == nodes, "node states differ from the replay: first \(zip(gotNodes, nodes).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "-")")
         c.check(gotAgents.count == agents.count, "\(gotAgents.count) agents in the grid state, replay finds \(agents.count)")
         c.check(gotAgents == agents, "agent states differ from the replay: first \(zip(gotAgents, agents).first { $0 != $1 }.map { "\($0.0.agentId): \($0.0.health) vs \($0.1.health)" } ?? "-")")
+        // The fold the daemon keeps (GridStateKeeper), replayed in position order and in arrival order.
+        let folded = GridFold.replay(w.store).states()
+        c.check(folded.nodes == nodes && folded.agents == agents, "GridFold.replay differs from the replay")
+        var arrival = GridFold()
+        for e in w.events { arrival.apply(e) }
+        c.check(arrival.states().nodes == nodes && arrival.states().agents == agents, "GridFold in arrival order differs from the replay")
     }
 }
 

@@ -148,8 +148,9 @@ extension DiffWorld {
 
     // MARK: Grid state, by replaying every event in order
 
-    /// Each agent's and node's state from a forward replay of all events in time order.
-    public func replayGridState() -> (agents: [AgentState], nodes: [NodeState]) {
+    /// Each agent's and node's state from a forward replay of all events in time order (only those with a
+    /// timestamp at or before `moment`, when given: the state as of that moment).
+    public func replayGridState(through moment: Int64 = .max) -> (agents: [AgentState], nodes: [NodeState]) {
         struct AgentFold {
             var newest: GridEvent?
             var transition: GridEvent?
@@ -163,7 +164,7 @@ extension DiffWorld {
             var port: Int?
             var restarts: Int?
         }
-        let ordered = timeOrdered
+        let ordered = timeOrdered.filter { $0.timestamp <= moment }
         var agents: [String: AgentFold] = [:]
         var listedAgents = Set<String>()
         var nodes: [String: NodeFold] = [:]

@@ -91,9 +91,11 @@ public final class DiffWorld: @unchecked Sendable {
 
     /// A world of `shape` from `seed`, its newest events at `now` (by default a moment between a Wednesday and a
     /// Saturday of 2026-11, so that "this week" and "last week" both hold events).
-    public init(seed: UInt64, shape: DiffShape, now fixedNow: Int64? = nil) throws {
+    /// `maxBytes`: retention by size (applied by `compact()`); the oracle keeps every event regardless.
+    public init(seed: UInt64, shape: DiffShape, now fixedNow: Int64? = nil, maxBytes: Int? = nil) throws {
         self.seed = seed
         self.shape = shape
+        self.maxBytes = maxBytes
         rng = SeededRandom(seed: seed)
         let monday: Int64 = 1_795_392_000_000_000  // 2026-11-23T00:00:00Z, a Monday
         let offset = Int64(rng.next() % UInt64(4 * Self.day))
@@ -106,9 +108,7 @@ public final class DiffWorld: @unchecked Sendable {
             return String(repeating: "0", count: 12 - s.count) + s
         }
         dir = NSTemporaryDirectory() + "difftest-\(getpid())-\(seed)-\(UInt32.random(in: 0...UInt32.max))"
-        var options = StoreOptions(segmentCapacity: shape.segmentCapacity)
-        options.backgroundMaintenance = false
-        store = try EventStore.open(at: dir, options: options)
+        store = try EventStore.open(at: dir, options: Self.options(shape, maxBytes))
         engine = QueryEngine(store: store)
         try fill()
     }
@@ -280,10 +280,17 @@ public final class DiffWorld: @unchecked Sendable {
     /// Closes and opens the store again (index files mapped, the active segment scanned).
     public func reopen() throws {
         store.close()
+        store = try EventStore.open(at: dir, options: Self.options(shape, maxBytes))
+        engine = QueryEngine(store: store)
+    }
+
+    public let maxBytes: Int?
+
+    static func options(_ shape: DiffShape, _ maxBytes: Int?) -> StoreOptions {
         var options = StoreOptions(segmentCapacity: shape.segmentCapacity)
         options.backgroundMaintenance = false
-        store = try EventStore.open(at: dir, options: options)
-        engine = QueryEngine(store: store)
+        options.maxBytes = maxBytes
+        return options
     }
 
     // MARK: The oracle's view
