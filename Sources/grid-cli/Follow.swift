@@ -41,6 +41,12 @@ struct Follow: ParsableCommand {
         Stdout.ignoreSIGPIPE()
         signal(SIGINT) { _ in _exit(0) }
         signal(SIGTERM) { _ in _exit(0) }
+        // A parent may have started this process with these signals blocked (the mask is inherited).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         let format = output.format(default: .table)
         var query: [URLQueryItem] = []
         if let types { query.append(URLQueryItem(name: "type", value: types)) }
