@@ -39,6 +39,8 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
         .target(name: "GridVersion"),
+        // sd_notify readiness for the daemons (Type=notify units).
+        .target(name: "SystemdNotify"),
         .target(name: "GridEvents", dependencies: ["EventStore"]),
         .target(name: "EventWire", dependencies: ["GridEvents", "EventStore"]),
         .target(
@@ -108,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridVersion", "GridMaster", "EventEmitter",
+                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridVersion", "GridAgent", "EventEmitter",
+                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -128,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "GridVersion", "EventDaemon", "EventStore",
+                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,7 +186,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
-                "EventReplication", "NATSClient", "NATSTestSupport",
+                "EventReplication", "NATSClient", "NATSTestSupport", "GridVersion",
             ]
         ),
         .testTarget(

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import GridEvents
 import Foundation
 import GridVersion
+import SystemdNotify
 
 @main
 struct GridEventd: AsyncParsableCommand {
@@ -179,6 +180,7 @@ struct GridEventd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let daemon = GridEventDaemon(config: config, logger: logger)
+        let socketPath = config.resolvedSocketPath
         do {
             try daemon.start()
         } catch {
@@ -190,13 +192,17 @@ struct GridEventd: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: "grid-eventd"),
             onServerRunning: { channel in
                 logger.info("HTTP API and dashboard on http://\(host):\(channel.localAddress?.port ?? port)/")
+                // The producer socket listens since daemon.start(): now both serve.
+                SystemdNotify.ready(status: "serving on \(socketPath) and http://\(host):\(channel.localAddress?.port ?? port)/")
             },
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [daemon, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
+            SystemdNotify.stopping()
         } catch {
+            SystemdNotify.stopping()
             daemon.shutdown()
             logger.critical("\(error)")
             throw ExitCode(1)
