@@ -87,7 +87,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The dashboard's page, stylesheet and script, served by HTTPAPI (Dashboard.swift).
+            resources: [.copy("Dashboard")]
         ),
         .target(
             name: "GridMaster",

@@ -96,9 +96,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
                 }
             }
         do {
-            let oldMask = umask(0o117)  // the socket file is created 0660
-            defer { umask(oldMask) }
-            serverChannel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+            serverChannel = try SocketPath.bindPrivately(path) { try bootstrap.bind(unixDomainSocketPath: $0).wait() }
         } catch {
             try? group.syncShutdownGracefully()
             writer.stop()
@@ -106,7 +104,6 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             store.close()
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
-        chmod(path, 0o660)
         replication?.start()
         logger.info("grid-eventd listening on \(path), data in \(config.dataDirectory), sync \(config.durability.rawValue)")
         let interval = TimeAmount.milliseconds(Int64(config.metricsIntervalSeconds * 1000))

@@ -110,17 +110,15 @@ public enum HTTPAPI {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+        // The dashboard's files (Sources/EventDaemon/Dashboard/), with its security headers.
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: api.dashboardHTML)))
+            Dashboard.response(api.dashboardHTML, contentType: "text/html; charset=utf-8", cacheControl: "no-cache")
         }
         router.get("/dashboard.css") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=300"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.css)))
+            Dashboard.response(Dashboard.css, contentType: "text/css; charset=utf-8", cacheControl: "no-cache")
         }
         router.get("/dashboard.js") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "public, max-age=300"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.javascript)))
+            Dashboard.response(Dashboard.javascript, contentType: "text/javascript; charset=utf-8", cacheControl: "no-cache")
         }
         router.get("/api/timeline") { request, _ in
             // Events per type per bucket over the last `minutes` (the dashboard's chart).

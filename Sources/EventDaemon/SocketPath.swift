@@ -29,6 +29,35 @@ enum SocketPath {
         unlink(path)
     }
 
+    /// Binds the socket at `path` (already `prepare`d) with mode 0660, without changing the process's umask
+    /// (it is process-wide: a file or directory another thread created meanwhile would lose permission bits):
+    /// `bind` runs on a path inside a new directory only the owner can enter, the socket gets its mode there and
+    /// is then renamed into place, so it is never reachable with other permissions. A path too long for the
+    /// detour is bound in place and given its mode right after.
+    static func bindPrivately<T>(_ path: String, _ bind: (String) throws -> T) throws -> T {
+        let dir = path + ".\(getpid()).bind"
+        let inner = dir + "/s"
+        guard inner.utf8.count < 108 else {
+            let bound = try bind(path)
+            chmod(path, 0o660)
+            return bound
+        }
+        unlink(inner)
+        rmdir(dir)  // left by a crash between mkdir and rename
+        guard mkdir(dir, 0o700) == 0 else {
+            throw Refused(description: "cannot create \(dir) to bind the socket in: \(String(cString: strerror(errno)))")
+        }
+        defer {
+            unlink(inner)
+            rmdir(dir)
+        }
+        let bound = try bind(inner)
+        guard chmod(inner, 0o660) == 0, rename(inner, path) == 0 else {
+            throw Refused(description: "cannot move the socket into place at \(path): \(String(cString: strerror(errno)))")
+        }
+        return bound
+    }
+
     /// True when something accepts connections on the socket.
     static func isLive(_ path: String) -> Bool { UnixSocket.isListening(path) }
 }

@@ -67,6 +67,9 @@ public final class GridStateKeeper: @unchecked Sendable {
     /// The newest timestamp folded (`Int64.min`: none).
     private var newest: Int64 = .min
     private var sinceCheckpoint = 0
+    /// The newest checkpoint taken (or found on open): once retention deletes past it, time travel and a restart
+    /// after a crash could not use it, so the next grid events folded take a new one at once.
+    private var lastTaken: (storedThrough: UInt64, firstLocation: UInt64, complete: Bool)?
     private var entries: [Entry] = []
     private var cache: [(name: String, checkpoint: GridCheckpoint)] = []
     private var answer: (version: UInt64, states: (agents: [AgentState], nodes: [NodeState]))?
@@ -166,6 +169,7 @@ public final class GridStateKeeper: @unchecked Sendable {
         }
         openReport = report
         pruneLocked(first: bounds.first)
+        if lastTaken == nil, let e = entries.last { lastTaken = (e.storedThrough, e.firstLocation, e.complete) }
     }
 
     /// Folds every stored grid event in position order, writing a checkpoint each `interval` events (at a
@@ -178,6 +182,7 @@ public final class GridStateKeeper: @unchecked Sendable {
                 writeCheckpoint(GridCheckpoint(asOf: newest, storedThrough: bounds.end, lastSequence: bounds.lastSequence,
                                                firstLocation: bounds.first, complete: false, fold: fold),
                                 first: bounds.first)
+                lastTaken = (bounds.end, bounds.first, false)
                 sinceCheckpoint = 0
             }
             report.eventsRead += 1
@@ -225,10 +230,15 @@ public final class GridStateKeeper: @unchecked Sendable {
             if n == 0 { return }
             version &+= 1
             sinceCheckpoint += n
-            if sinceCheckpoint >= options.interval {
-                let b = given ?? store.logBounds
+            let b = given ?? store.logBounds
+            let overtaken = lastTaken.map {
+                !GridCheckpoint.usable(storedThrough: $0.storedThrough, firstLocation: $0.firstLocation,
+                                       complete: $0.complete, first: b.first)
+            } ?? false
+            if sinceCheckpoint >= options.interval || overtaken {
                 checkpoint = GridCheckpoint(asOf: newest, storedThrough: b.end, lastSequence: b.lastSequence,
                                             firstLocation: b.first, complete: true, fold: fold)
+                lastTaken = (b.end, b.first, true)
                 sinceCheckpoint = 0
             }
         }
@@ -243,6 +253,7 @@ public final class GridStateKeeper: @unchecked Sendable {
             guard !closed, sinceCheckpoint > 0 || entries.isEmpty, newest > .min else { return nil }
             let b = store.logBounds
             sinceCheckpoint = 0
+            lastTaken = (b.end, b.first, true)
             return GridCheckpoint(asOf: newest, storedThrough: b.end, lastSequence: b.lastSequence, firstLocation: b.first,
                                   complete: true, fold: fold)
         }
@@ -356,10 +367,19 @@ public final class GridStateKeeper: @unchecked Sendable {
     public func states(at moment: Int64) throws(GridStateError) -> (agents: [AgentState], nodes: [NodeState]) {
         settle()
         let first = store.logBounds.first
-        let (live, entry) = lock.withLock { () -> (Bool, Entry?) in
-            (moment >= newest, entries.last { $0.asOf <= moment && $0.usable(first: first) })
+        // Decided and read under one hold of the lock: between the two, the fold thread could fold an event
+        // newer than `moment` into the live state.
+        typealias Answer = (agents: [AgentState], nodes: [NodeState])
+        let (live, entry) = lock.withLock { () -> (Answer?, Entry?) in
+            guard moment < newest else {
+                if let answer, answer.version == version { return (answer.states, nil) }
+                let s = fold.states()
+                answer = (version, s)
+                return (s, nil)
+            }
+            return (nil, entries.last { $0.asOf <= moment && $0.usable(first: first) })
         }
-        if live { return states() }
+        if let live { return live }
         if let entry {
             guard let cp = loadCheckpoint(entry) else { return try states(at: moment) }  // deleted meanwhile: pick again
             var f = cp.fold

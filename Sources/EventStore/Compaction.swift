@@ -75,7 +75,7 @@ enum CompactedFormat {
         _ buf: UnsafeRawBufferPointer, segment: UInt64, end: Int, frames: [FrameInfo], compression: Compression,
         blockSize: Int = targetBlockSize
     ) -> [UInt8] {
-        let ranges = cuts(buf, frames: frames, end: end, blockSize: min(blockSize, targetBlockSize))
+        let ranges = cuts(buf, frames: frames, end: end, blockSize: min(max(blockSize, 4096), targetBlockSize))
         var out = [UInt8](repeating: 0, count: headerSize)
         var entries = ByteWriter(capacity: ranges.count * blockEntrySize)
         var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))
@@ -203,7 +203,10 @@ enum CompactedFormat {
 final class DecodedBlock {
     let storage: UnsafeMutableRawBufferPointer
     var count = 0
-    var lastUse: UInt64 = 0
+    /// The cache's recency list (guarded by the cache's lock; the cache's dictionary keeps listed blocks alive).
+    fileprivate var key: UInt64 = 0
+    fileprivate unowned(unsafe) var older: DecodedBlock?
+    fileprivate unowned(unsafe) var newer: DecodedBlock?
 
     init(capacity: Int) {
         storage = .allocate(byteCount: max(1, capacity), alignment: 8)
@@ -271,13 +274,15 @@ final class CompactedFile: @unchecked Sendable {
     }
 }
 
-/// Recently used decompressed blocks, bounded in bytes; the least recently used go first.
+/// Recently used decompressed blocks, bounded in bytes; the least recently used go first. A hit, an insert and
+/// an eviction are O(1): the blocks form a list from the least to the most recently used.
 final class BlockCache: @unchecked Sendable {
     let capacity: Int
     private let lock = ConditionLock()
     private var blocks: [UInt64: DecodedBlock] = [:]
     private var bytes = 0
-    private var clock: UInt64 = 0
+    private var oldest: DecodedBlock?
+    private var newest: DecodedBlock?
     private(set) var hits = 0
     private(set) var misses = 0
 
@@ -289,26 +294,25 @@ final class BlockCache: @unchecked Sendable {
     /// are not held up by a decompression) and keeps the result. Thread-safe.
     func get(_ key: UInt64, load: () -> DecodedBlock?) -> DecodedBlock? {
         let cached = lock.withLock { () -> DecodedBlock? in
-            clock += 1
             guard let b = blocks[key] else {
                 misses += 1
                 return nil
             }
             hits += 1
-            b.lastUse = clock
+            unlink(b)
+            append(b)
             return b
         }
         if let cached { return cached }
         guard let b = load() else { return nil }
         return lock.withLock {
             if let raced = blocks[key] { return raced }  // another reader decoded it meanwhile
-            b.lastUse = clock
-            while bytes + b.storage.count > capacity, !blocks.isEmpty {
-                let victim = blocks.min { $0.value.lastUse < $1.value.lastUse }!
-                bytes -= victim.value.storage.count
-                blocks[victim.key] = nil
+            while bytes + b.storage.count > capacity, let victim = oldest {
+                drop(victim)
             }
+            b.key = key
             blocks[key] = b
+            append(b)
             bytes += b.storage.count
             return b
         }
@@ -317,11 +321,32 @@ final class BlockCache: @unchecked Sendable {
     func remove(segment: UInt64) {
         lock.withLock {
             for k in blocks.keys where k >> 32 == segment {
-                bytes -= blocks[k]!.storage.count
-                blocks[k] = nil
+                drop(blocks[k]!)
             }
         }
     }
 
     var residentBytes: Int { lock.withLock { bytes } }
+
+    /// Number of blocks held (tests).
+    var count: Int { lock.withLock { blocks.count } }
+
+    private func drop(_ b: DecodedBlock) {
+        unlink(b)
+        bytes -= b.storage.count
+        blocks[b.key] = nil
+    }
+
+    private func unlink(_ b: DecodedBlock) {
+        if let o = b.older { o.newer = b.newer } else { oldest = b.newer }
+        if let n = b.newer { n.older = b.older } else { newest = b.older }
+        b.older = nil
+        b.newer = nil
+    }
+
+    private func append(_ b: DecodedBlock) {
+        b.older = newest
+        if let n = newest { n.newer = b } else { oldest = b }
+        newest = b
+    }
 }

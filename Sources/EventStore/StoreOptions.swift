@@ -32,8 +32,9 @@ public struct StoreOptions: Sendable {
     /// How often the background thread looks at retention by age even when nothing was sealed, in seconds.
     public var maintenanceInterval: Double = 30
     /// Target uncompressed size of a compacted segment's blocks, 4 KiB to 64 KiB: a cold read decompresses one
-    /// whole block, so smaller blocks make random reads of old events cheaper and compress a little worse.
-    public var compactionBlockBytes = 64 << 10
+    /// whole block, so smaller blocks make random reads of old events cheaper and compress a little worse. On 1M
+    /// realistic events: 64 KiB blocks take 30.2 bytes per event and a cold id lookup 44 µs; 16 KiB, 34.8 and 15 µs.
+    public var compactionBlockBytes = 16 << 10
     /// Bytes of decompressed blocks kept for reads of compacted segments.
     public var blockCacheBytes = 32 << 20
     /// Faults to inject into system calls (tests only).

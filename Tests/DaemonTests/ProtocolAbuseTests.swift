@@ -138,6 +138,8 @@ struct ProtocolAbuseTests {
         try daemon.start()
         // The socket is 0660 root:root; open it up so the connection reaches the credential check.
         #expect((try FileManager.default.attributesOfItem(atPath: daemon.socket)[.posixPermissions] as? Int) == 0o660)
+        // Bound in a private directory and renamed into place: nothing of the detour is left.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sockDir.path) == ["s.sock"])
         chmod(daemon.socket, 0o666)
         let stranger = try Child("emit-load", [
             "--storage", daemon.socket, "--count", "10", "--producer", "stranger", "--spool-dir", spool.path, "--flush-timeout", "2",

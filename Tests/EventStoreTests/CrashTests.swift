@@ -57,7 +57,11 @@ struct CompactionCrashTests {
         var acknowledged: [String: Int] = [:]
         let rounds = 24
         var compactions = 0
-        for round in 0..<rounds {
+        // On a loaded machine the child gets less done before each kill: more rounds (up to 3x) until it has
+        // compacted enough for the test to mean something.
+        var round = 0
+        while round < rounds || (compactions <= rounds && round < rounds * 3) {
+            defer { round += 1 }
             let (lines, killed) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "c\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "1",
@@ -104,7 +108,9 @@ struct RetentionCrashTests {
         var acknowledged: [String: (events: Int, segment: UInt64)] = [:]
         let rounds = 12
         var deletions = 0
-        for round in 0..<rounds {
+        var round = 0  // more rounds (up to 3x) on a loaded machine, until retention has run often enough
+        while round < rounds || (deletions < rounds / 2 && round < rounds * 3) {
+            defer { round += 1 }
             let (lines, killed) = try killedStoreStress([
                 "append-loop", "--data-dir", dir.path, "--run", "r\(round)", "--events", "40",
                 "--segment-capacity", "65536", "--maintain-every", "2", "--max-bytes", "200KB",

@@ -262,6 +262,33 @@ struct GridStateKeptTests {
         }
     }
 
+    /// Checkpoints are taken every `interval` grid events; when grid events are sparse, retention can delete
+    /// past the newest one, which time travel and a restart after a crash could then not use. The next events
+    /// folded take a new checkpoint at once.
+    @Test func retentionPastTheNewestCheckpointTakesANewOne() throws {
+        let w = try DiffWorld(seed: DiffSettings.firstSeed ^ 6, shape: Self.shape, maxBytes: 1_100_000)
+        let keeper = try GridStateKeeper.open(w.store, options: Self.options(interval: 1_000_000))
+        try Self.appendLive(w, keeper, batches: 4, size: 150)
+        keeper.checkpointNow()
+        #expect(keeper.checkpoints.count == 1 && keeper.checkpoints.allSatisfy(\.usable))
+        var rounds = 0
+        while keeper.checkpoints.last?.usable ?? false, rounds < 40 {
+            // Appended without folding: the keeper sees nothing until retention has passed its checkpoint.
+            try Self.appendLive(w, nil, batches: 4, size: 150)
+            try w.compact()
+            rounds += 1
+        }
+        #expect(keeper.checkpoints.last?.usable == false, "fixture: retention deleted past the only checkpoint")
+        try Self.appendLive(w, keeper, batches: 1, size: 150)
+        let newest = try #require(keeper.checkpoints.last)
+        #expect(newest.usable, "a new checkpoint once retention passed the newest")
+        // Later events make that moment the past: time travel to it starts from the new checkpoint (without one,
+        // every past moment is refused as deleted history).
+        try Self.appendLive(w, keeper, batches: 2, size: 150)
+        let atCheckpoint = try keeper.states(at: newest.asOf)
+        #expect(!atCheckpoint.nodes.isEmpty)
+    }
+
     @Test func checkpointsStayWithinTheirByteBudget() throws {
         let w = try DiffWorld(seed: DiffSettings.firstSeed ^ 5, shape: Self.shape)
         let probe = try GridStateKeeper.open(w.store, options: Self.options(interval: 400))

@@ -23,7 +23,7 @@ struct QueryBench: ParsableCommand {
     var repeats = 2000
 
     @Option(help: "Target uncompressed size of compacted blocks in bytes (4096-65536).")
-    var compactionBlock = 65536
+    var compactionBlock = 16384
 
     @Flag(help: "Drop the block cache's effect: a 1 MiB cache, so reads of compacted events mostly decompress.")
     var coldCache = false
