@@ -20,7 +20,24 @@ public final class FeedSubscription: @unchecked Sendable {
         self.stream = stream
     }
 
+    /// Items in the stream's buffer (yielded, not yet taken or dropped).
+    private var queued = 0
+
     func markDropped() { lock.withLock { dropped = true } }
+
+    /// Yields `item`, marking the subscription dropped *before* a yield that will push the oldest item out: a
+    /// reader that takes any item after a lost one then sees the mark (a mark set only after the yield returned
+    /// could come after the reader had already taken the item behind the lost one and moved past it).
+    func yield(_ item: FeedItem, to c: AsyncStream<FeedItem>.Continuation) {
+        lock.withLock {
+            queued += 1
+            if queued > LiveFeed.bufferPerSubscriber { dropped = true }
+        }
+        if case .dropped = c.yield(item) { lock.withLock { queued -= 1 } }
+    }
+
+    /// The reader took an item off the stream.
+    public func took() { lock.withLock { queued = max(0, queued - 1) } }
 
     /// Whether events were dropped since the last call (and clears it).
     public func takeDropped() -> Bool {
@@ -60,9 +77,7 @@ public final class LiveFeed: @unchecked Sendable {
                         try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                         guard let self else { return }
                         let targets = self.lock.withLock { Array(self.subscribers.values) }
-                        for (c, subscription) in targets {
-                            if case .dropped = c.yield(.keepalive) { subscription.markDropped() }
-                        }
+                        for (c, subscription) in targets { subscription.yield(.keepalive, to: c) }
                     }
                 }
             }
@@ -88,11 +103,7 @@ public final class LiveFeed: @unchecked Sendable {
         guard !events.isEmpty else { return }
         let targets = lock.withLock { Array(subscribers.values) }
         for (c, subscription) in targets {
-            var lost = false
-            for (e, p) in events {
-                if case .dropped = c.yield(.event(e, p)) { lost = true }
-            }
-            if lost { subscription.markDropped() }
+            for (e, p) in events { subscription.yield(.event(e, p), to: c) }
         }
     }
 

@@ -67,6 +67,7 @@ enum LiveStream {
             try await writer.write(ByteBuffer(string: "retry: 2000\n: grid-eventd live stream\nid: \(cursor)\n\n"))
             if replayFirst { cursor = try await replay(store, from: cursor, filter: filter, writer: &writer) }
             for await item in subscription.stream {
+                subscription.took()
                 if subscription.takeDropped() {
                     cursor = try await replay(store, from: cursor, filter: filter, writer: &writer)
                 }
@@ -91,7 +92,7 @@ enum LiveStream {
 
     /// Sends, from the store, every event stored after `cursor` that matches, up to the newest frame written; returns
     /// the position after the last frame read. Events the store's index kept an earlier copy of (a resend stored
-    /// twice by a race) are left out, as reads leave them out.
+    /// twice by a race) are left out, as reads leave them out; an event the index does not hold yet is sent.
     static func replay(_ store: EventStore, from start: StreamPosition, filter: Filter,
                        writer: inout any ResponseBodyWriter) async throws -> StreamPosition {
         var cursor = start
@@ -103,9 +104,11 @@ enum LiveStream {
                 for (i, stored) in frame.events.enumerated() {
                     if frame.sequence == cursor.sequence, i < cursor.skip { continue }
                     let position = StreamPosition.after(frame: frame.sequence, event: i)
+                    // An event the index does not know yet (its frame is written, the index not yet updated) is
+                    // sent: skipping it would move the cursor past it for good.
+                    if let indexed = store.event(id: stored.id), indexed.position != stored.position { continue }
                     guard let type = EventType(rawValue: stored.typeCode),
                         filter.matches(type: type, entities: stored.entities, timestamp: stored.timestamp),
-                        store.event(id: stored.id)?.position == stored.position,
                         let event = try? GridEvent(stored: stored)
                     else { continue }
                     text += "id: \(position)\nevent: grid_event\ndata: " + event.apiJSON + "\n\n"
