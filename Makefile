@@ -4,6 +4,9 @@ SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libxxhash-dev pkg-config
 # The dashboard's browser test runs headless Chromium; the NATS client and replication tests run real nats-server processes.
 TEST_APT_PACKAGES := chromium nats-server
+# The interop tests drive the OpenTelemetry Python SDK, prometheus_client's parser and schemathesis (from PyPI).
+TEST_PIP_PACKAGES := opentelemetry-sdk opentelemetry-exporter-otlp-proto-http prometheus_client schemathesis
+TEST_PY_MODULES := opentelemetry.sdk,opentelemetry.exporter.otlp.proto.http,prometheus_client,schemathesis
 # The benchmarks compare against SQLite through its C library.
 BENCH_APT_PACKAGES := libsqlite3-dev
 BENCH_EVENTS ?= 1000000
@@ -17,7 +20,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_BUILD_FLAGS := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 
-.PHONY: deps test-deps apt-install build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates \
+.PHONY: deps test-deps apt-install pip-install otlp-proto build release test run run-cluster bench fuzz fuzz-build fuzz-smoke fuzz-corpus chaos clean difftest crashstates \
 	install uninstall install-build install-check man version
 # The differential query test: `make test` runs one random world; `make difftest SECONDS=600` keeps building new
 # worlds (new seeds) for that long. DIFFTEST_SEED=N replays one.
@@ -40,6 +43,23 @@ deps:
 # What the tests need besides the build: headless Chromium for the dashboard test, nats-server for replication.
 test-deps: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+	@$(MAKE) --no-print-directory pip-install
+
+# Installs the Python test tools with pip when one of them cannot be imported (quiet, idempotent).
+pip-install:
+	@python3 -c "import $(TEST_PY_MODULES)" >/dev/null 2>&1 || { \
+		echo "installing with pip: $(TEST_PIP_PACKAGES)"; \
+		python3 -m pip install -q --disable-pip-version-check $(TEST_PIP_PACKAGES); }
+
+# Regenerates Sources/GridOTLP/otlp_logs.pb.swift from Proto/otlp_logs.proto with swift-protobuf 1.39.0's protoc
+# plugin (built once in .build-protoc-src, about 2 minutes). Not part of any build: the generated file is committed.
+otlp-proto: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="protobuf-compiler"
+	@[ -d .build-protoc-src ] || git clone -q https://github.com/apple/swift-protobuf .build-protoc-src
+	git -C .build-protoc-src checkout -q 1.39.0
+	$(SWIFT) build -c release --product protoc-gen-swift --package-path .build-protoc-src
+	protoc --plugin=protoc-gen-swift=.build-protoc-src/.build/release/protoc-gen-swift --swift_out=Sources/GridOTLP \
+		--swift_opt=Visibility=Public -I Proto Proto/otlp_logs.proto
 
 apt-install:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -93,6 +113,7 @@ run-cluster: release
 # also written to .build/bench-results.json. BENCH_EVENTS and BENCH_RUNS scale it.
 bench: release
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
+	@$(MAKE) --no-print-directory pip-install
 	cd Benchmarks && $(SWIFT) build -c release
 	cd Benchmarks && .build/release/grid-bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --json ../.build/bench-results.json --bin ../.build/release $(BENCH_FLAGS)
 

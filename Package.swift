@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "EventWire", targets: ["EventWire"]),
         .library(name: "EventEmitter", targets: ["EventEmitter"]),
         .library(name: "EventQuery", targets: ["EventQuery"]),
+        // A swift-log backend: log records at or above a level become `log` events through the emitter.
+        .library(name: "GridEventsLogging", targets: ["GridEventsLogging"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
         // The release number every executable reports with --version.
         .library(name: "GridVersion", targets: ["GridVersion"]),
@@ -33,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -48,6 +53,15 @@ let package = Package(
             dependencies: ["EventWire", "GridEvents", "EventStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents"]),
+        .target(
+            name: "GridEventsLogging",
+            dependencies: ["GridEvents", "EventEmitter", "EventStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // OTLP logs (protobuf generated once from Proto/otlp_logs.proto, and JSON) mapped to grid events.
+        .target(
+            name: "GridOTLP",
+            dependencies: ["GridEvents", "EventStore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // The NATS client protocol, pure (bytes in, operations out): fuzzed without pulling in NIO.
         .target(name: "NATSProtocol"),
         // nats-server child processes on loopback for tests, grid-chaos and benchmarks.
@@ -81,8 +95,10 @@ let package = Package(
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication",
+                "EventStore", "GridEvents", "EventWire", "EventQuery", "EventReplication", "GridEventsLogging", "GridOTLP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,6 +112,8 @@ let package = Package(
             dependencies: [
                 "EventEmitter", "GridEvents", "EventStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -112,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter",
+                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter",
+                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -132,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore",
+                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -189,6 +207,17 @@ let package = Package(
             dependencies: [
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport", "GridVersion",
+            ]
+        ),
+        // Issue 18: the swift-log backend, /metrics, OTLP logs in, JSON ingest over HTTP, the OpenAPI contract.
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                "EventDaemon", "EventEmitter", "GridEvents", "EventStore", "GridEventsLogging", "GridOTLP", "GridMaster", "EventReplication",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(

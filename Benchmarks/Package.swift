@@ -8,6 +8,7 @@ let package = Package(
     dependencies: [
         .package(name: "SutraGridEvents", path: "../"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -20,6 +21,9 @@ let package = Package(
                 .product(name: "EventQuery", package: "SutraGridEvents"),
                 .product(name: "GridVersion", package: "SutraGridEvents"),
                 .product(name: "NATSTestSupport", package: "SutraGridEvents"),
+                .product(name: "EventEmitter", package: "SutraGridEvents"),
+                .product(name: "GridEventsLogging", package: "SutraGridEvents"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

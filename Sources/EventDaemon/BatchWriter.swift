@@ -67,6 +67,12 @@ final class BatchWriter: @unchecked Sendable {
     private var running = 0
     private var thread: pthread_t?
     let metrics = IngestMetrics()
+    /// Told of every job once it is durable, on the writer thread (the Prometheus counters). Set before `start()`.
+    var onDurable: (@Sendable (Job) -> Void)?
+
+    /// Whether the caller runs on the writer thread: what it logs reports the writer's own work or failures, and
+    /// grid-eventd never stores those as events of its own (storing them would loop through the writer).
+    var isWriterThread: Bool { thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     /// Receives every grid event once stored (the state behind `/api/grid/agents`).
     let gridState: GridStateKeeper?
 
@@ -220,6 +226,7 @@ final class BatchWriter: @unchecked Sendable {
         if case .success = result {
             metrics.record(events: job.eventCount, receivedAt: job.receivedAt)
             feed.publish(Self.positioned(job, receipts: receipts))
+            onDurable?(job)
         }
         job.completion(result)
     }

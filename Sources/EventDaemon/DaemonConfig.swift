@@ -43,6 +43,13 @@ public struct DaemonConfig: Sendable {
     public var gridCheckpointInterval = GridStateKeeper.Options().interval
     public var gridCheckpointBytes = GridStateKeeper.Options().maxBytes
 
+    /// Largest body of `POST /api/events` and `POST /v1/logs` (`--max-ingest-body`, `max_ingest_body`).
+    public var maxIngestBody = 8 << 20
+    /// The event type of an OTLP log record without `event.name` (`--otlp-default-type`, `otlp_default_type`).
+    public var otlpDefaultType = "log"
+    /// Record the daemon's own log records at or above this level as `log` events (`--log-events`, `log_events`).
+    public var logEvents: String?
+
     /// Replication through NATS JetStream (`--replicate`, `--aggregate` and their settings); off by default.
     public var replication = ReplicationSettings()
 
@@ -68,6 +75,16 @@ public struct DaemonConfig: Sendable {
         if let urls = replication.aggregate, case .failure(let why) = replication.config(urls: urls) {
             return "--aggregate: \(why)"
         }
+        if maxIngestBody < 1024 || maxIngestBody > 1 << 30 {
+            return "max ingest body (--max-ingest-body, max_ingest_body) must be 1 KiB to 1 GiB, not \(maxIngestBody)"
+        }
+        if otlpDefaultType != EventType.log.name, EventType(name: otlpDefaultType) == nil,
+           (try? GridEvent.validateCustomName(otlpDefaultType)) == nil {
+            return "OTLP default type (--otlp-default-type, otlp_default_type) \(otlpDefaultType) is neither log, a catalogue type nor a custom event name"
+        }
+        if let logEvents, !LogEntry.levels.contains(logEvents) {
+            return "log events level (--log-events, log_events) must be one of \(LogEntry.levels.joined(separator: ", "))"
+        }
         if segmentCapacity < 64 << 10 || segmentCapacity > 1 << 30 {
             return "segment size (--segment-size, segment_size) must be 64 KiB to 1 GiB, not \(segmentCapacity)"
         }
@@ -81,6 +98,11 @@ public struct DaemonConfig: Sendable {
         o.retainMicros = retainMicros
         o.maxBytes = maxBytes
         return o
+    }
+
+    /// The `log_events` value of a config file, read before everything else (logging is set up first).
+    public static func logEventsSetting(_ file: ConfigFile) -> String? {
+        file.entries.first { $0.key == "log_events" }.flatMap { try? $0.string() }
     }
 
     /// Settings from a config file (`grid-eventd --config FILE`): the same names as the flags, with `_` for `-`:
@@ -109,6 +131,9 @@ public struct DaemonConfig: Sendable {
                 case "max_frame": maxFrame = try e.int()
                 case "metrics_interval": metricsIntervalSeconds = try e.double()
                 case "frame_timeout": frameTimeoutSeconds = try e.double()
+                case "max_ingest_body": maxIngestBody = try (try? e.int()) ?? Quantity.bytes(try e.string())
+                case "otlp_default_type": otlpDefaultType = try e.string()
+                case "log_events": logEvents = try e.string()
                 default:
                     guard try replication.apply(e) else { throw e.error("unknown key \(e.key)") }
                 }

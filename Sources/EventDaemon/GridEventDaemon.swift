@@ -3,6 +3,7 @@ import EventQuery
 import EventReplication
 import EventWire
 import GridEvents
+import GridOTLP
 import Logging
 import NIOCore
 import NIOPosix
@@ -19,6 +20,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     public let logger: Logger
     public private(set) var store: EventStore?
     private var writer: BatchWriter?
+    /// Prometheus metrics (`GET /metrics`).
+    public let metrics = DaemonMetrics()
+    private var httpIngest: HTTPIngest?
+    private var ownLogs: DaemonLogSink?
     /// The grid state kept as events arrive, with its checkpoints (`/api/grid/agents`).
     public private(set) var gridState: GridStateKeeper?
     private var group: MultiThreadedEventLoopGroup?
@@ -70,8 +75,14 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         self.gridState = gridState
         let writer = BatchWriter(store: store, logger: logger, keepaliveSeconds: config.streamKeepaliveSeconds,
                                  gridState: gridState)
+        let metrics = self.metrics
+        writer.onDurable = { job in metrics.record(job, now: monotonicNanos()) }
         writer.start()
         self.writer = writer
+        var otlp = OTLPLogs.Mapping()
+        otlp.defaultType = config.otlpDefaultType
+        httpIngest = HTTPIngest(writer: writer, maxBody: config.maxIngestBody, otlp: otlp)
+        stateLock.withLock { ownLogs }?.attach(writer)
         replication = makeReplication(store: store, writer: writer, floor: floor)
         let path = config.resolvedSocketPath
         do {
@@ -167,6 +178,16 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             timestamp: StoreOptions.nowMicros(), kind: kind))
     }
 
+    /// Records the daemon's own log records into its store through `sink` (`--log-events`); call before or after
+    /// `start()`: records logged before the store is open are dropped.
+    public func recordOwnLogs(into sink: DaemonLogSink) {
+        let writer = stateLock.withLock { () -> BatchWriter? in
+            ownLogs = sink
+            return self.writer
+        }
+        if let writer { sink.attach(writer) }
+    }
+
     /// Ingest counters for /api/stats.
     public var ingestedEvents: Int { writer?.metrics.ingestedEvents ?? 0 }
     public var ackP99Micros: Int { writer?.metrics.ackP99Micros ?? 0 }
@@ -190,6 +211,16 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
         context.replicationStats = { replication?.statsJSON() }
+        context.httpIngest = httpIngest
+        let metrics = self.metrics
+        let feed = writer.feed
+        let gridState = self.gridState
+        context.metricsText = {
+            metrics.render(DaemonMetrics.Snapshot(
+                stats: store.stats, recovery: store.recovery, connections: connections.count, liveStreams: feed.subscriberCount,
+                writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats,
+                gridCheckpoints: gridState?.checkpoints))
+        }
         return context
     }
 
@@ -201,6 +232,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         }
         if already { return }
         logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
+        stateLock.withLock { ownLogs }?.detach()
         metricsTask?.cancel()
         replication?.stop()
         writer?.feed.finishAll()

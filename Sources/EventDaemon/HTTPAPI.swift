@@ -18,6 +18,10 @@ public struct APIContext: Sendable {
     public var dashboardHTML: String
     /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
     public var replicationStats: @Sendable () -> String? = { nil }
+    /// Events over HTTP (`POST /api/events`, `POST /v1/logs`); nil: those routes answer 503.
+    public var httpIngest: HTTPIngest?
+    /// The Prometheus text exposition for `GET /metrics`; nil: 404.
+    public var metricsText: (@Sendable () -> [UInt8])?
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper? = nil,
                 translator: Translator = Translator(),
@@ -67,6 +71,13 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             return error.response
         } catch let error as HTTPError {
+            if error.status == .notFound, let allowed = HTTPAPI.routes.methods(for: request.uri.path),
+               !allowed.contains(request.method.rawValue) {
+                var r = APIError(status: .methodNotAllowed, code: "method_not_allowed",
+                                 message: "\(request.uri.path) takes \(allowed.joined(separator: ", "))").response
+                r.headers[.allow] = allowed.joined(separator: ", ")
+                return r
+            }
             let code = error.status == .notFound ? "not_found" : (error.status.code < 500 ? "bad_request" : "internal")
             return APIError(status: error.status, code: code, message: error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)")).response
         } catch {
@@ -99,6 +110,15 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 /// The routes of DESIGN.md's HTTP contract.
 public enum HTTPAPI {
     static let maxBody = 64 << 10
+
+    /// Every route of `router(_:token:)` (docs/openapi.yaml), for 405 answers.
+    static let routes = RouteTable([
+        ("/", ["GET"]), ("/dashboard.css", ["GET"]), ("/dashboard.js", ["GET"]), ("/api/timeline", ["GET"]),
+        ("/api/grid/events/recent", ["GET"]), ("/api/grid/events/query", ["POST"]), ("/api/events", ["GET", "POST"]),
+        ("/api/events/stream", ["GET"]), ("/api/events/{id}", ["GET"]), ("/api/entities/{id}/events", ["GET"]),
+        ("/api/graph/neighbors", ["GET"]), ("/api/grid/agents", ["GET"]), ("/api/stats", ["GET"]), ("/metrics", ["GET"]),
+        ("/v1/logs", ["POST"]),
+    ])
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
@@ -327,6 +347,7 @@ public enum HTTPAPI {
             w.raw("}")
             return json(w.text)
         }
+        addInteropRoutes(to: router, api)
         return router
     }
 

@@ -62,6 +62,15 @@ public enum BinaryCodec {
                 w.string(key)
                 write(fields[key]!, &w)
             }
+        } else if case .log(let entry) = kind {
+            for v in entry.fixedValues { write(v, &w) }
+            w.varint(UInt64(entry.entities.count))
+            for e in entry.entities { w.string(e) }
+            w.varint(UInt64(entry.metadata.count))
+            for key in entry.metadata.keys.sorted() {
+                w.string(key)
+                write(entry.metadata[key]!, &w)
+            }
         } else {
             for v in kind.fieldValues { write(v, &w) }
         }
@@ -87,6 +96,20 @@ public enum BinaryCodec {
                 fields[key] = try read(&r)
             }
             kind = .custom(name: name, fields: fields, entities: entities)
+        } else if type == .log {
+            var values: [FieldValue] = []
+            for spec in type.fields { values.append(try GridEventKind.coerce(try read(&r), to: spec, in: type)) }
+            guard case .log(var entry) = try GridEventKind(type: type, values: values) else { throw EventError("log fields") }
+            let entityCount = try r.varint()
+            guard entityCount <= 32 else { throw EventError("log event with \(entityCount) entities") }
+            for _ in 0..<entityCount { entry.entities.append(try r.string(limit: 256)) }
+            let fieldCount = try r.varint()
+            guard fieldCount <= UInt64(GridEvent.Limits.maxCustomFields) else { throw EventError("log event with \(fieldCount) metadata fields") }
+            for _ in 0..<fieldCount {
+                let key = try r.string(limit: GridEvent.Limits.maxCustomNameLength)
+                entry.metadata[key] = try read(&r)
+            }
+            kind = .log(entry)
         } else {
             var values: [FieldValue] = []
             for spec in type.fields {

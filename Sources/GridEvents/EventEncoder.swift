@@ -80,6 +80,17 @@ public enum EventEncoder {
         case let .clusterCritical(t0, h, r): i(t0); i(h); s(r)
         case let .storageMetrics(e, b, rate, p99, rss): i(e); i(b); d(rate); i(p99); i(rss)
         case let .eventsDropped(p, n): s(p); i(n)
+        case .log(let entry):
+            var w = BinaryWriter(capacity: 64 + entry.message.utf8.count)
+            for v in entry.fixedValues { BinaryCodec.write(v, &w) }
+            w.varint(UInt64(entry.entities.count))
+            for e in entry.entities { w.string(e) }
+            w.varint(UInt64(entry.metadata.count))
+            for key in entry.metadata.keys.sorted() {
+                w.string(key)
+                BinaryCodec.write(entry.metadata[key]!, &w)
+            }
+            out.append(contentsOf: w.bytes)
         case let .custom(name, fields, entities):
             string(name, &out)
             varint(UInt64(entities.count), &out)
@@ -112,6 +123,13 @@ public enum EventEncoder {
         case let .clusterDegraded(_, _, r), let .clusterCritical(_, _, r): s(r); n += 22
         case .storageMetrics: n += 55
         case let .eventsDropped(p, _): s(p); n += 11
+        case .log(let entry):
+            s(entry.level); s(entry.label); s(entry.message); s(entry.source ?? ""); s(entry.file ?? ""); n += 21
+            for e in entry.entities { s(e) }
+            for (k, v) in entry.metadata {
+                s(k)
+                if case .string(let x) = v { s(x) } else { n += 11 }
+            }
         case let .custom(name, fields, entities):
             s(name)
             n += 10

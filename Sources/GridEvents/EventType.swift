@@ -23,6 +23,9 @@ public enum EventType: UInt16, CaseIterable, Sendable, Comparable {
     case storageMetrics = 50
     /// An emitter dropped events (queue and spool full); reported once the daemon is reachable again.
     case eventsDropped = 51
+    /// A service's own log record (swift-log through `GridEventsLogHandler`, OpenTelemetry logs): level, label,
+    /// message, source, file, line, and its metadata as free fields and entities (`LogEntry`).
+    case log = 60
     /// Any process's own event: a name, free fields and the entities it mentions.
     case custom = 100
 
@@ -55,6 +58,7 @@ public enum EventType: UInt16, CaseIterable, Sendable, Comparable {
         case .clusterCritical: return "cluster_critical"
         case .storageMetrics: return "storage_metrics"
         case .eventsDropped: return "events_dropped"
+        case .log: return "log"
         case .custom: return "custom"
         }
     }
@@ -109,6 +113,11 @@ public enum EventType: UInt16, CaseIterable, Sendable, Comparable {
                     FieldSpec("ack_p99_micros", .int), FieldSpec("resident_bytes", .int)]
         case .eventsDropped:
             return [FieldSpec("producer_id", .string, entity: true), FieldSpec("dropped", .int)]
+        case .log:
+            // The fixed fields; the metadata follows as free fields (LogEntry).
+            return [FieldSpec("level", .string), FieldSpec("label", .string), FieldSpec("message", .string),
+                    FieldSpec("source", .string, optional: true), FieldSpec("file", .string, optional: true),
+                    FieldSpec("line", .int, optional: true)]
         case .custom:
             return []
         }

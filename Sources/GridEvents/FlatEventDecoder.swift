@@ -75,19 +75,13 @@ public enum FlatEventDecoder {
             if let bad { throw EventError("field \"\(bad)\" must be a string, number, boolean or null") }
         }
         let kind: GridEventKind
-        if let type = EventType(name: typeName) {
+        if typeName == EventType.log.name {
+            kind = .log(try LogEntry.make(fields: fields.sorted { $0.key < $1.key }, entities: try GridEvent.entityList(member("entities"))))
+        } else if let type = EventType(name: typeName) {
             kind = try catalogueKind(type, fields)
         } else {
             try GridEvent.validateCustomName(typeName)
-            var entities: [String] = []
-            if let e = member("entities") {
-                guard case .array(let a) = e else { throw EventError("\"entities\" must be an array of ids") }
-                for x in a {
-                    guard let s = x.stringValue else { throw EventError("\"entities\" must be an array of ids") }
-                    try GridEvent.validateId(s, what: "entity id")
-                    entities.append(s)
-                }
-            }
+            let entities = try GridEvent.entityList(member("entities")) ?? []
             var dict: [String: FieldValue] = [:]
             dict.reserveCapacity(fields.count)
             for f in fields { dict[f.key] = f.value }
@@ -437,15 +431,15 @@ enum FastFlatLine {
     /// Spec names per catalogue type code, as bytes.
     static let specNames: [[[UInt8]]] = {
         var table = [[[UInt8]]](repeating: [], count: 101)
-        for t in EventType.allCases where t != .custom { table[Int(t.rawValue)] = t.fields.map { Array($0.name.utf8) } }
+        for t in EventType.allCases where t != .custom && t != .log { table[Int(t.rawValue)] = t.fields.map { Array($0.name.utf8) } }
         return table
     }()
     static let specs: [[FieldSpec]] = {
         var table = [[FieldSpec]](repeating: [], count: 101)
-        for t in EventType.allCases where t != .custom { table[Int(t.rawValue)] = t.fields }
+        for t in EventType.allCases where t != .custom && t != .log { table[Int(t.rawValue)] = t.fields }
         return table
     }()
-    static let typeNames: [(name: [UInt8], type: EventType)] = EventType.allCases.filter { $0 != .custom }.map { (Array($0.name.utf8), $0) }
+    static let typeNames: [(name: [UInt8], type: EventType)] = EventType.allCases.filter { $0 != .custom && $0 != .log }.map { (Array($0.name.utf8), $0) }
 
     @inline(__always) static func equals(_ base: UnsafePointer<UInt8>, _ start: Int, _ length: Int, _ word: [UInt8]) -> Bool {
         length == word.count && word.withUnsafeBufferPointer { memcmp(base + start, $0.baseAddress!, length) == 0 }
@@ -660,7 +654,7 @@ enum FastFlatLine {
         case .eventsDropped:
             guard let p = s(0), let n = i(1) else { return nil }
             return .eventsDropped(producerId: p, dropped: n)
-        case .custom:
+        case .custom, .log:
             return nil
         }
     }

@@ -19,6 +19,9 @@ extension GridEvent {
         if case .custom(_, _, let entities) = kind {
             w.raw(",\"entities\":")
             w.stringArray(entities)
+        } else if case .log(let entry) = kind {
+            w.raw(",\"entities\":")
+            w.stringArray(entry.entities)
         }
         for (name, value) in kind.namedFields {
             w.raw(",")
@@ -92,25 +95,31 @@ extension GridEvent {
             fields[k] = f
         }
         let kind: GridEventKind
-        if let type = EventType(name: typeName) {
+        if typeName == EventType.log.name {
+            kind = .log(try LogEntry.make(fields: fields.keys.sorted().map { ($0, fields[$0]!) }, entities: try entityList(o["entities"])))
+        } else if let type = EventType(name: typeName) {
             if let unknown = fields.keys.filter({ k in !type.fields.contains { $0.name == k } }).min() {
                 throw EventError("\(type.name) has no field \"\(unknown)\"; its fields are \(type.fields.map(\.name).joined(separator: ", "))")
             }
             kind = try GridEventKind(type: type, fields: fields)
         } else {
             try GridEvent.validateCustomName(typeName)
-            var entities: [String] = []
-            if let e = o["entities"] {
-                guard case .array(let a) = e else { throw EventError("\"entities\" must be an array of ids") }
-                for x in a {
-                    guard let s = x.stringValue else { throw EventError("\"entities\" must be an array of ids") }
-                    try GridEvent.validateId(s, what: "entity id")
-                    entities.append(s)
-                }
-            }
-            kind = .custom(name: typeName, fields: fields, entities: entities)
+            kind = .custom(name: typeName, fields: fields, entities: try entityList(o["entities"]) ?? [])
         }
         if let id { try GridEvent.validateId(id, what: "event id") }
         return Draft(id: id, timestamp: timestamp, kind: kind)
+    }
+
+    /// The `entities` member: nil when absent, else its ids, each checked.
+    static func entityList(_ value: JSONValue?) throws(EventError) -> [String]? {
+        guard let value else { return nil }
+        guard case .array(let a) = value else { throw EventError("\"entities\" must be an array of ids") }
+        var entities: [String] = []
+        for x in a {
+            guard let s = x.stringValue else { throw EventError("\"entities\" must be an array of ids") }
+            try GridEvent.validateId(s, what: "entity id")
+            entities.append(s)
+        }
+        return entities
     }
 }

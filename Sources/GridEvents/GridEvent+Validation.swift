@@ -29,6 +29,16 @@ extension GridEvent {
             }
             return
         }
+        if case .log(let entry) = kind {
+            try entry.validate()
+            for (name, value) in kind.namedFields {
+                if case .string(let s) = value, s.utf8.count > Limits.maxStringField {
+                    throw EventError("field \(name) is \(s.utf8.count) bytes; the limit is \(Limits.maxStringField)")
+                }
+                if case .double(let d) = value, !d.isFinite { throw EventError("field \(name) is not a finite number") }
+            }
+            return
+        }
         // Entities first (node before agent), then the fields in catalogue order, as `validate()` does.
         @inline(__always) func entity(_ e: String) throws(EventError) { try validateId(e, what: "entity id") }
         @inline(__always) func text(_ name: String, _ s: String) throws(EventError) {
@@ -63,7 +73,7 @@ extension GridEvent {
             try number("ingest_rate", rate)
         case let .eventsDropped(p, _):
             try entity(p); try text("producer_id", p)
-        case .custom:
+        case .custom, .log:
             break
         }
     }

@@ -19,6 +19,8 @@ public enum GridEventKind: Sendable, Equatable {
     case clusterCritical(totalAgents: Int, healthyAgents: Int, reason: String)
     case storageMetrics(events: Int, bytesOnDisk: Int, ingestRate: Double, ackP99Micros: Int, residentBytes: Int)
     case eventsDropped(producerId: String, dropped: Int)
+    /// A service's log record: fixed fields, metadata fields and entities.
+    case log(LogEntry)
     /// A process's own event. `name` is 1-64 of `a-z 0-9 _` and not a catalogue name.
     case custom(name: String, fields: [String: FieldValue], entities: [String])
 
@@ -43,6 +45,7 @@ public enum GridEventKind: Sendable, Equatable {
         case .clusterCritical: return .clusterCritical
         case .storageMetrics: return .storageMetrics
         case .eventsDropped: return .eventsDropped
+        case .log: return .log
         case .custom: return .custom
         }
     }
@@ -77,14 +80,20 @@ public enum GridEventKind: Sendable, Equatable {
         case let .clusterCritical(t, h, r): return [i(t), i(h), s(r)]
         case let .storageMetrics(e, b, rate, p99, rss): return [i(e), i(b), .double(rate), i(p99), i(rss)]
         case let .eventsDropped(p, d): return [s(p), i(d)]
+        case .log(let entry): return entry.fixedValues
         case .custom: return []
         }
     }
 
-    /// All fields by name, in catalogue order (custom events: sorted by name).
+    /// All fields by name, in catalogue order (custom events: sorted by name; log events: the fixed fields present,
+    /// then the metadata sorted by name).
     public var namedFields: [(name: String, value: FieldValue)] {
         if case .custom(_, let fields, _) = self {
             return fields.keys.sorted().map { ($0, fields[$0]!) }
+        }
+        if case .log(let entry) = self {
+            let fixed = zip(type.fields, entry.fixedValues).filter { !($0.0.optional && $0.1 == .null) }.map { ($0.0.name, $0.1) }
+            return fixed + entry.metadata.keys.sorted().map { ($0, entry.metadata[$0]!) }
         }
         return zip(type.fields, fieldValues).map { ($0.name, $1) }
     }
@@ -96,6 +105,7 @@ public enum GridEventKind: Sendable, Equatable {
         case .clusterHealthy, .clusterDegraded, .clusterCritical: return ["cluster"]
         case .storageMetrics: return ["storage"]
         case .custom(_, _, let entities): return entities
+        case .log(let entry): return entry.entities
         default:
             var out: [String] = []
             for (spec, value) in zip(type.fields, fieldValues) where spec.isEntity {
@@ -109,6 +119,10 @@ public enum GridEventKind: Sendable, Equatable {
     /// - Throws: `EventError` naming the missing or mistyped field.
     public init(type: EventType, fields: [String: FieldValue]) throws(EventError) {
         guard type != .custom else { throw EventError("use .custom(name:fields:entities:) for custom events") }
+        if type == .log {
+            self = .log(try LogEntry.make(fields: fields.keys.sorted().map { ($0, fields[$0]!) }, entities: nil))
+            return
+        }
         for key in fields.keys where !type.fields.contains(where: { $0.name == key }) {
             throw EventError("\(type.name) has no field \"\(key)\"; its fields are \(type.fields.map(\.name).joined(separator: ", "))")
         }
@@ -182,6 +196,11 @@ public enum GridEventKind: Sendable, Equatable {
         case .clusterCritical: self = .clusterCritical(totalAgents: try i(0), healthyAgents: try i(1), reason: try s(2))
         case .storageMetrics: self = .storageMetrics(events: try i(0), bytesOnDisk: try i(1), ingestRate: try d(2), ackP99Micros: try i(3), residentBytes: try i(4))
         case .eventsDropped: self = .eventsDropped(producerId: try s(0), dropped: try i(1))
+        case .log:
+            let entry = LogEntry(level: try s(0), label: try s(1), message: try s(2), source: v[3] == .null ? nil : try s(3),
+                                 file: v[4] == .null ? nil : try s(4), line: v[5] == .null ? nil : try i(5))
+            try entry.validate()
+            self = .log(entry)
         case .custom: throw EventError("custom events carry named fields")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventEmitter
 import Foundation
 import GridAgent
+import GridEventsLogging
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -22,18 +23,35 @@ struct GridAgentCommand: AsyncParsableCommand {
     @Option(help: "The agent's TOML config file.")
     var config = "agent-config.toml"
 
+    @Option(name: .customLong("log-events"), help: "Also record the agent's own log records at or above this level as log events (through its emitter). Default: off.")
+    var logEvents: String?
+
+    func validate() throws {
+        if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
+    }
+
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let cfg: AgentConfig
         do {
             cfg = try AgentConfig.load(path: config)
         } catch {
             throw ValidationError("\(error)")
         }
-        let logger = Logger(label: "grid-agent \(cfg.agentId)")
         var options = EmitterOptions(producerName: "grid-agent-\(cfg.agentId)")
-        options.notice = { logger.notice("events: \($0)") }
+        let agentLabel = "grid-agent \(cfg.agentId)"
+        options.notice = { Logger(label: agentLabel).notice("events: \($0)") }
         let events = EventEmitter(options: options)
+        let eventLevel = logEvents.flatMap(Logger.Level.init(rawValue:))
+        let agentId = cfg.agentId
+        LoggingSystem.bootstrap { label in
+            let console = StreamLogHandler.standardError(label: label)
+            guard let eventLevel else { return console }
+            var records = GridEventsLogHandler(label: label, emitter: events, eventLevel: eventLevel)
+            records[metadataKey: "agent_id"] = .string(agentId)  // every record of the agent is about the agent
+            records.logLevel = min(console.logLevel, eventLevel)
+            return MultiplexLogHandler([console, records])
+        }
+        let logger = Logger(label: agentLabel)
         let agent = GridAgentService(config: cfg, events: events, logger: logger)
         let parts = cfg.listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("listen must be HOST:PORT") }

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import GridEvents
+import GridEventsLogging
 import Foundation
 import GridVersion
 import SystemdNotify
@@ -100,10 +101,20 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("log-events"), help: "Also store the daemon's own log records at or above this level as log events (straight into its store; at most 200 a second; never what its writer logs). Default: off.")
+    var logEvents: String?
+
+    @Option(name: .customLong("max-ingest-body"), help: "Largest body of POST /api/events and POST /v1/logs, e.g. 8MiB. Default 8 MiB.")
+    var maxIngestBody: String?
+
+    @Option(name: .customLong("otlp-default-type"), help: "Event type of an OpenTelemetry log record without an event.name attribute. Default log.")
+    var otlpDefaultType: String?
+
     func validate() throws {
         if let sync, Durability(rawValue: sync) == nil { throw ValidationError("--sync must be batch, always or none") }
         if let compression, Compression(rawValue: compression) == nil { throw ValidationError("--compression must be fast, high or none") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
         if let http, parseHostPort(http) == nil { throw ValidationError("--http must be HOST:PORT, like 127.0.0.1:7780") }
         do {
             if let retain { _ = try Quantity.duration(retain) }
@@ -116,10 +127,18 @@ struct GridEventd: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel)!
+        // Records become events only with --log-events (or log_events in the config file, read below: the sink is
+        // there from the start and stores nothing until the daemon attaches it).
+        let ownLogs = DaemonLogSink()
+        let fileLogEvents = self.config.flatMap { try? DaemonConfig.logEventsSetting(ConfigFile.load(path: $0)) } ?? nil
+        let eventLevel = (logEvents ?? fileLogEvents).flatMap(Logger.Level.init(rawValue:))
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            guard let eventLevel else { return handler }
+            var events = GridEventsLogHandler(label: label, sink: ownLogs, eventLevel: eventLevel)
+            events.logLevel = min(level, eventLevel)
+            return MultiplexLogHandler([handler, events])
         }
         let logger = Logger(label: "grid-eventd")
         var config = DaemonConfig()
@@ -160,6 +179,16 @@ struct GridEventd: AsyncParsableCommand {
         if let replicas { config.replication.replicas = replicas }
         if let consumer { config.replication.consumer = consumer }
         if let natsCA { config.replication.natsCA = natsCA }
+        if let logEvents { config.logEvents = logEvents }
+        if let otlpDefaultType { config.otlpDefaultType = otlpDefaultType }
+        if let maxIngestBody {
+            do {
+                config.maxIngestBody = try Quantity.bytes(maxIngestBody)
+            } catch {
+                logger.critical("--max-ingest-body: \(error)")
+                throw ExitCode(1)
+            }
+        }
         if let problem = config.problem {
             logger.critical("\(problem)")
             throw ExitCode(1)
@@ -181,6 +210,7 @@ struct GridEventd: AsyncParsableCommand {
         }
         let daemon = GridEventDaemon(config: config, logger: logger)
         let socketPath = config.resolvedSocketPath
+        if config.logEvents != nil { daemon.recordOwnLogs(into: ownLogs) }
         do {
             try daemon.start()
         } catch {

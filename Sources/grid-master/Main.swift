@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventEmitter
 import Foundation
+import GridEventsLogging
 import GridMaster
 import Hummingbird
 import Logging
@@ -40,14 +41,31 @@ struct GridMasterCommand: AsyncParsableCommand {
     @Option(name: .customLong("agent-timeout"), help: "Seconds to wait for an agent to spawn or stop a node.")
     var agentTimeout = 15.0
 
+    @Option(name: .customLong("log-events"), help: "Also record the master's own log records at or above this level as log events (through its emitter). Default: off.")
+    var logEvents: String?
+
+    @Option(help: "Bearer token required on GET /metrics (default $GRID_EVENTS_TOKEN). Without one, /metrics is served on loopback only.")
+    var token: String?
+
     func validate() throws {
+        if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
         guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--http must be HOST:PORT") }
         guard degradedAfter > 0, offlineAfter > degradedAfter else { throw ValidationError("--offline-after must exceed --degraded-after") }
         guard checkInterval > 0, checkInterval < degradedAfter else { throw ValidationError("--check-interval must be positive and below --degraded-after") }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var options = EmitterOptions(producerName: "grid-master")
+        options.notice = { Logger(label: "grid-master").notice("events: \($0)") }
+        let events = EventEmitter(options: options)
+        let eventLevel = logEvents.flatMap(Logger.Level.init(rawValue:))
+        LoggingSystem.bootstrap { label in
+            let console = StreamLogHandler.standardError(label: label)
+            guard let eventLevel else { return console }
+            var records = GridEventsLogHandler(label: label, emitter: events, eventLevel: eventLevel)
+            records.logLevel = min(console.logLevel, eventLevel)
+            return MultiplexLogHandler([console, records])
+        }
         let logger = Logger(label: "grid-master")
         var config = MasterConfig()
         let parts = listen.split(separator: ":")
@@ -58,12 +76,12 @@ struct GridMasterCommand: AsyncParsableCommand {
         config.checkIntervalSeconds = checkInterval
         config.heartbeatEventIntervalSeconds = heartbeatEventInterval
         config.agentTimeoutSeconds = agentTimeout
-        var options = EmitterOptions(producerName: "grid-master")
-        options.notice = { logger.notice("events: \($0)") }
-        let events = EventEmitter(options: options)
         let master = Master(config: config, events: events, logger: logger)
         let address = "\(config.host):\(config.port)"
-        let app = Application(router: MasterHTTP.router(master), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
+        let token = self.token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
+        let loopback = config.host == "127.0.0.1" || config.host == "localhost" || config.host == "::1" || config.host.hasPrefix("127.")
+        let router = MasterHTTP.router(master, metrics: MasterMetrics(), token: token, loopbackOnly: loopback)
+        let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
                               onServerRunning: { _ in
                                   logger.info("grid-master listening on http://\(address)")
                                   SystemdNotify.ready(status: "control API on http://\(address)")

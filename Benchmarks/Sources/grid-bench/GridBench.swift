@@ -24,6 +24,8 @@ struct GridBench: ParsableCommand {
     @Flag(help: "Only the replication rows.") var replicationOnly = false
     @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
     @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
+    @Flag(help: "Only the interop rows (JSON over HTTP against the socket, OTLP from the Python SDK, the swift-log handler).") var interopOnly = false
+    @Flag(help: "Skip the interop rows.") var skipInterop = false
 
     struct Row {
         var name: String
@@ -55,6 +57,11 @@ struct GridBench: ParsableCommand {
         let batches = stride(from: 0, to: all.count, by: 1000).map { Array(all[$0..<min($0 + 1000, all.count)]) }
         var rows: [Row] = []
         let ingestTools = ["grid-eventd", "grid-cli", "emit-load"].allSatisfy { FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }
+        if interopOnly {
+            guard ["grid-eventd", "grid-cli"].allSatisfy({ FileManager.default.isExecutableFile(atPath: bin + "/" + $0) }) else { throw BenchError("the interop rows need grid-eventd and grid-cli in \(bin): make release") }
+            report(try interopRows(all))
+            return
+        }
         if onlyIngest {
             guard ingestTools else { throw BenchError("the ingest rows need grid-eventd, grid-cli and emit-load in \(bin): make release") }
             rows += try ingestRows(all)
@@ -262,6 +269,13 @@ struct GridBench: ParsableCommand {
             rows.append(try burstRow())
         } else {
             print("(ingest rows skipped: build the root package in release first: make release)")
+        }
+        if !skipInterop, ingestTools {
+            do {
+                rows += try interopRows(all)
+            } catch {
+                print("interop rows failed: \(error)")
+            }
         }
         if !skipReplication, FileManager.default.isExecutableFile(atPath: bin + "/grid-eventd") {
             do {

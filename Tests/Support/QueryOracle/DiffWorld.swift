@@ -170,6 +170,10 @@ public final class DiffWorld: @unchecked Sendable {
         case .clusterCritical: return .clusterCritical(totalAgents: agents.count, healthyAgents: 0, reason: "majority offline")
         case .storageMetrics: return .storageMetrics(events: n(1_000_000), bytesOnDisk: n(1 << 30), ingestRate: Double(n(10_000)), ackP99Micros: n(5000), residentBytes: n(1 << 28))
         case .eventsDropped: return .eventsDropped(producerId: "p-\(n(9))", dropped: 1 + n(100))
+        case .log:
+            return .log(LogEntry(level: LogEntry.levels[n(LogEntry.levels.count)], label: "grid-agent", message: "restarting \(node)",
+                                 metadata: ["node_id": .string(node), "attempt": .int(Int64(n(5)))],
+                                 entities: n(2) == 0 ? [node] : [agent, node]))
         case .custom:
             let name = Self.customNames[n(Self.customNames.count)]
             return .custom(name: name, fields: ["version": .string("1.\(n(9))"), "ok": .bool(n(2) == 0)],

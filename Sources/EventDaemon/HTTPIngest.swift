@@ -1,0 +1,233 @@
+import Foundation
+import EventStore
+import GridEvents
+import GridOTLP
+import Hummingbird
+import NIOCore
+
+/// Events that arrive over HTTP (`POST /api/events`, `POST /v1/logs`) go through the daemon's single writer like
+/// a producer's batch: already-stored ids are dropped, the rest are one frame (group commit with everyone
+/// waiting), and the answer is sent only once they are durable under `--sync`.
+public final class HTTPIngest: Sendable {
+    static let jsonProducer = "http:api-events"
+    static let otlpProducer = "http:otlp"
+
+    let writer: BatchWriter
+    /// Largest request body accepted (bytes); beyond it 413.
+    public let maxBody: Int
+    /// How OTLP log records become events.
+    public let otlp: OTLPLogs.Mapping
+
+    init(writer: BatchWriter, maxBody: Int, otlp: OTLPLogs.Mapping) {
+        self.writer = writer
+        self.maxBody = maxBody
+        self.otlp = otlp
+    }
+
+    /// Stores `events` (ids unique among them; a repeated id is stored once) and returns how many were new, once
+    /// they are durable.
+    /// - Throws: `StoreError` when the store refuses (no space, failed closed): nothing was acknowledged.
+    func store(_ events: [GridEvent], producer: String, receivedAt: UInt64) async throws -> Int {
+        var seen = Set<String>()
+        let unique = events.filter { seen.insert($0.id).inserted }
+        let writer = self.writer
+        let box = FreshCount()
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            do {
+                let job = try writer.makeJob(producer: producer, firstSequence: 1, events: unique, receivedAt: receivedAt) { result in
+                    switch result {
+                    case .success: c.resume()
+                    case .failure(let e): c.resume(throwing: e)
+                    }
+                }
+                box.value = job.newEvents.count
+                writer.submit(job)
+            } catch {
+                c.resume(throwing: error)
+            }
+        }
+        return box.value
+    }
+
+    private final class FreshCount: @unchecked Sendable { var value = 0 }
+
+    /// Collects the body, refusing one larger than `maxBody` (by its Content-Length when sent, before reading).
+    func body(_ request: Request) async -> ByteBuffer? {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody { return nil }
+        return try? await request.body.collect(upTo: maxBody)
+    }
+
+    // MARK: POST /api/events
+
+    /// One answer line of `POST /api/events`: a refused line and why.
+    struct Refusal {
+        var line: Int
+        var error: String
+    }
+
+    /// Decodes the body of `POST /api/events` as `grid-cli emit` reads its input: one event, or one per line
+    /// (blank lines skipped), each checked as the daemon checks a producer's events; a line without an `id`
+    /// gets `event-<type>-<t>-<line number>` (`LineIds`), one without a `timestamp` gets `defaultTime`.
+    static func decodeLines(_ bytes: [UInt8], defaultTime: Int64, maxLine: Int) -> (events: [GridEvent], refused: [Refusal], lines: Int) {
+        var events: [GridEvent] = []
+        var refused: [Refusal] = []
+        var lineNumber = 0
+        var ranges: [(Int, Int, Int)] = []  // line number, start, end
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            lineNumber += 1
+            var e = end
+            if e > start && bytes[e - 1] == 0x0D { e -= 1 }
+            if bytes[start..<e].contains(where: { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0D) }) { ranges.append((lineNumber, start, e)) }
+            if end >= bytes.count { break }
+            start = end + 1
+        }
+        // A pretty-printed single event spans lines: taken whole when its first line alone is not JSON and the whole is.
+        if ranges.count > 1 {
+            let first = bytes[ranges[0].1..<ranges[0].2]
+            if case .failure(let e) = decodeOne(Array(first), line: 1, defaultTime: defaultTime, maxLine: maxLine),
+               e.message.hasPrefix("malformed JSON"),
+               case .success(let whole) = decodeOne(trimmed(bytes), line: 1, defaultTime: defaultTime, maxLine: maxLine) {
+                return ([whole], [], 1)
+            }
+        }
+        for (n, s, e) in ranges {
+            switch decodeOne(Array(bytes[s..<e]), line: n, defaultTime: defaultTime, maxLine: maxLine) {
+            case .success(let event): events.append(event)
+            case .failure(let error): refused.append(Refusal(line: n, error: error.message))
+            }
+        }
+        return (events, refused, lineNumber)
+    }
+
+    static func trimmed(_ bytes: [UInt8]) -> [UInt8] {
+        func space(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        guard let s = bytes.firstIndex(where: { !space($0) }), let e = bytes.lastIndex(where: { !space($0) }) else { return [] }
+        return Array(bytes[s...e])
+    }
+
+    static func decodeOne(_ line: [UInt8], line number: Int, defaultTime: Int64, maxLine: Int) -> Result<GridEvent, EventError> {
+        do throws(EventError) {
+            let draft = try FlatEventDecoder.decode(line, limit: maxLine)
+            let timestamp = draft.timestamp ?? defaultTime
+            let id = draft.id ?? line.withUnsafeBytes {
+                LineIds.id(for: $0, typeName: draft.kind.typeName, timestamp: timestamp, line: number)
+            }
+            let event = GridEvent(id: id, timestamp: timestamp, kind: draft.kind)
+            try GridEvent.validate(kind: draft.kind, id: id)
+            return .success(event)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func addRoutes(to router: Router<BasicRequestContext>, _ api: APIContext) {
+        router.post("/api/events") { request, _ in
+            guard let ingest = api.httpIngest else {
+                throw APIError(status: .serviceUnavailable, code: "ingest_unavailable", message: "this server does not take events over HTTP")
+            }
+            let receivedAt = monotonicNanos()
+            var defaultTime = StoreOptions.nowMicros()
+            if let t = request.uri.queryParameters.get("time") {
+                guard let parsed = TimeText.parse(t) else {
+                    throw APIError.bad("bad_time", "time must be RFC 3339, like 2026-11-29T02:10:00.123456Z")
+                }
+                defaultTime = parsed
+            }
+            guard let body = await ingest.body(request) else {
+                throw APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(ingest.maxBody) bytes")
+            }
+            let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
+            if decoded.events.isEmpty {
+                var w = JSONWriter()
+                w.raw("{\"error\":{\"code\":\"no_events\",\"message\":")
+                w.string(decoded.refused.isEmpty ? "the body holds no event: send one JSON event, or one per line"
+                                                 : "no line holds a valid event; refused: \(decoded.refused.count)")
+                w.raw(",\"refused\":")
+                refusalsJSON(decoded.refused, into: &w)
+                w.raw("}}")
+                return HTTPAPI.json(w.text, status: .badRequest)
+            }
+            let stored: Int
+            do {
+                stored = try await ingest.store(decoded.events, producer: jsonProducer, receivedAt: receivedAt)
+            } catch let error as StoreError {
+                throw APIError(status: .serviceUnavailable, code: "store_unavailable", message: "nothing was stored: \(error.message)")
+            }
+            var w = JSONWriter()
+            w.raw("{\"stored\":\(stored),\"duplicates\":\(decoded.events.count - stored),\"accepted\":\(decoded.events.count),")
+            w.raw("\"refused_count\":\(decoded.refused.count),\"refused\":")
+            refusalsJSON(decoded.refused, into: &w)
+            w.raw(",\"ids\":")
+            w.stringArray(decoded.events.prefix(1000).map(\.id))
+            w.raw("}")
+            return HTTPAPI.json(w.text)
+        }
+        router.post("/v1/logs") { request, _ in
+            await otlp(request, api)
+        }
+    }
+
+    static func refusalsJSON(_ refused: [Refusal], into w: inout JSONWriter) {
+        w.raw("[")
+        for (i, r) in refused.prefix(100).enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"line\":\(r.line),\"error\":")
+            w.string(r.error)
+            w.raw("}")
+        }
+        w.raw("]")
+    }
+
+    // MARK: POST /v1/logs (OTLP/HTTP)
+
+    static func otlp(_ request: Request, _ api: APIContext) async -> Response {
+        let receivedAt = monotonicNanos()
+        let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        let encoding: OTLPLogs.Encoding
+        switch contentType {
+        case "application/x-protobuf", "application/protobuf": encoding = .protobuf
+        case "application/json": encoding = .json
+        default:
+            return answer(.unsupportedMediaType, OTLPLogs.status(
+                "Content-Type \(contentType.isEmpty ? "(none)" : contentType) is not OTLP: send application/x-protobuf or application/json",
+                encoding: .json), .json)
+        }
+        if let coding = request.headers[.contentEncoding], !["", "identity"].contains(coding.lowercased()) {
+            return answer(.unsupportedMediaType, OTLPLogs.status(
+                "Content-Encoding \(coding) is not supported; send the body uncompressed", encoding: encoding), encoding)
+        }
+        guard let ingest = api.httpIngest else {
+            return answer(.serviceUnavailable, OTLPLogs.status("this server does not take events over HTTP", code: 14, encoding: encoding), encoding)
+        }
+        guard let body = await ingest.body(request) else {
+            return answer(.contentTooLarge, OTLPLogs.status("request body exceeds \(ingest.maxBody) bytes", encoding: encoding), encoding)
+        }
+        let decoded: Grid_Otlp_V1_ExportLogsServiceRequest
+        do {
+            decoded = try OTLPLogs.decode(Array(buffer: body), encoding: encoding)
+        } catch {
+            return answer(.badRequest, OTLPLogs.status(error.description, encoding: encoding), encoding)
+        }
+        let outcome = OTLPLogs.map(decoded, encoding: encoding, mapping: ingest.otlp)
+        if !outcome.events.isEmpty {
+            do {
+                _ = try await ingest.store(outcome.events, producer: otlpProducer, receivedAt: receivedAt)
+            } catch {
+                // Retryable for the exporter (OTLP/HTTP: 503); nothing of this request was acknowledged.
+                return answer(.serviceUnavailable, OTLPLogs.status("nothing was stored: \(error)", code: 14, encoding: encoding), encoding)
+            }
+        }
+        return answer(.ok, OTLPLogs.response(outcome, encoding: encoding), encoding)
+    }
+
+    static func answer(_ status: HTTPResponse.Status, _ bytes: [UInt8], _ encoding: OTLPLogs.Encoding) -> Response {
+        Response(status: status,
+                 headers: [.contentType: encoding == .json ? "application/json" : "application/x-protobuf"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
