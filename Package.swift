@@ -13,6 +13,8 @@ let package = Package(
         // A swift-log backend: log records at or above a level become `log` events through the emitter.
         .library(name: "GridEventsLogging", targets: ["GridEventsLogging"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
+        // The release number every executable reports with --version.
+        .library(name: "GridVersion", targets: ["GridVersion"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
         // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
@@ -41,6 +43,9 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .target(name: "EventStore", dependencies: ["CLZ4", "CXXHash"]),
+        .target(name: "GridVersion"),
+        // sd_notify readiness for the daemons (Type=notify units).
+        .target(name: "SystemdNotify"),
         .target(name: "GridEvents", dependencies: ["EventStore"]),
         .target(name: "EventWire", dependencies: ["GridEvents", "EventStore"]),
         .target(
@@ -125,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridMaster", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridAgent", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "EventDaemon", "EventStore", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -154,23 +159,24 @@ let package = Package(
         .executableTarget(
             name: "grid-cli",
             dependencies: [
-                "EventEmitter", "GridEvents",
+                "GridVersion", "EventEmitter", "GridEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "segdump",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/segdump"
         ),
         .executableTarget(
             name: "emit-load",
-            dependencies: ["EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventEmitter", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
+                "GridVersion",
                 "EventEmitter", "EventWire", "GridEvents", "EventStore", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -178,12 +184,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "query-bench",
-            dependencies: ["EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/query-bench"
         ),
         .executableTarget(
             name: "store-stress",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore"]),
@@ -200,7 +206,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "GridMaster", "GridAgent",
-                "EventReplication", "NATSClient", "NATSTestSupport",
+                "EventReplication", "NATSClient", "NATSTestSupport", "GridVersion",
             ]
         ),
         // Issue 18: the swift-log backend, /metrics, OTLP logs in, JSON ingest over HTTP, the OpenAPI contract.

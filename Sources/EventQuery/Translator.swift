@@ -311,23 +311,17 @@ public struct Translator: Sendable {
     // MARK: Time phrases
 
     func extractTime(_ words: inout [String], now: Int64) throws(TranslationError) -> (Range<Int64>?, String?) {
-        let day: Int64 = 86_400_000_000
-        let midnight = now >= 0 ? now / day * day : (now / day - 1) * day
-        let daysSinceEpoch = midnight / day
-        // 1970-01-01 was a Thursday; Monday-based weeks.
-        let weekday = Int64((daysSinceEpoch + 3) % 7)
-        let monday = midnight - weekday * day
+        // The time arithmetic is GridEvents' `TimeExpression`, shared with the tools' --since/--until.
+        let day = TimeExpression.day
+        let midnight = TimeExpression.midnight(now)
+        let monday = TimeExpression.monday(now)
         func remove(_ at: Int, _ n: Int) { words.removeSubrange(at..<(at + n)) }
         func find(_ phrase: [String]) -> Int? {
             guard phrase.count <= words.count else { return nil }
             for i in 0...(words.count - phrase.count) where Array(words[i..<(i + phrase.count)]) == phrase { return i }
             return nil
         }
-        func clock(_ s: String) -> Int64? {
-            let parts = s.split(separator: ":")
-            guard parts.count == 2, let h = Int64(parts[0]), let m = Int64(parts[1]), (0..<24).contains(h), (0..<60).contains(m) else { return nil }
-            return (h * 3600 + m * 60) * 1_000_000
-        }
+        func clock(_ s: String) -> Int64? { TimeExpression.clock(s) }
         if let i = find(["between"]), i + 3 < words.count, words[i + 2] == "and" {
             guard let a = clock(words[i + 1]), let b = clock(words[i + 3]) else {
                 throw TranslationError(message: "between needs two times like 10:00 and 12:30 (UTC)", suggestions: Self.examples)
@@ -342,11 +336,9 @@ public struct Translator: Sendable {
             return ((midnight - day)..<Int64.max, "since yesterday")
         }
         if let i = find(["since"]), i + 1 < words.count {
-            guard let t = clock(words[i + 1]) else {
+            guard let start = TimeExpression.lastClock(words[i + 1], now: now) else {
                 throw TranslationError(message: "since needs a time like 14:00 (UTC)", suggestions: Self.examples)
             }
-            var start = midnight + t
-            if start > now { start -= day }
             let text = "since \(words[i + 1]) UTC"
             remove(i, 2)
             return (start..<Int64.max, text)
@@ -354,7 +346,7 @@ public struct Translator: Sendable {
         for (phrase, range, text) in [
             (["this", "week"], monday..<Int64.max, "this week"),
             (["last", "week"], (monday - 7 * day)..<monday, "last week"),
-            (["this", "hour"], (now / 3_600_000_000 * 3_600_000_000)..<Int64.max, "this hour"),
+            (["this", "hour"], TimeExpression.startOfHour(now)..<Int64.max, "this hour"),
             (["today"], midnight..<Int64.max, "today"),
             (["yesterday"], (midnight - day)..<midnight, "yesterday"),
         ] as [([String], Range<Int64>, String)] {
@@ -364,10 +356,8 @@ public struct Translator: Sendable {
                 return (range, text)
             }
         }
-        let units: [String: Int64] = [
-            "minute": 60_000_000, "minutes": 60_000_000, "min": 60_000_000, "mins": 60_000_000,
-            "hour": 3_600_000_000, "hours": 3_600_000_000, "day": day, "days": day, "week": 7 * day, "weeks": 7 * day,
-        ]
+        // The spelled-out units only: in a sentence "m" or "s" is not a unit.
+        let units = TimeExpression.units.filter { $0.key.count >= 3 && !$0.key.hasPrefix("sec") }
         for (i, w) in words.enumerated() where w == "last" || w == "past" {
             var n: Int64 = 1
             var j = i + 1

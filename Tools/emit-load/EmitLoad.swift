@@ -3,6 +3,7 @@ import EventEmitter
 import EventStore
 import Foundation
 import GridEvents
+import GridVersion
 
 /// A producer process for tests and benchmarks: emits generated grid events through the EventEmitter as fast as
 /// it can (or at a set rate), flushes, and reports what happened.
@@ -10,7 +11,8 @@ import GridEvents
 struct EmitLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emit-load",
-        abstract: "Emit generated grid events through the emitter and report acks and emit() latency.")
+        abstract: "Emit generated grid events through the emitter and report acks and emit() latency.",
+        version: GridVersion.current)
 
     @Option(help: "grid-eventd socket path.")
     var storage: String

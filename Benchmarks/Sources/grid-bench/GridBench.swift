@@ -3,12 +3,14 @@ import EventQuery
 import EventStore
 import Foundation
 import GridEvents
+import GridVersion
 
 /// One command that measures the engine and SQLite on the same generated grid events and prints one table
 /// (median and spread over repeated runs), also written as JSON.
 @main
 struct GridBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "grid-bench", abstract: "Benchmarks against SQLite on the same work.")
+    static let configuration = CommandConfiguration(
+        commandName: "grid-bench", abstract: "Benchmarks against SQLite on the same work.", version: GridVersion.current)
 
     @Option(help: "Events per store.") var events = 1_000_000
     @Option(help: "Repetitions of each measurement (median and spread are reported).") var runs = 3
