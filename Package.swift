@@ -19,6 +19,8 @@ let package = Package(
         // A swift-log backend: log records at or above a level become `log` events through the emitter.
         .library(name: "GridEventsLogging", targets: ["GridEventsLogging"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
+        // The release number every executable reports with --version.
+        .library(name: "GridVersion", targets: ["GridVersion"]),
         // nats-server child processes on loopback (tests, grid-chaos, the benchmarks).
         .library(name: "NATSTestSupport", targets: ["NATSTestSupport"]),
         // Generated events for tests, tools and benchmarks (never linked by a production module): realistic grid
@@ -65,6 +67,9 @@ let package = Package(
         // An event as the store keeps it: concept record and adjacency entries, and back.
         .target(name: "EventRecords", dependencies: ["GridEvents", "EventStore"]),
         .target(name: "EventWire", dependencies: ["GridEvents"]),
+        .target(name: "GridVersion"),
+        // sd_notify readiness for the daemons (Type=notify units).
+        .target(name: "SystemdNotify"),
         // What every grid process and any outside Swift service links: no engine, no liblz4, no libxxhash.
         .target(
             name: "EventEmitter",
@@ -156,7 +161,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridMaster", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -166,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridAgent", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -176,7 +181,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "EventDaemon", "EventStore", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,24 +191,24 @@ let package = Package(
         .executableTarget(
             name: "grid-cli",
             dependencies: [
-                "GridControl", "EventEmitter", "GridEvents",
+                "GridVersion", "GridControl", "EventEmitter", "GridEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "segdump",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/segdump"
         ),
         .executableTarget(
             name: "emit-load",
-            dependencies: ["GridFixtures", "EventEmitter", "GridEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "GridFixtures", "EventEmitter", "GridEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/emit-load"
         ),
         .executableTarget(
             name: "grid-chaos",
             dependencies: [
-                "GridFixtures",
+                "GridVersion", "GridFixtures",
                 "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "NATSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -211,12 +216,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "query-bench",
-            dependencies: ["GridFixtures", "EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "GridFixtures", "EventQuery", "GridEvents", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/query-bench"
         ),
         .executableTarget(
             name: "store-stress",
-            dependencies: ["StoreFixtures", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridVersion", "StoreFixtures", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/store-stress"
         ),
         .testTarget(name: "EventStoreTests", dependencies: ["StoreFixtures", "EventStore"]),
@@ -238,7 +243,7 @@ let package = Package(
             dependencies: [
                 "GridFixtures",
                 "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
-                "EventReplication", "NATSClient", "NATSTestSupport",
+                "EventReplication", "NATSClient", "NATSTestSupport", "GridVersion",
             ]
         ),
         // Issue 18: the swift-log backend, /metrics, OTLP logs in, JSON ingest over HTTP, the OpenAPI contract.

@@ -20,6 +20,7 @@ let package = Package(
                 .product(name: "GridEvents", package: "SutraGridEvents"),
                 .product(name: "GridFixtures", package: "SutraGridEvents"),
                 .product(name: "EventQuery", package: "SutraGridEvents"),
+                .product(name: "GridVersion", package: "SutraGridEvents"),
                 .product(name: "NATSTestSupport", package: "SutraGridEvents"),
                 .product(name: "EventEmitter", package: "SutraGridEvents"),
                 .product(name: "GridEventsLogging", package: "SutraGridEvents"),

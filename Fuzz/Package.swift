@@ -8,7 +8,7 @@ import PackageDescription
 /// Target names; executable `fuzz-<name>`, sources in Targets/<name>/.
 let fuzzTargets = [
     "wire-frames", "wire-batch", "segment-frames", "store-recovery", "spool-file", "event-json", "questions", "http-query",
-    "index-file", "compacted-segment", "nats-parser", "grid-checkpoint",
+    "index-file", "compacted-segment", "nats-parser", "grid-checkpoint", "text-tokens",
 ]
 
 let package = Package(

@@ -20,6 +20,8 @@ final class BatchWriter: @unchecked Sendable {
         var prepared: [EventStore.PreparedBatch]
         /// The events being stored (for the live feed).
         var newEvents: [GridEvent]
+        /// How many of `newEvents` each of `prepared` holds, in order (so each event's frame is known).
+        var batchEventCounts: [Int]
         var receivedAt: UInt64
         var completion: @Sendable (Result<UInt64, StoreError>) -> Void
     }
@@ -36,18 +38,19 @@ final class BatchWriter: @unchecked Sendable {
         let prepared = fresh.isEmpty ? [] : try prepare(fresh[...])
         let through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
         return Job(producer: producer, through: through, eventCount: events.count,
-                   prepared: prepared, newEvents: fresh, receivedAt: receivedAt, completion: completion)
+                   prepared: prepared.map(\.0), newEvents: fresh, batchEventCounts: prepared.map(\.1),
+                   receivedAt: receivedAt, completion: completion)
     }
 
     /// Encodes `events` as one frame, or, when that is more than a segment holds (a small `--segment-size`), as
     /// several frames of consecutive events. Each frame is atomic; the batch is acked once all are durable, and
     /// after a crash between them a resend stores the rest once.
-    private func prepare(_ events: ArraySlice<GridEvent>) throws(StoreError) -> [EventStore.PreparedBatch] {
+    private func prepare(_ events: ArraySlice<GridEvent>) throws(StoreError) -> [(EventStore.PreparedBatch, Int)] {
         var records: [Record] = []
         records.reserveCapacity(events.count * 4)
         for e in events { records.append(contentsOf: e.records()) }
         do throws(StoreError) {
-            return [try store.prepare(records)]
+            return [(try store.prepare(records), events.count)]
         } catch where error.code == .batchTooLarge && events.count > 1 {
             let mid = events.startIndex + events.count / 2
             return try prepare(events[..<mid]) + prepare(events[mid...])
@@ -134,12 +137,13 @@ final class BatchWriter: @unchecked Sendable {
         let writing = jobs.flatMap(\.prepared)
         let toFold = gridState == nil ? [] : gridEventsToFold(jobs)
         var failure: StoreError?
+        var receipts: [AppendReceipt] = []
         do throws(StoreError) {
             if writing.isEmpty {
                 try store.barrier()
             } else {
                 // Every batch its own frame, one fdatasync for all of them (group commit).
-                _ = try store.append(prepared: writing)
+                receipts = try store.append(prepared: writing)
             }
         } catch {
             failure = error
@@ -156,8 +160,11 @@ final class BatchWriter: @unchecked Sendable {
                 gridState.enqueue(zip(toFold, stored).filter(\.1).map(\.0), bounds: store.logBounds)
             }
         }
+        var next = 0
         for job in jobs {
-            finish(job, result: failure.map { .failure($0) } ?? .success(job.through))
+            let mine = failure == nil && receipts.count >= next + job.prepared.count ? Array(receipts[next..<(next + job.prepared.count)]) : []
+            next += job.prepared.count
+            finish(job, receipts: mine, result: failure.map { .failure($0) } ?? .success(job.through))
         }
     }
 
@@ -215,13 +222,31 @@ final class BatchWriter: @unchecked Sendable {
         }
     }
 
-    private func finish(_ job: Job, result: Result<UInt64, StoreError>) {
+    private func finish(_ job: Job, receipts: [AppendReceipt], result: Result<UInt64, StoreError>) {
         if case .success = result {
             metrics.record(events: job.eventCount, receivedAt: job.receivedAt)
-            feed.publish(job.newEvents)
+            feed.publish(Self.positioned(job, receipts: receipts))
             onDurable?(job)
         }
         job.completion(result)
+    }
+
+    /// Each new event of a job with its stream position: its frame's sequence (from the receipts, one per prepared
+    /// batch) and its index among that frame's events.
+    static func positioned(_ job: Job, receipts: [AppendReceipt]) -> [(GridEvent, StreamPosition?)] {
+        guard receipts.count == job.batchEventCounts.count, job.batchEventCounts.reduce(0, +) == job.newEvents.count else {
+            return job.newEvents.map { ($0, nil) }
+        }
+        var out: [(GridEvent, StreamPosition?)] = []
+        out.reserveCapacity(job.newEvents.count)
+        var k = 0
+        for (receipt, count) in zip(receipts, job.batchEventCounts) {
+            for i in 0..<count {
+                out.append((job.newEvents[k], StreamPosition.after(frame: receipt.sequence, event: i)))
+                k += 1
+            }
+        }
+        return out
     }
 
     /// Appends one event the daemon produced itself (its metrics), through the same writer.

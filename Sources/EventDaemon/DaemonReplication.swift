@@ -152,20 +152,28 @@ struct WriterSink: ReplicaSink {
         var seen = Set<String>()
         for (b, isStored) in zip(batch, stored) where !isStored && seen.insert(b.event.id).inserted { fresh.append(b) }
         var prepared: [EventStore.PreparedBatch] = []
+        var counts: [Int] = []
         var records: [Record] = []
+        var count = 0
         for b in fresh {
             if records.count + b.records.count > 16_384 {
                 prepared.append(try store.prepare(records))
+                counts.append(count)
                 records = []
+                count = 0
             }
             records += b.records
+            count += 1
         }
-        if !records.isEmpty { prepared.append(try store.prepare(records)) }
+        if !records.isEmpty {
+            prepared.append(try store.prepare(records))
+            counts.append(count)
+        }
         let events = fresh.map(\.event)
         let w = writer
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
             let job = BatchWriter.Job(
-                producer: "replication", through: 0, eventCount: batch.count, prepared: prepared, newEvents: events,
+                producer: "replication", through: 0, eventCount: batch.count, prepared: prepared, newEvents: events, batchEventCounts: counts,
                 receivedAt: monotonicNanos(),
                 completion: { result in
                     switch result {

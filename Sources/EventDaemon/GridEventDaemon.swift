@@ -46,6 +46,8 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     /// Opens the store, binds the socket and starts serving. Throws with a message an operator can act on.
     public func start() throws {
         var options = config.storeOptions
+        // The word index of grid events' string fields (`?text=` searches).
+        if options.text == nil { options.text = GridText.indexing }
         let logger = self.logger
         options.onNotice = { logger.info("\($0)") }
         options.faults = config.faults

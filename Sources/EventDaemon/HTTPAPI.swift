@@ -210,26 +210,8 @@ public enum HTTPAPI {
             return json(eventsJSON(page))
         }
         router.get("/api/events/stream") { request, _ in
-            let types = try typesParameter(request)
-            let entity = try parameter(request, "entity")
-            guard let stream = api.feed.subscribe() else {
-                throw APIError(status: .serviceUnavailable, code: "too_many_streams", message: "at most \(LiveFeed.maxSubscribers) live streams at once")
-            }
-            let body = ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "retry: 2000\n: grid-eventd live stream\n\n"))
-                for await item in stream {
-                    switch item {
-                    case .keepalive:
-                        try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
-                    case .event(let event):
-                        if !types.isEmpty, !types.contains(event.type) { continue }
-                        if let entity, !event.entities.contains(entity) { continue }
-                        try await writer.write(ByteBuffer(string: "event: grid_event\ndata: " + event.apiJSON + "\n\n"))
-                    }
-                }
-                try await writer.finish(nil)
-            }
-            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+            // Resumable server-sent events (LiveStream.swift).
+            try LiveStream.response(request, api: api)
         }
         router.get("/api/events/{id}") { _, context in
             let id = try context.parameters.require("id")

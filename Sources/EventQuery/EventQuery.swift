@@ -14,13 +14,18 @@ public struct EventQuery: Sendable, Equatable {
     public var until: Int64?
     /// Ids starting with this (a trailing `*` is allowed: `event-spawn_*`).
     public var idPrefix: String?
+    /// Words that must all appear in the event's string fields, and "quoted phrases" whose words must appear in
+    /// order inside one field (`TextQuery`): `disk full`, `"connection refused" node-7`.
+    public var text: String?
     public var newestFirst = true
     public var limit = 50
     /// Continue after the page that returned this cursor. Stays valid while new events arrive.
     public var cursor: String?
 
     public init(types: [EventType] = [], entity: String? = nil, since: Int64? = nil, until: Int64? = nil,
-                idPrefix: String? = nil, newestFirst: Bool = true, limit: Int = 50, cursor: String? = nil) {
+                idPrefix: String? = nil, newestFirst: Bool = true, limit: Int = 50, cursor: String? = nil,
+                text: String? = nil) {
+        self.text = text
         self.types = types
         self.entity = entity
         self.since = since
@@ -42,6 +47,9 @@ public struct EventQuery: Sendable, Equatable {
         let hi = until ?? Int64.max
         return lo..<max(lo, hi)
     }
+
+    /// The text filter parsed (nil without one, or when it has no word: such a query matches nothing).
+    var textQuery: TextQuery? { text.flatMap { TextQuery($0) } }
 
     var prefix: String? {
         guard let p = idPrefix else { return nil }
@@ -67,6 +75,7 @@ public struct EventQuery: Sendable, Equatable {
         if let since { key("since"); w.string(TimeText.format(since)) }
         if let until { key("until"); w.string(TimeText.format(until)) }
         if let idPrefix { key("id_prefix"); w.string(idPrefix) }
+        if let text { key("text"); w.string(text) }
         key("order")
         w.string(newestFirst ? "newest_first" : "oldest_first")
         key("limit")

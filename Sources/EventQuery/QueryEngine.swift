@@ -1,3 +1,4 @@
+import EventRecords
 import EventStore
 import GridEvents
 
@@ -22,6 +23,9 @@ public final class QueryEngine: Sendable {
             throw QueryError(.badLimit, "limit must be 1 to \(Self.maxLimit), got \(query.limit)")
         }
         let cursor = try query.cursor.map { (c) throws(QueryError) in try Cursor.decode(c) }
+        if let text = query.text, TextQuery(text) == nil {
+            throw QueryError(.badQuery, "text \"\(text.prefix(60))\" has no word to search for (words are letters and digits)")
+        }
         var out: [StoredEvent] = []
         scan(query, after: cursor) { e in
             out.append(e)
@@ -34,8 +38,9 @@ public final class QueryEngine: Sendable {
             nextCursor: more ? out.last.map { Cursor.encode($0.position) } : nil)
     }
 
-    /// The index lists a query walks, and the type codes it keeps. An entity's adjacency list when it names one;
-    /// else its types' lists; else the types an `event-<type>` id prefix names; else every event.
+    /// The index lists a query walks, and the type codes it keeps. The word index when it searches text (the
+    /// words' lists intersected, with the entity's when it names one); else an entity's adjacency list when it names
+    /// one; else its types' lists; else the types an `event-<type>` id prefix names; else every event.
     func plan(_ query: EventQuery) -> (sources: [ReadSource], types: Set<UInt16>?) {
         var types = Set(query.types.map(\.rawValue))
         if query.customName != nil {
@@ -52,6 +57,7 @@ public final class QueryEngine: Sendable {
             }.map(\.rawValue))
         }
         let filter: Set<UInt16>? = types.isEmpty && query.types.isEmpty && query.customName == nil ? nil : types
+        if let text = query.textQuery { return ([.words(text.words, entity: query.entity)], filter) }
         if let entity = query.entity { return ([.entity(entity)], filter) }
         if let filter { return (filter.sorted().map { ReadSource.type($0) }, filter) }
         if let prefix = query.prefix { return ([.idPrefix(prefix)], nil) }
@@ -64,17 +70,25 @@ public final class QueryEngine: Sendable {
         let (sources, types) = plan(query)
         if types?.isEmpty == true { return }
         let name = query.customName
+        let text = query.textQuery
+        if query.text != nil, text == nil { return }
         store.read(sources, ReadBounds(range: query.range, newestFirst: query.newestFirst, after: cursor), types: types,
                    idPrefix: query.prefix) { e in
             if let name {
                 guard e.typeCode == EventType.custom.rawValue, let g = try? GridEvent(stored: e), g.typeName == name else { return true }
+            }
+            // The word index gives candidates (words by hash, long words by their start; none at all in a store
+            // opened without it): the event's own fields decide, phrases included.
+            if let text {
+                if let entity = query.entity, !e.entities.contains(entity) { return true }
+                guard GridText.matches(text, typeCode: e.typeCode, payload: e.payload) else { return true }
             }
             return body(e)
         }
     }
 
     /// Whether a query can be answered from positions and type codes alone (no id or custom-name filter).
-    private func positional(_ query: EventQuery) -> Bool { query.idPrefix == nil && query.customName == nil }
+    private func positional(_ query: EventQuery) -> Bool { query.idPrefix == nil && query.customName == nil && query.text == nil }
 
     /// Calls `body` with the timestamp and type code of each matching event, for queries without id or name
     /// filters: no event is read. The type code is known when the query walks type lists or an entity's

@@ -12,7 +12,8 @@ public struct ParameterError: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String { "\(code): \(message)" }
 }
 
-/// The parsing of URL query parameters (`type`, `entity`, `since`, `until`, `prefix`, `limit`, `cursor`, `order`)
+/// The parsing of URL query parameters (`type`, `entity`, `since`, `until`, `prefix`, `text`, `limit`, `cursor`,
+/// `order`)
 /// into an `EventQuery`. Pure: it sees the already percent-decoded values through a look-up function, so the HTTP
 /// layer and the fuzz tests share it. Cursors are checked later, by `QueryEngine.find`.
 public enum QueryParameters {
@@ -74,7 +75,7 @@ public enum QueryParameters {
     }
 
     /// The structured filter of `GET /api/events` (and an entity's timeline).
-    /// - Throws: the first bad parameter, in the order type, entity, since, until, prefix, limit, cursor, order.
+    /// - Throws: the first bad parameter, in the order type, entity, since, until, prefix, text, limit, cursor, order.
     public static func structuredQuery(_ get: Lookup) throws(ParameterError) -> EventQuery {
         var q = EventQuery()
         q.types = try types(get)
@@ -88,6 +89,12 @@ public enum QueryParameters {
         q.until = try time(get, "until")
         if let s = q.since, let u = q.until, s >= u { throw ParameterError("bad_time", "since must be before until") }
         q.idPrefix = try string(get, "prefix")
+        if let text = try string(get, "text") {
+            guard TextQuery(text) != nil else {
+                throw ParameterError("bad_text", "text must hold a word to search for (letters or digits)")
+            }
+            q.text = text
+        }
         q.limit = try int(get, "limit", default: 50, range: 1...QueryEngine.maxLimit)
         q.cursor = try string(get, "cursor")
         if let order = try string(get, "order") {

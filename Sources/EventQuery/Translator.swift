@@ -42,13 +42,16 @@ public struct TranslationError: Error, Sendable, CustomStringConvertible {
 
 /// A deterministic translator from operations questions to queries. Grammar (README, "Asking questions"):
 ///
-///     question := [count-words | list-words | "top" N subject "by"] [subject] [type-words] [entity] [time]
+///     question := [count-words | list-words | "top" N subject "by"] [subject] [type-words] [entity] [text] [time]
 ///               | ("what happened to" | "history of" | "timeline of") entity [time]
 ///               | entity ("timeline" | "history")
 ///               | ("events" | "what happened") ("leading to" | "before") entity [type-word]
 ///     time     := "today" | "yesterday" | "this week" | "last week" | "this hour"
 ///               | ("last" | "past") [N] ("minute" | "hour" | "day" | "week")["s"]
 ///               | "since" HH:MM | "since yesterday" | "between" HH:MM "and" HH:MM
+///     text     := ["that" | "which"] ("mentioning" | "mention"["s"] | "containing" | "contain"["s"] | "saying"
+///                 | "matching") words | failure-word "with" words     (words: to the end, or "for" entity;
+///                 "quoted" words stay a phrase; see `extractText`)
 ///
 /// Times are UTC and relative to `now`, which tests fix.
 public struct Translator: Sendable {
@@ -64,7 +67,63 @@ public struct Translator: Sendable {
         "how many nodes crashed this week", "which agents went offline in the last hour",
         "show the events leading to node-7 crash", "top 5 agents by failures this week",
         "show stop failures since 14:00", "count heartbeats in the last 10 minutes",
+        "show errors mentioning disk full today", "which nodes failed with connection refused this week",
     ]
+
+    /// Words that start a text search ("mentioning disk full"), and the words after which "with" does ("failed
+    /// with connection refused").
+    static let textKeywords: Set<String> = ["mentioning", "mention", "mentions", "containing", "contain", "contains", "saying", "matching"]
+    static let withAfter: Set<String> = ["failed", "failing", "fails", "crashed", "crashing", "crashes", "crash", "errors", "error", "failures", "failure",
+                                         "stopped", "events", "died", "exited", "offline", "degraded"]
+    /// Words skipped at the start of a text search ("failed with the error disk full") unless nothing else follows.
+    static let textFiller: Set<String> = ["the", "a", "an", "error", "errors", "message", "messages", "text", "word", "words", "phrase"]
+
+    /// Takes a text search out of `words` (lowercased, times already removed): the words after a keyword to the
+    /// end, or up to "for"/"on"/"of"/"from" before an entity id. Double-quoted phrases of `question` found among
+    /// them stay quoted (words in order). Nil when the question has no keyword.
+    func extractText(_ words: inout [String], question: String) throws(TranslationError) -> String? {
+        guard let k = words.indices.first(where: { i in
+            Self.textKeywords.contains(words[i]) || (words[i] == "with" && i > 0 && Self.withAfter.contains(words[i - 1]))
+        }) else { return nil }
+        var end = words.count
+        for j in (k + 1)..<words.count where j + 1 < words.count && ["for", "on", "of", "from"].contains(words[j]) && isEntityToken(words[j + 1]) {
+            end = j
+            break
+        }
+        var picked = Array(words[(k + 1)..<end]).filter { !TextTokens.words($0).isEmpty }
+        while picked.count > 1, Self.textFiller.contains(picked[0]) { picked.removeFirst() }
+        guard !picked.isEmpty else {
+            throw TranslationError(message: "\(words[k]) what? put the words to search for after it, like \"show errors mentioning disk full\"", suggestions: Self.examples)
+        }
+        var from = k
+        if from > 0, ["that", "which"].contains(words[from - 1]), words[k] != "with" { from -= 1 }
+        words.removeSubrange(from..<end)
+        // Quoted phrases of the question, as words.
+        let phrases = question.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
+            .filter { $0.offset % 2 == 1 }.map { TextTokens.words(String($0.element)) }.filter { $0.count >= 2 }
+        let flat = picked.map { TextTokens.words($0) }
+        var parts: [String] = []
+        var i = 0
+        outer: while i < picked.count {
+            for phrase in phrases {
+                // The phrase's words starting at picked[i], across as many picked tokens as it takes.
+                var taken: [String] = []
+                var j = i
+                while j < picked.count, taken.count < phrase.count {
+                    taken += flat[j]
+                    j += 1
+                }
+                if taken == phrase {
+                    parts.append("\"" + picked[i..<j].joined(separator: " ") + "\"")
+                    i = j
+                    continue outer
+                }
+            }
+            parts.append(picked[i])
+            i += 1
+        }
+        return parts.joined(separator: " ")
+    }
 
     static let maxQuestionLength = 500
 
@@ -115,6 +174,9 @@ public struct Translator: Sendable {
         (["registered"], [.agentRegistered], "registrations"),
         (["unregistered"], [.agentUnregistered], "unregistrations"),
         (["metrics"], [.storageMetrics], "storage metrics"),
+        (["log", "records"], [.log], "log records"),
+        (["log", "events"], [.log], "log records"),
+        (["logs"], [.log], "log records"),
     ]
 
     /// Interprets `question`.
@@ -136,6 +198,10 @@ public struct Translator: Sendable {
             query.since = range.lowerBound
             query.until = range.upperBound == Int64.max ? nil : range.upperBound
         }
+
+        // Text: "mentioning disk full", "failed with connection refused" (the words to the end, or to "for <entity>").
+        let text = try extractText(&words, question: question)
+        query.text = text
 
         // Entities: ids like agent-001, node-abc123, cluster; keep their original case.
         var entity: String?
@@ -170,7 +236,7 @@ public struct Translator: Sendable {
         let has: (String) -> Bool = { words.contains($0) }
         let joined = " " + words.joined(separator: " ") + " "
         let subject: GroupKey? = has("agents") || has("agent") ? .agent : (has("nodes") || has("node") ? .node : nil)
-        let what = typeText ?? "events"
+        let what = (typeText ?? "events") + (text.map { " mentioning \($0)" } ?? "")
         let whenText = timeText.map { " " + $0 } ?? ""
         let aboutText = entity.map { " for \($0)" } ?? ""
 
@@ -202,7 +268,7 @@ public struct Translator: Sendable {
                 return Interpretation(action: .countDistinct(subject), query: query,
                                       sentence: "How many distinct \(subject.rawValue)s had \(what)\(whenText)\(aboutText), with the count per \(subject.rawValue).")
             }
-            guard !types.isEmpty || entity != nil || range != nil || joined.contains(" events ") else {
+            guard !types.isEmpty || entity != nil || range != nil || text != nil || joined.contains(" events ") else {
                 throw TranslationError(message: "count what? name an event kind (spawn failures, crashes, heartbeats, ...)", suggestions: Self.examples)
             }
             return Interpretation(action: .count, query: query, sentence: "Count of \(what)\(whenText)\(aboutText), by type.")
@@ -210,7 +276,7 @@ public struct Translator: Sendable {
 
         // "which agents went offline in the last hour": the distinct agents.
         if joined.hasPrefix(" which "), let subject {
-            guard !types.isEmpty else { throw TranslationError(message: "which \(subject.rawValue)s did what? name an event kind", suggestions: Self.examples) }
+            guard !types.isEmpty || text != nil else { throw TranslationError(message: "which \(subject.rawValue)s did what? name an event kind", suggestions: Self.examples) }
             return Interpretation(action: .group(subject, top: nil), query: query,
                                   sentence: "The \(subject.rawValue)s with \(what)\(whenText), with how many each.")
         }
@@ -222,7 +288,7 @@ public struct Translator: Sendable {
                                   sentence: "\(typeText.map { $0.prefix(1).uppercased() + $0.dropFirst() } ?? "Events") of \(entity)\(whenText), newest first.")
         }
 
-        guard !types.isEmpty || joined.contains(" events ") || (range != nil && (has("show") || has("list") || has("what"))) else {
+        guard !types.isEmpty || text != nil || joined.contains(" events ") || (range != nil && (has("show") || has("list") || has("what"))) else {
             throw TranslationError(message: "could not read \"\(question.prefix(80))\": it names no event kind, entity or time", suggestions: suggestions(for: words))
         }
         return Interpretation(action: .list, query: query, sentence: "\(what.prefix(1).uppercased() + what.dropFirst())\(whenText)\(aboutText), newest first.")
@@ -245,23 +311,17 @@ public struct Translator: Sendable {
     // MARK: Time phrases
 
     func extractTime(_ words: inout [String], now: Int64) throws(TranslationError) -> (Range<Int64>?, String?) {
-        let day: Int64 = 86_400_000_000
-        let midnight = now >= 0 ? now / day * day : (now / day - 1) * day
-        let daysSinceEpoch = midnight / day
-        // 1970-01-01 was a Thursday; Monday-based weeks.
-        let weekday = Int64((daysSinceEpoch + 3) % 7)
-        let monday = midnight - weekday * day
+        // The time arithmetic is GridEvents' `TimeExpression`, shared with the tools' --since/--until.
+        let day = TimeExpression.day
+        let midnight = TimeExpression.midnight(now)
+        let monday = TimeExpression.monday(now)
         func remove(_ at: Int, _ n: Int) { words.removeSubrange(at..<(at + n)) }
         func find(_ phrase: [String]) -> Int? {
             guard phrase.count <= words.count else { return nil }
             for i in 0...(words.count - phrase.count) where Array(words[i..<(i + phrase.count)]) == phrase { return i }
             return nil
         }
-        func clock(_ s: String) -> Int64? {
-            let parts = s.split(separator: ":")
-            guard parts.count == 2, let h = Int64(parts[0]), let m = Int64(parts[1]), (0..<24).contains(h), (0..<60).contains(m) else { return nil }
-            return (h * 3600 + m * 60) * 1_000_000
-        }
+        func clock(_ s: String) -> Int64? { TimeExpression.clock(s) }
         if let i = find(["between"]), i + 3 < words.count, words[i + 2] == "and" {
             guard let a = clock(words[i + 1]), let b = clock(words[i + 3]) else {
                 throw TranslationError(message: "between needs two times like 10:00 and 12:30 (UTC)", suggestions: Self.examples)
@@ -276,11 +336,9 @@ public struct Translator: Sendable {
             return ((midnight - day)..<Int64.max, "since yesterday")
         }
         if let i = find(["since"]), i + 1 < words.count {
-            guard let t = clock(words[i + 1]) else {
+            guard let start = TimeExpression.lastClock(words[i + 1], now: now) else {
                 throw TranslationError(message: "since needs a time like 14:00 (UTC)", suggestions: Self.examples)
             }
-            var start = midnight + t
-            if start > now { start -= day }
             let text = "since \(words[i + 1]) UTC"
             remove(i, 2)
             return (start..<Int64.max, text)
@@ -288,7 +346,7 @@ public struct Translator: Sendable {
         for (phrase, range, text) in [
             (["this", "week"], monday..<Int64.max, "this week"),
             (["last", "week"], (monday - 7 * day)..<monday, "last week"),
-            (["this", "hour"], (now / 3_600_000_000 * 3_600_000_000)..<Int64.max, "this hour"),
+            (["this", "hour"], TimeExpression.startOfHour(now)..<Int64.max, "this hour"),
             (["today"], midnight..<Int64.max, "today"),
             (["yesterday"], (midnight - day)..<midnight, "yesterday"),
         ] as [([String], Range<Int64>, String)] {
@@ -298,10 +356,8 @@ public struct Translator: Sendable {
                 return (range, text)
             }
         }
-        let units: [String: Int64] = [
-            "minute": 60_000_000, "minutes": 60_000_000, "min": 60_000_000, "mins": 60_000_000,
-            "hour": 3_600_000_000, "hours": 3_600_000_000, "day": day, "days": day, "week": 7 * day, "weeks": 7 * day,
-        ]
+        // The spelled-out units only: in a sentence "m" or "s" is not a unit.
+        let units = TimeExpression.units.filter { $0.key.count >= 3 && !$0.key.hasPrefix("sec") }
         for (i, w) in words.enumerated() where w == "last" || w == "past" {
             var n: Int64 = 1
             var j = i + 1

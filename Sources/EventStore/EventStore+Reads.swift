@@ -53,6 +53,8 @@ public struct StoreStats: Sendable, Equatable {
     /// Index files and their bytes.
     public var indexFiles: Int = 0
     public var indexBytes: Int = 0
+    /// Bytes of the index files' words sections (the word index), part of `indexBytes`.
+    public var wordIndexBytes: Int = 0
     /// Bytes the store's files occupy on disk, as `du` counts them (allocated blocks): segment files (the active
     /// one's whole reservation), compacted files and index files.
     public var diskBytes: Int = 0
@@ -69,6 +71,9 @@ public struct NeighborList: Sendable, Equatable {
 }
 
 extension EventStore {
+    /// Whether this store indexes the words of its events (`StoreOptions.text`), and under which scheme.
+    public var textScheme: UInt32? { options.text?.scheme }
+
     /// Whether an event with this id is stored. Reads no payload: a hash probe per segment.
     public func contains(id: String) -> Bool {
         let snap = snapshot()
@@ -147,6 +152,14 @@ extension EventStore {
                     index.forEachStem { stem, run in
                         if stem.hasPrefix(prefix) || prefix.hasPrefix(stem) { out.append(RunCursor(run, bounds: bounds)) }
                     }
+                case .words(let words, let entity):
+                    if index.textScheme != 0 {
+                        out.append(index.wordCursor(words.map { TextTokens.hash($0) }, entity: entity.map { Hash.id($0) }, bounds: bounds, end: nil))
+                    } else if let entity {
+                        if let run = index.entityRun(Hash.id(entity)) { out.append(RunCursor(run, bounds: bounds)) }
+                    } else {
+                        out.append(RunCursor(index.allRun, bounds: bounds))
+                    }
                 }
             }
         }
@@ -171,6 +184,16 @@ extension EventStore {
                 memory.byStem.filter { $0.value.stem.hasPrefix(prefix) || prefix.hasPrefix($0.value.stem) }.map(\.key)
             }
             return stems.map { h in cursor { $0.byStem[h]?.list } }
+        case .words(let words, let entity):
+            let e = entity.map { Hash.id($0) }
+            guard memory.text != nil else {
+                if let e { return [cursor { $0.entityRun(e) }] }
+                return [cursor { $0.allRun }]
+            }
+            // The matches are few next to the lists they come from: found under the lock in one go (the rank lists
+            // follow arrival, not time), then walked without it.
+            let hashes = words.map { TextTokens.hash($0) }
+            return [activeLock.withLock { memory.wordCursor(hashes, entity: e, bounds: bounds, end: snap.activeEnd) }]
         }
     }
 
@@ -462,6 +485,7 @@ extension EventStore {
                 if let m = s.mappedIndex {
                     st.indexFiles += 1
                     st.indexBytes += m.fileBytes
+                    st.wordIndexBytes += m.header.sections[IndexFile.Section.words.rawValue].length
                 }
                 st.readDamage += s.health.readDamage
             }

@@ -54,7 +54,7 @@ extension EventStore {
             if useCompacted {
                 do throws(StoreError) {
                     let file = try CompactedFile(path: directory + "/" + CompactedFormat.fileName(id), segment: id, sys: sys)
-                    segment = Segment(id: id, compacted: file, created: 0, capacity: 0)
+                    segment = Segment(id: id, compacted: file, created: 0, capacity: 0, text: options.text)
                 } catch {
                     guard error.code == .corrupt else { throw error }
                     report.unreadableSegments.append(Damage(segment: id, offset: 0, length: 0, reason: error.message))
@@ -92,7 +92,7 @@ extension EventStore {
                 }
                 segment = Segment(
                     id: id, path: path, raw: RawMapping(fd: fd, base: base, length: size, sys: sys), created: h.created,
-                    capacity: h.capacity, end: size, sealed: true)
+                    capacity: h.capacity, end: size, sealed: true, text: options.text)
                 manifest.compacted.remove(id)
                 if isLast {
                     // The last segment may be the active one: always scanned, never trusted to an index file.
@@ -212,8 +212,15 @@ extension EventStore {
         if !ok {
             report.notices.append(
                 "index file of segment \(segment.id) covers \(expected) bytes, the segment holds \(available); rebuilt it from the segment")
+            return false
         }
-        return ok
+        // Words taken under another text scheme (or none) would answer searches from another reading of the payloads.
+        if let text = options.text, mapped.textScheme != text.scheme {
+            report.notices.append(
+                "index file of segment \(segment.id) has \(mapped.textScheme == 0 ? "no word index" : "words of text scheme \(mapped.textScheme)"), this store indexes text scheme \(text.scheme); rebuilt it from the segment")
+            return false
+        }
+        return true
     }
 
     /// The sequence of the last frame of a sealed segment (its seal frame when it has one), read from its data.
@@ -267,7 +274,7 @@ extension EventStore {
 
     /// Scans `bytes` (the segment's raw byte space) into a fresh in-memory index for `segment`.
     func index(_ segment: Segment, bytes: UnsafeRawBufferPointer) -> SegmentScanResult {
-        let memory = MemoryIndex(segment: segment.id)
+        let memory = MemoryIndex(segment: segment.id, text: options.text)
         segment.index = memory
         return SegmentScanner.scan(bytes, segment: segment.id) { info, payload in
             memory.indexFrame(

@@ -36,7 +36,7 @@ extension EventStore {
         }
         let segment = Segment(
             id: id, path: path, raw: RawMapping(fd: fd, base: mapped!, length: Int(capacity), sys: sys),
-            created: options.clock(), capacity: capacity, end: Format.segmentHeaderSize, sealed: false)
+            created: options.clock(), capacity: capacity, end: Format.segmentHeaderSize, sealed: false, text: options.text)
         segments.append(segment)
         segmentById[id] = segment
     }
@@ -113,6 +113,9 @@ extension EventStore {
         var bytes: [UInt8]
         public let recordCount: Int
         var payloadHash: UInt64
+        /// The word hashes of each concept record, in order, when the store indexes text: taken here, outside the
+        /// lock, so the index is extended under it without tokenizing.
+        var words: [[UInt64]]? = nil
         /// Encoded size in bytes.
         public var size: Int { bytes.count }
     }
@@ -154,14 +157,22 @@ extension EventStore {
         }
         var w = BinaryWriter(capacity: Format.aligned(size))
         w.zeros(Format.frameHeaderSize)
+        var words: [[UInt64]]? = options.text == nil ? nil : []
+        var hashes: [UInt64] = []
+        var scratch: [UInt8] = []
         for record in records {
             switch record {
-            case .concept(let c): Format.encode(c, into: &w)
+            case .concept(let c):
+                Format.encode(c, into: &w)
+                if let text = options.text {
+                    c.payload.withUnsafeBytes { text.wordHashes(typeCode: c.typeCode, payload: $0, into: &hashes, scratch: &scratch) }
+                    words?.append(hashes)
+                }
             case .adjacency(let a): Format.encode(a, into: &w)
             }
         }
         let payloadHash = w.bytes.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[Format.frameHeaderSize...])) }
-        return PreparedBatch(bytes: w.bytes, recordCount: records.count, payloadHash: payloadHash)
+        return PreparedBatch(bytes: w.bytes, recordCount: records.count, payloadHash: payloadHash, words: words)
     }
 
     static let sealReserve = Format.frameHeaderSize + Format.sealPayloadSize
@@ -211,7 +222,7 @@ extension EventStore {
                 nextSequence += 1
                 lastWritten = sequence
                 segment.end += batch.bytes.count
-                indexWrittenFrame(segment, offset: offset)
+                indexWrittenFrame(segment, offset: offset, words: batch.words)
                 if options.durability == .always, let raw = segment.raw, toSync.last?.0 !== raw {
                     toSync.append((raw, segment.path))
                 }
@@ -289,7 +300,7 @@ extension EventStore {
         return segments.last!
     }
 
-    func indexWrittenFrame(_ segment: Segment, offset: Int) {
+    func indexWrittenFrame(_ segment: Segment, offset: Int, words: [[UInt64]]? = nil) {
         let buf = segment.bytes
         // The frame was built by this process; the scan's checks are skipped, only its summary is computed.
         let header = buf.slice(offset, Format.frameHeaderSize)
@@ -322,7 +333,7 @@ extension EventStore {
         activeLock.withLock {
             segment.memoryIndex?.indexFrame(
                 frameOffset: offset, payload: payload, minTimestamp: minTs, maxTimestamp: maxTs,
-                recordCount: Int(header.u32(16)), isKnown: { _ in
+                recordCount: Int(header.u32(16)), wordsOf: words, isKnown: { _ in
                     defer { k += 1 }
                     return k < known.count ? known[k] : false
                 })

@@ -106,7 +106,7 @@ extension EventStore {
     /// Indexes a sealed segment's data for reads (its index file failed a check): the same scan as a rebuild,
     /// with duplicates judged against the other segments of the snapshot.
     private func privateIndex(_ v: SegmentView, _ snap: Snapshot) -> MemoryIndex {
-        let memory = MemoryIndex(segment: v.id)
+        let memory = MemoryIndex(segment: v.id, text: options.text)
         func known(_ view: ConceptView) -> Bool {
             var found = false
             memory.forEachOffset(hash: view.idHash) { offset in

@@ -182,6 +182,12 @@ struct ConceptView {
     var timestamp: Int64 { bytes.i64(24) }
     var idBytes: UnsafeRawBufferPointer { bytes.slice(Format.recordHeaderSize, idLength) }
     var id: String { bytes.string(Format.recordHeaderSize, idLength) }
+    /// The payload: the record's last `payloadLength` bytes (empty when that does not fit after the id).
+    var payloadBytes: UnsafeRawBufferPointer {
+        let n = payloadLength
+        guard n <= bytes.count - Format.recordHeaderSize - idLength else { return bytes.slice(0, 0) }
+        return bytes.slice(bytes.count - n, n)
+    }
 
     /// Entities and payload; nil when the entity list overruns the record.
     func decodeTail() -> (entities: [String], payload: [UInt8])? {

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// The index file of a sealed segment (`seg-NNNNNNNNNN.sgi`, version 2): the segment's index written once at
+/// The index file of a sealed segment (`seg-NNNNNNNNNN.sgi`, version 3): the segment's index written once at
 /// seal, then memory-mapped on open so opening a store does not scan sealed data and resident memory does not
 /// grow with the number of events. Layout in docs/FORMAT.md ("Index files").
 ///
@@ -14,19 +14,21 @@ import Glibc
 ///
 /// The header carries its own checksum and one checksum per section. The header is checked when the file is
 /// opened; a section is checked the first time it is used. A file whose header or a section fails its checksum,
-/// or of another version, is never used: the store rebuilds the index from the segment.
+/// or of another version, is never used: the store rebuilds the index from the segment. Version 3 added the words
+/// section (the word index: a posting list per word hash) and the text scheme in the header.
 enum IndexFile {
-    static let magic: [UInt8] = Array("SGEVIDX2".utf8)
-    static let version: UInt32 = 2
-    static let sectionCount = 9
-    static let sectionTableOffset = 80
+    static let magic: [UInt8] = Array("SGEVIDX3".utf8)
+    static let version: UInt32 = 3
+    static let sectionCount = 10
+    static let textSchemeOffset = 80
+    static let sectionTableOffset = 88
     static let headerChecksumOffset = sectionTableOffset + 24 * sectionCount
     static let headerSize = headerChecksumOffset + 8
     /// Elements per block of the time column and of posting lists.
     static let blockSize = 128
 
     enum Section: Int, CaseIterable {
-        case time = 0, types, postings, entities, ids, stems, buckets, edges, frames
+        case time = 0, types, postings, entities, ids, stems, buckets, edges, frames, words
         var name: String {
             switch self {
             case .time: "time"
@@ -38,6 +40,7 @@ enum IndexFile {
             case .buckets: "buckets"
             case .edges: "edges"
             case .frames: "frames"
+            case .words: "words"
             }
         }
     }
@@ -52,6 +55,7 @@ enum IndexFile {
     static let edgeNodeEntrySize = 16
     static let edgeEntrySize = 24
     static let frameEntrySize = 8
+    static let wordEntrySize = 16
 
     static func fileName(_ segment: UInt64) -> String {
         String(Format.segmentFileName(segment).dropLast(4)) + ".sgi"
@@ -109,26 +113,7 @@ enum IndexFile {
 
         var postings = BinaryWriter()
         /// Appends a posting list; returns its offset in the postings section.
-        func posting(_ list: [UInt32]) -> UInt32 {
-            let at = postings.bytes.count
-            let blocks = (list.count + blockSize - 1) / blockSize
-            postings.u32(UInt32(list.count))
-            postings.u32(UInt32(blocks))
-            var body = BinaryWriter()
-            for b in 0..<blocks {
-                let range = (b * blockSize)..<min(list.count, (b + 1) * blockSize)
-                let first = list[range.lowerBound]
-                let bits = BitPack.width(UInt64(list[range.upperBound - 1] - first))
-                postings.u32(first)
-                postings.u8(UInt8(bits))
-                postings.u8(0)
-                postings.u16(0)
-                postings.u32(UInt32(8 + blocks * postingBlockEntrySize + body.bytes.count))
-                BitPack.pack(list[range].lazy.map { UInt64($0 - first) }, bits: bits, into: &body)
-            }
-            postings.bytes += body.bytes
-            return UInt32(at)
-        }
+        func posting(_ list: [UInt32]) -> UInt32 { appendPosting(list, into: &postings) }
 
         // types: the codes with their posting lists, then a column giving each ordinal's type (by code index).
         let codes = index.byType.keys.sorted()
@@ -251,6 +236,7 @@ enum IndexFile {
         }
         sections[Section.frames.rawValue] = w.bytes
         sections[Section.postings.rawValue] = postings.bytes
+        sections[Section.words.rawValue] = encodeWords(index, ordinalOf: ordinalOf)
 
         var header = BinaryWriter(capacity: headerSize)
         header.bytes.append(contentsOf: magic)
@@ -264,6 +250,8 @@ enum IndexFile {
         header.i64(index.minTimestamp)
         header.i64(index.maxTimestamp)
         header.u64(UInt64(segmentEnd))
+        header.u32(index.textScheme)
+        header.u32(0)
         var offset = headerSize
         for s in sections {
             header.u64(UInt64(offset))
@@ -279,6 +267,59 @@ enum IndexFile {
             out.append(contentsOf: repeatElement(0, count: Format.aligned(s.count) - s.count))
         }
         return out
+    }
+
+    /// Appends a posting list (u32 count, u32 blocks, a 12-byte directory entry per block of 128, then each block's
+    /// ordinals minus its first, bit-packed) to `w`; returns where it starts.
+    static func appendPosting(_ list: [UInt32], into w: inout BinaryWriter) -> UInt32 {
+        let at = w.bytes.count
+        let blocks = (list.count + blockSize - 1) / blockSize
+        w.u32(UInt32(list.count))
+        w.u32(UInt32(blocks))
+        var body = BinaryWriter()
+        for b in 0..<blocks {
+            let range = (b * blockSize)..<min(list.count, (b + 1) * blockSize)
+            let first = list[range.lowerBound]
+            let bits = BitPack.width(UInt64(list[range.upperBound - 1] - first))
+            w.u32(first)
+            w.u8(UInt8(bits))
+            w.u8(0)
+            w.u16(0)
+            w.u32(UInt32(8 + blocks * postingBlockEntrySize + body.bytes.count))
+            BitPack.pack(list[range].lazy.map { UInt64($0 - first) }, bits: bits, into: &body)
+        }
+        w.bytes += body.bytes
+        return UInt32(at)
+    }
+
+    /// The words section: u32 word count, u32 0; per word, sorted by hash, 16 bytes: hash (8), event count (4),
+    /// posting list offset from the section's start (4) or, when the count is 1, the one ordinal; then the lists.
+    static func encodeWords(_ index: MemoryIndex, ordinalOf: [UInt32: UInt32]) -> [UInt8] {
+        guard index.text != nil else { return [0, 0, 0, 0, 0, 0, 0, 0] }
+        let hashes = index.words.keys.sorted()
+        let listsStart = 8 + hashes.count * wordEntrySize
+        var w = BinaryWriter(capacity: listsStart)
+        var lists = BinaryWriter()
+        w.u32(UInt32(hashes.count))
+        w.u32(0)
+        var ordinals: [UInt32] = []
+        for h in hashes {
+            ordinals.removeAll(keepingCapacity: true)
+            for rank in index.words[h]!.ranks {
+                let p = index.arrivals[Int(rank)]
+                if let o = ordinalOf[UInt32(Location(raw: p.location).offset)] { ordinals.append(o) }
+            }
+            // Ranks follow arrival; ordinals follow time.
+            ordinals.sort()
+            w.u64(h)
+            w.u32(UInt32(ordinals.count))
+            if ordinals.count == 1 {
+                w.u32(ordinals[0])
+            } else {
+                w.u32(UInt32(listsStart) + appendPosting(ordinals, into: &lists))
+            }
+        }
+        return w.bytes + lists.bytes
     }
 
     /// About 8 ids per directory bucket.
@@ -308,6 +349,8 @@ enum IndexFile {
         var minTimestamp: Int64
         var maxTimestamp: Int64
         var segmentEnd: Int
+        /// `TextIndexing.scheme` of the words section (0: no words).
+        var textScheme: UInt32
         var sections: [(offset: Int, length: Int, checksum: UInt64)]
     }
 
@@ -336,7 +379,8 @@ enum IndexFile {
         let h = Header(
             segment: buf.u64(16), conceptCount: Int(clamping: buf.u64(24)), adjacencyCount: Int(clamping: buf.u64(32)),
             duplicateCount: Int(clamping: buf.u64(40)), recordCount: Int(clamping: buf.u64(48)), minTimestamp: buf.i64(56),
-            maxTimestamp: buf.i64(64), segmentEnd: Int(clamping: buf.u64(72)), sections: sections)
+            maxTimestamp: buf.i64(64), segmentEnd: Int(clamping: buf.u64(72)), textScheme: buf.u32(textSchemeOffset),
+            sections: sections)
         // Counts a file of this size cannot hold are lies (and would overflow the size checks below).
         guard h.conceptCount <= buf.count, h.adjacencyCount <= buf.count, h.duplicateCount <= buf.count,
             h.recordCount <= Int(UInt32.max), h.segmentEnd <= StoreOptions.maxSegmentCapacity
@@ -345,7 +389,7 @@ enum IndexFile {
         let blocks = (h.conceptCount + blockSize - 1) / blockSize
         guard size(.time) >= 8 + blocks * timeBlockEntrySize, size(.types) >= 8, size(.ids) >= 12,
             size(.entities) % entityEntrySize == 0, size(.stems) >= 8, size(.buckets) % bucketEntrySize == 0,
-            size(.edges) >= 8, size(.frames) % frameEntrySize == 0
+            size(.edges) >= 8, size(.frames) % frameEntrySize == 0, size(.words) >= 8
         else { return .failure(FormatProblem("section sizes do not match the counts in the header")) }
         return .success(h)
     }

@@ -259,6 +259,48 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
         return b.i64(lo * IndexFile.bucketEntrySize + 8)
     }
 
+    var textScheme: UInt32 { header.textScheme }
+
+    /// The events whose text has the word with hash `word` (ordinals in time order), or nil when none has.
+    func wordRun(_ word: UInt64) -> OrdinalRun? {
+        let s = section(.words)
+        guard s.count >= 8 else { return nil }
+        let n = Int(s.u32(0))
+        guard n <= (s.count - 8) / IndexFile.wordEntrySize else { return nil }
+        var lo = 0
+        var hi = n
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if s.u64(8 + mid * IndexFile.wordEntrySize) < word { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < n, s.u64(8 + lo * IndexFile.wordEntrySize) == word else { return nil }
+        let at = 8 + lo * IndexFile.wordEntrySize
+        let count = Int(s.u32(at + 8))
+        let ref = Int(s.u32(at + 12))
+        if count == 1 { return ref < conceptCount ? OrdinalRun(index: self, list: .single(ref)) : nil }
+        guard ref <= s.count - 8 else { return nil }
+        let blocks = Int(s.u32(ref + 4))
+        guard Int(s.u32(ref)) == count, blocks == (count + IndexFile.blockSize - 1) / IndexFile.blockSize,
+            ref + 8 + blocks * IndexFile.postingBlockEntrySize <= s.count
+        else { return nil }
+        return OrdinalRun(index: self, list: .posting(PostingList(bytes: s, start: ref, count: count)))
+    }
+
+    func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
+        var runs: [OrdinalRun] = []
+        for w in words {
+            guard let run = wordRun(w) else { return ArrayCursor([]) }
+            runs.append(run)
+        }
+        if let entity {
+            guard let run = entityRun(entity) as? OrdinalRun else { return ArrayCursor([]) }
+            runs.append(run)
+        }
+        guard !runs.isEmpty else { return ArrayCursor([]) }
+        runs.sort { $0.count < $1.count }
+        return IntersectionCursor(driver: runs[0], others: Array(runs.dropFirst()), bounds: bounds)
+    }
+
     func extraEdges(_ node: UInt64) -> (any EdgeRun)? {
         let s = section(.edges)
         guard s.count >= 8 else { return nil }
@@ -338,6 +380,68 @@ struct OrdinalRun: PositionRun {
             if self[mid] < p { lo = mid + 1 } else { hi = mid }
         }
         return lo
+    }
+
+    /// Whether the list holds `ordinal`, searching from index `from` on (lists ascend). O(log n). Returns the
+    /// index of the first entry not below it, to search onwards from next time in an ascending walk.
+    func find(ordinal o: Int, from: Int = 0) -> (found: Bool, at: Int) {
+        switch list {
+        case .all(let n): return (o >= 0 && o < n, o)
+        case .single(let s): return (s == o, s < o ? 1 : 0)
+        case .posting(let p):
+            var lo = max(0, min(from, p.count))
+            var hi = p.count
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if p[mid] < o { lo = mid + 1 } else { hi = mid }
+            }
+            return (lo < p.count && p[lo] == o, lo)
+        }
+    }
+}
+
+/// The entries of one ordinal list (the shortest of a word search) that every other list also holds, in the read's
+/// order inside its bounds: the walk of the shortest list with a binary search in each other per entry.
+struct IntersectionCursor: PositionCursor {
+    let driver: OrdinalRun
+    let others: [OrdinalRun]
+    let descending: Bool
+    private var i: Int
+    private let stop: Int
+    /// Per other list, where the last search ended (an ascending walk searches onwards from there).
+    private var from: [Int]
+    private(set) var current: (EventPosition, UInt16?)?
+
+    init(driver: OrdinalRun, others: [OrdinalRun], bounds: ReadBounds) {
+        self.driver = driver
+        self.others = others
+        descending = bounds.newestFirst
+        (i, stop) = RunCursor.span(driver, bounds: bounds)
+        from = [Int](repeating: 0, count: others.count)
+        current = nil
+        settle()
+    }
+
+    private mutating func settle() {
+        candidates: while descending ? i >= stop && i >= 0 : i < stop {
+            let o = driver.ordinal(i)
+            for k in others.indices {
+                let (found, at) = others[k].find(ordinal: o, from: descending ? 0 : from[k])
+                if !descending { from[k] = at }
+                if !found {
+                    i += descending ? -1 : 1
+                    continue candidates
+                }
+            }
+            current = (driver.index.position(o), driver.index.typeCode(ordinal: o))
+            return
+        }
+        current = nil
+    }
+
+    mutating func advance() {
+        i += descending ? -1 : 1
+        settle()
     }
 }
 

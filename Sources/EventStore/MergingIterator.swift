@@ -10,6 +10,12 @@ public enum ReadSource: Hashable, Sendable {
     /// The events whose id starts with this (a trailing `*` is allowed). Candidates come from the id-stem lists;
     /// the caller compares whole ids.
     case idPrefix(String)
+    /// The events whose words (`TextIndexing`) include every one of `words` (folded words, `TextTokens`), among
+    /// those that mention `entity` when given: an intersection of the word lists (and the entity's) per segment.
+    /// Candidates: words are found by hash and long words by their first 64 bytes, so the caller checks the text
+    /// (`TextQuery.matches`). A segment without words (a store opened without `StoreOptions.text`) gives all its
+    /// events, or the entity's.
+    case words([String], entity: String?)
 }
 
 /// A read's direction and bounds: positions in `range` (by timestamp), newest first or oldest first, strictly
@@ -56,24 +62,27 @@ struct RunCursor: PositionCursor {
     init(_ run: any PositionRun, bounds: ReadBounds) {
         self.run = run
         descending = bounds.newestFirst
-        let lo = bounds.range.lowerBound == .min ? 0 : run.lowerBound(EventPosition(timestamp: bounds.range.lowerBound, location: 0))
-        let hi = bounds.range.upperBound == .max ? run.count : run.lowerBound(EventPosition(timestamp: bounds.range.upperBound, location: 0))
-        if descending {
-            var start = hi - 1
-            if let after = bounds.after { start = min(start, run.lowerBound(after) - 1) }
-            i = start
-            stop = lo
-        } else {
-            var start = lo
-            if let after = bounds.after {
-                let at = run.lowerBound(after)
-                start = max(start, at < run.count && run[at] == after ? at + 1 : at)
-            }
-            i = start
-            stop = hi
-        }
+        (i, stop) = Self.span(run, bounds: bounds)
         current = nil
         load()
+    }
+
+    /// Where a walk of `run` inside `bounds` starts and where it stops: descending, indices `start` down to
+    /// `stop` (inclusive); ascending, `start` up to `stop` (exclusive). O(log n).
+    static func span(_ run: some PositionRun, bounds: ReadBounds) -> (start: Int, stop: Int) {
+        let lo = bounds.range.lowerBound == .min ? 0 : run.lowerBound(EventPosition(timestamp: bounds.range.lowerBound, location: 0))
+        let hi = bounds.range.upperBound == .max ? run.count : run.lowerBound(EventPosition(timestamp: bounds.range.upperBound, location: 0))
+        if bounds.newestFirst {
+            var start = hi - 1
+            if let after = bounds.after { start = min(start, run.lowerBound(after) - 1) }
+            return (start, lo)
+        }
+        var start = lo
+        if let after = bounds.after {
+            let at = run.lowerBound(after)
+            start = max(start, at < run.count && run[at] == after ? at + 1 : at)
+        }
+        return (start, hi)
     }
 
     private mutating func load() {

@@ -122,7 +122,7 @@ final class Segment {
     var damaged = false
     let health = SegmentHealth()
 
-    init(id: UInt64, path: String, raw: RawMapping, created: Int64, capacity: UInt64, end: Int, sealed: Bool) {
+    init(id: UInt64, path: String, raw: RawMapping, created: Int64, capacity: UInt64, end: Int, sealed: Bool, text: TextIndexing? = nil) {
         self.id = id
         self.path = path
         self.raw = raw
@@ -130,10 +130,10 @@ final class Segment {
         self.capacity = capacity
         self.end = end
         self.sealed = sealed
-        index = MemoryIndex(segment: id)
+        index = MemoryIndex(segment: id, text: text)
     }
 
-    init(id: UInt64, compacted file: CompactedFile, created: Int64, capacity: UInt64) {
+    init(id: UInt64, compacted file: CompactedFile, created: Int64, capacity: UInt64, text: TextIndexing? = nil) {
         self.id = id
         path = file.path
         compacted = file
@@ -141,7 +141,7 @@ final class Segment {
         self.capacity = capacity
         end = file.header.rawLength
         sealed = true
-        index = MemoryIndex(segment: id)
+        index = MemoryIndex(segment: id, text: text)
     }
 
     var isCompacted: Bool { compacted != nil }

@@ -193,6 +193,12 @@ protocol SegmentIndex: AnyObject {
     func bucketMinute(_ node: UInt64) -> Int64?
     /// A node's other adjacency entries (neither of the two standard kinds), in time order.
     func extraEdges(_ node: UInt64) -> (any EdgeRun)?
+    /// The text scheme its words were taken with (`TextIndexing.scheme`; 0: the index holds no words).
+    var textScheme: UInt32 { get }
+    /// A cursor over the events whose words include every hash of `words` (`TextTokens.hash`) and, when `entity` is
+    /// given, that mention it, inside `bounds`; records at or past `end` are left out. Candidates: the caller checks
+    /// the words on the event. Only for an index with words (`textScheme != 0`).
+    func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor
 }
 
 extension SegmentIndex {
@@ -228,6 +234,28 @@ extension SegmentIndex {
     }
 }
 
+/// Positions in time order held in an array (the matches of a word search in memory).
+struct PositionArray: PositionRun {
+    let items: [EventPosition]
+    var count: Int { items.count }
+    subscript(i: Int) -> EventPosition { items[i] }
+    func typeCode(at i: Int) -> UInt16? { nil }
+    func lowerBound(_ p: EventPosition) -> Int {
+        var lo = 0
+        var hi = items.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if items[mid] < p { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+}
+
+/// The events of a segment in memory whose text has one word: their ranks in arrival order, ascending.
+final class WordList {
+    var ranks: ContiguousArray<UInt32> = []
+}
+
 final class StemList {
     let stem: String
     let list = TimedList()
@@ -253,6 +281,15 @@ final class MemoryIndex: SegmentIndex {
     var buckets: [UInt64: Int64] = [:]
     var extra: [UInt64: EdgeList] = [:]
     var frames: [FrameEntry] = []
+    /// How words are taken from records (nil: this index holds no words).
+    let text: TextIndexing?
+    /// Every indexed event in arrival order, when words are indexed: word lists name events by their rank here
+    /// (4 bytes per word of an event instead of a 16-byte position).
+    var arrivals: ContiguousArray<EventPosition> = []
+    /// Word hash (`TextTokens.hash`) -> the ranks in `arrivals` of the events whose text has the word.
+    var words: [UInt64: WordList] = [:]
+    private var wordScratch: [UInt64] = []
+    private var textScratch: [UInt8] = []
     private(set) var conceptCount = 0
     private(set) var adjacencyCount = 0
     private(set) var duplicateCount = 0
@@ -265,7 +302,12 @@ final class MemoryIndex: SegmentIndex {
     private var frameDuplicates = Set<UInt64>()
     private var lastBucket: (minute: Int64, hash: UInt64) = (.min, 0)
 
-    init(segment: UInt64) { self.segment = segment }
+    init(segment: UInt64, text: TextIndexing? = nil) {
+        self.segment = segment
+        self.text = text
+    }
+
+    var textScheme: UInt32 { text?.scheme ?? 0 }
 
     var frameCount: Int { frames.count }
     func frame(at i: Int) -> FrameEntry { frames[i] }
@@ -295,11 +337,14 @@ final class MemoryIndex: SegmentIndex {
 
     /// Indexes the records of one valid frame at `frameOffset` whose payload is `payload`.
     /// `isKnown` says whether an id is already stored (in this or another segment): such a record is a
-    /// duplicate (a resent batch) and is not indexed, nor are its edges.
+    /// duplicate (a resent batch) and is not indexed, nor are its edges. `wordsOf`, when given, holds the word
+    /// hashes of each concept record of the frame in order (taken before the lock by the appender); else they are
+    /// taken here.
     func indexFrame(
         frameOffset: Int, payload: UnsafeRawBufferPointer, minTimestamp frameMin: Int64, maxTimestamp frameMax: Int64,
-        recordCount frameRecords: Int, isKnown: (ConceptView) -> Bool
+        recordCount frameRecords: Int, wordsOf: [[UInt64]]? = nil, isKnown: (ConceptView) -> Bool
     ) {
+        var conceptIndex = -1
         let payloadOffset = frameOffset + Format.frameHeaderSize
         frames.append(FrameEntry(offset: UInt32(frameOffset), payloadLength: UInt32(payload.count)))
         minTimestamp = min(minTimestamp, frameMin)
@@ -317,6 +362,7 @@ final class MemoryIndex: SegmentIndex {
             let view = ConceptView(bytes: payload.slice(r.offset, r.length))
             let offset = UInt32(payloadOffset + r.offset)
             let h = view.idHash
+            conceptIndex += 1
             if isKnown(view) {
                 frameDuplicates.insert(h)
                 duplicateCount += 1
@@ -328,6 +374,16 @@ final class MemoryIndex: SegmentIndex {
             let type = view.typeCode
             frameEvents[h] = TypedPosition(position: position, type: type)
             all.insert(position)
+            if let text {
+                let rank = UInt32(arrivals.count)
+                arrivals.append(position)
+                if let wordsOf, conceptIndex < wordsOf.count {
+                    for w in wordsOf[conceptIndex] { wordList(w).ranks.append(rank) }
+                } else {
+                    text.wordHashes(typeCode: type, payload: view.payloadBytes, into: &wordScratch, scratch: &textScratch)
+                    for w in wordScratch { wordList(w).ranks.append(rank) }
+                }
+            }
             if let list = byType[type] {
                 list.insert(position)
             } else {
@@ -399,6 +455,65 @@ final class MemoryIndex: SegmentIndex {
     }
 
     private(set) var frozen = false
+
+    @inline(__always) private func wordList(_ word: UInt64) -> WordList {
+        if let list = words[word] { return list }
+        let list = WordList()
+        words[word] = list
+        return list
+    }
+
+    /// The positions, in time order, of the events whose words include every hash of `hashes` and that mention
+    /// `entity` when given, inside `bounds` (its range, and after its cursor), leaving out records at or past `end`. Intersects the rank
+    /// lists from the shortest (O(shortest x log longest)), then sorts what matched. The caller holds `activeLock`
+    /// for the active segment.
+    func wordPositions(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds = ReadBounds(), end: Int?) -> [EventPosition] {
+        let range = bounds.range
+        guard text != nil, !hashes.isEmpty else { return [] }
+        var lists: [ContiguousArray<UInt32>] = []
+        for h in hashes {
+            guard let l = words[h] else { return [] }
+            lists.append(l.ranks)
+        }
+        lists.sort { $0.count < $1.count }
+        var entityList: SortedList<TypedPosition>?
+        if let entity {
+            guard let l = byEntity[entity] else { return [] }
+            entityList = l
+        }
+        var cursors = [Int](repeating: 0, count: lists.count)
+        var out: [EventPosition] = []
+        candidates: for rank in lists[0] {
+            for k in 1..<lists.count {
+                // Ranks ascend in every list: search onwards from where the last search stopped.
+                var lo = cursors[k]
+                var hi = lists[k].count
+                while lo < hi {
+                    let mid = (lo + hi) >> 1
+                    if lists[k][mid] < rank { lo = mid + 1 } else { hi = mid }
+                }
+                cursors[k] = lo
+                if lo == lists[k].count { break candidates }
+                if lists[k][lo] != rank { continue candidates }
+            }
+            let p = arrivals[Int(rank)]
+            if !range.contains(p.timestamp) { continue }
+            // A later page: only what comes after the cursor (the cursor's walk would skip the rest).
+            if let after = bounds.after, bounds.newestFirst ? !(p < after) : !(after < p) { continue }
+            if let end, Location(raw: p.location).offset >= end { continue }
+            if let entityList {
+                let at = entityList.lowerBound(TypedPosition(position: p, type: 0))
+                guard at < entityList.count, entityList[at].position == p else { continue }
+            }
+            out.append(p)
+        }
+        out.sort()
+        return out
+    }
+
+    func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
+        RunCursor(PositionArray(items: wordPositions(words, entity: entity, bounds: bounds, end: end)), bounds: bounds)
+    }
 
     @inline(__always) private func extraList(_ node: UInt64) -> EdgeList {
         if let list = extra[node] { return list }

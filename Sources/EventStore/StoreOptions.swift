@@ -37,6 +37,9 @@ public struct StoreOptions: Sendable {
     public var compactionBlockBytes = 16 << 10
     /// Bytes of decompressed blocks kept for reads of compacted segments.
     public var blockCacheBytes = 32 << 20
+    /// How to find the words of an event for the word index (nil: no word index; text searches then read every
+    /// candidate event). See `TextIndexing`.
+    public var text: TextIndexing?
     /// Faults to inject into system calls (tests only).
     @_spi(Testing) public var faults: FaultInjector?
 

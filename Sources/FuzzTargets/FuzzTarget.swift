@@ -36,7 +36,7 @@ public struct FuzzTarget: Sendable {
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         wireFrames, wireBatch, segmentFrames, storeRecovery, spoolFile, eventJSON, questions, httpQuery, indexFile,
-        compactedSegment, natsParser, gridCheckpoint,
+        compactedSegment, natsParser, gridCheckpoint, textTokens,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

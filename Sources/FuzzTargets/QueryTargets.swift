@@ -14,7 +14,7 @@ final class SampleStore: @unchecked Sendable {
     private init() {
         let dir = Scratch.fresh("sample-store")
         do {
-            store = try EventStore.open(at: dir, options: StoreOptions(durability: .none, segmentCapacity: 256 << 10))
+            store = try EventStore.open(at: dir, options: GridText.options(StoreOptions(durability: .none, segmentCapacity: 256 << 10)))
             var grid = SampleGrid(seed: 7, agents: 6, nodes: 20, start: SampleStore.dayStart, span: 86_400_000_000)
             let events = grid.events(400) + SampleGrid.oneOfEach(timestamp: SampleStore.dayStart + 3_600_000_000)
             for chunk in stride(from: 0, to: events.count, by: 50) {
@@ -107,6 +107,7 @@ extension FuzzTargets {
             "prefix=event-spawn_*&limit=2", "type=custom&order=newest",
             "cursor=c1000000000000000000000000000000ff&limit=1", "id=agent-001&depth=2",
             "entity=node%2D7&limit=1000", "since=2025-11-29T10:00:00%2B02:00&limit=abc",
+            "text=disk%20full", "text=%22out+of+memory%22&type=spawn_failed&limit=2", "text=agent&entity=agent-001&limit=3&order=oldest",
         ].map { Array($0.utf8) }
     })
 
@@ -125,6 +126,11 @@ extension FuzzTargets {
             if let p = q.idPrefix {
                 let stem = p.hasSuffix("*") ? String(p.dropLast()) : p
                 check(e.id.hasPrefix(stem), "event \(e.id) does not start with \(stem)")
+            }
+            if let text = q.text {
+                let strings = GridText.strings(of: e)
+                let ok = TextQuery(text)?.matches { body in for s in strings { var s = s; s.withUTF8 { body(UnsafeRawBufferPointer($0)) } } }
+                check(ok == true, "event \(e.id) does not hold the text \(text)")
             }
         }
     }

@@ -6,9 +6,9 @@ import GridFixtures
 /// Layouts of index files and compacted segments the harness needs to repair checksums (docs/FORMAT.md, "Index
 /// file" and "Compacted segment"; EventStore keeps its own copy internal).
 enum SealedLayout {
-    static let indexHeaderChecksumAt = 296
-    static let indexSectionTableAt = 80
-    static let indexSections = 9
+    static let indexHeaderChecksumAt = 328
+    static let indexSectionTableAt = 88
+    static let indexSections = 10
     static let compactedHeaderChecksumAt = 56
     static let blockEntrySize = 40
 
@@ -16,7 +16,7 @@ enum SealedLayout {
     /// process; each input runs on a copy.
     static let base: String = {
         let dir = Scratch.fresh("sealed-base")
-        var o = StoreOptions(durability: .none, segmentCapacity: 64 << 10)
+        var o = GridText.options(StoreOptions(durability: .none, segmentCapacity: 64 << 10))
         o.backgroundMaintenance = false
         var grid = SampleGrid(seed: 21, agents: 4, nodes: 12)
         do {
@@ -76,7 +76,7 @@ enum SealedLayout {
 
     /// Opens the store in `dir` and asks it every kind of question; returns the ids it serves.
     static func exercise(_ dir: String) -> [String]? {
-        var o = StoreOptions(durability: .none, segmentCapacity: 64 << 10)
+        var o = GridText.options(StoreOptions(durability: .none, segmentCapacity: 64 << 10))
         o.backgroundMaintenance = false
         guard let store = try? EventStore.open(at: dir, options: o) else { return nil }
         defer { store.close() }
@@ -99,6 +99,12 @@ enum SealedLayout {
         }
         _ = store.typeCounts()
         _ = store.events(idPrefix: "event-agent_", limit: 10)
+        // The words section: searches through it, with and without an entity, both ways.
+        for (words, entity) in [(["disk", "full"], nil), (["agent"], "agent-001"), (["node", "3"], nil), (["zebra"], nil)] as [([String], String?)] {
+            for newest in [true, false] {
+                store.read([.words(words, entity: entity)], ReadBounds(newestFirst: newest)) { _ in true }
+            }
+        }
         _ = store.events(in: Int64.min..<Int64.max, limit: 30)
         _ = store.stats
         _ = try? store.runMaintenance()

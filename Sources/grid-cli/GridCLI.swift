@@ -2,60 +2,42 @@ import ArgumentParser
 import EventEmitter
 import Foundation
 import GridEvents
+import GridVersion
 
 @main
 struct GridCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-cli",
         abstract: "Operator CLI for the grid and its event store.",
-        subcommands: [Emit.self, Events.self, Query.self, Spawn.self, Stop.self, ListAgents.self, ListNodes.self, Status.self])
+        version: GridVersion.current,
+        subcommands: [Emit.self, Import.self, Events.self, Follow.self, Export.self, Query.self, Spawn.self, Stop.self, ListAgents.self, ListNodes.self, Status.self])
 }
 
-/// Where the store's socket is: --storage, else EVENT_STORAGE, else ./data/grid-eventd.sock.
+/// Where the store's socket is: --socket, else EVENT_STORAGE, else ./data/grid-eventd.sock. (`--storage` is the
+/// old spelling, kept hidden for one release.)
 struct StorageOption: ParsableArguments {
-    @Option(help: "grid-eventd socket (a path or unix:///path). Default: $EVENT_STORAGE, else ./data/grid-eventd.sock.")
+    @Option(help: "grid-eventd's producer socket (a path or unix:///path). Default: $EVENT_STORAGE, else ./data/grid-eventd.sock.")
+    var socket: String?
+
+    @Option(name: .customLong("storage"), help: .hidden)
     var storage: String?
 
     var resolved: String {
-        storage ?? EventEmitter.environmentStorage().flatMap { $0.isEmpty ? nil : $0 } ?? "./data/grid-eventd.sock"
+        socket ?? storage ?? EventEmitter.environmentStorage().flatMap { $0.isEmpty ? nil : $0 } ?? "./data/grid-eventd.sock"
     }
 }
 
-struct Emit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Emit events: JSON lines from standard input, or one event from flags.",
-        discussion: """
-            Each input line is one event in the flat JSON form:
-              {"event_type": "spawn_failed", "node_id": "node-7", "agent_id": "agent-001", "error": "disk full"}
-            "timestamp" (RFC 3339) and "id" are optional. An unknown event_type is a custom event; give its
-            entities as "entities": ["..."]. Bad lines are reported with their line number; the good ones still go.
-
-            Nothing is dropped: when grid-eventd is slower than the input, reading waits; while it is unreachable,
-            events go to the spool, and when that is full too, reading waits up to --timeout. A line without an id
-            gets one made from its bytes, its timestamp and its line number, and a line without a timestamp gets the
-            input file's modification time (or --time; from a pipe, the time it is read): so an import that was
-            interrupted can simply be run again, and every event is stored once.
-
-            On a terminal, progress is shown on standard error. Prints how many of this run's events were
-            acknowledged as durable. Exit status: 0 every event stored, 1 some lines were bad (every good one
-            stored), 2 some events were not stored (they are named by line).
-            """)
-
+/// What `emit` and `import` share: where to send, how long to wait, the spool, progress.
+struct EmitOptions: ParsableArguments {
     @OptionGroup var storage: StorageOption
 
     @Option(help: "Write the id of every acknowledged event to this file, one per line, in line order.")
     var report: String?
 
-    @Option(name: .customLong("type"), help: "Emit one event of this type instead of reading standard input.")
-    var eventType: String?
-
-    @Option(name: .customLong("field"), help: "A field of the --type event, name=value (repeatable).")
-    var fields: [String] = []
-
     @Option(help: "Seconds to wait without progress (no event taken, none acknowledged) before giving up.")
     var timeout = 30.0
 
-    @Option(help: "Timestamp (RFC 3339) for lines without one. Default: the input file's modification time, or the time each line is read when the input is not a file.")
+    @Option(help: "Timestamp for lines without one (RFC 3339, 15m/2h/7d ago, today, yesterday or HH:MM UTC). Default: the input file's modification time, or the time each line is read when the input is not a file.")
     var time: String?
 
     @Option(name: .customLong("max-line"), help: "Longest accepted input line, bytes.")
@@ -75,8 +57,12 @@ struct Emit: ParsableCommand {
 
     func validate() throws {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        if let time, TimeText.parse(time) == nil { throw ValidationError("--time \(time): expected RFC 3339, like 2026-11-29T02:10:00Z") }
+        _ = try TimeFlag.resolve(time, flag: "time", now: TimeFlag.now)
         guard maxLine > 0 else { throw ValidationError("--max-line must be positive") }
+    }
+
+    var resolvedTime: Int64? {
+        time.flatMap { try? TimeExpression.parse($0, now: TimeFlag.now) }
     }
 
     func makeEmitter() -> EventEmitter {
@@ -90,20 +76,20 @@ struct Emit: ParsableCommand {
         return EventEmitter(storage: storage.resolved, options: options)
     }
 
-    func run() throws {
-        if let eventType { return try emitOne(eventType) }
+    /// Reads JSON lines from `fd` to its end and emits them; exit status as `emit` documents.
+    func importLines(fd: Int32) throws {
         let emitter = makeEmitter()
-        var defaultTime = time.flatMap(TimeText.parse)
+        var defaultTime = resolvedTime
         if defaultTime == nil {
             var st = stat()
-            if fstat(0, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+            if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
                 defaultTime = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
             }
         }
         let importer = LineImport(emitter: emitter, maxLine: maxLine, defaultTime: defaultTime, keepIds: report != nil, warn: warn)
         let shown = progress || isatty(2) == 1
         let bar = shown ? ProgressLine(linesRead: { [count = importer.linesRead] in count.value.load(ordering: .relaxed) }, acked: { [emitter] in emitter.stats.acked }) : nil
-        importer.run(fd: 0)
+        importer.run(fd: fd)
         let delivered = waitForAcks(emitter)
         bar?.finish()
         let stats = emitter.stats
@@ -158,6 +144,42 @@ struct Emit: ParsableCommand {
         }
         return true
     }
+}
+
+struct Emit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Emit events: JSON lines from standard input, or one event from flags.",
+        discussion: """
+            Each input line is one event in the flat JSON form:
+              {"event_type": "spawn_failed", "node_id": "node-7", "agent_id": "agent-001", "error": "disk full"}
+            "timestamp" (RFC 3339) and "id" are optional. An unknown event_type is a custom event; give its
+            entities as "entities": ["..."]. Bad lines are reported with their line number; the good ones still go.
+            This is the form `grid-cli export` writes (-o jsonl): an export emitted again keeps every id, so the
+            store keeps one copy of each event (see `grid-cli import`).
+
+            Nothing is dropped: when grid-eventd is slower than the input, reading waits; while it is unreachable,
+            events go to the spool, and when that is full too, reading waits up to --timeout. A line without an id
+            gets one made from its bytes, its timestamp and its line number, and a line without a timestamp gets the
+            input file's modification time (or --time; from a pipe, the time it is read): so an import that was
+            interrupted can simply be run again, and every event is stored once.
+
+            On a terminal, progress is shown on standard error. Prints how many of this run's events were
+            acknowledged as durable. Exit status: 0 every event stored, 1 some lines were bad (every good one
+            stored), 2 some events were not stored (they are named by line).
+            """)
+
+    @OptionGroup var options: EmitOptions
+
+    @Option(name: .customLong("type"), help: "Emit one event of this type instead of reading standard input.")
+    var eventType: String?
+
+    @Option(name: .customLong("field"), help: "A field of the --type event, name=value (repeatable).")
+    var fields: [String] = []
+
+    func run() throws {
+        if let eventType { return try emitOne(eventType) }
+        try options.importLines(fd: 0)
+    }
 
     /// `--type` with `--field`s: one event, with an id of its own (not an import: running it again emits again).
     func emitOne(_ eventType: String) throws {
@@ -175,16 +197,17 @@ struct Emit: ParsableCommand {
         } catch {
             throw ValidationError("\(error.message)")
         }
-        let emitter = makeEmitter()
-        let seq = draft.id.map { emitter.emit(draft.kind, id: $0, at: draft.timestamp) } ?? emitter.emit(draft.kind, at: draft.timestamp)
+        let emitter = options.makeEmitter()
+        let at = draft.timestamp ?? options.resolvedTime
+        let seq = draft.id.map { emitter.emit(draft.kind, id: $0, at: at) } ?? emitter.emit(draft.kind, at: at)
         let id = draft.id ?? emitter.id(of: draft.kind, sequence: seq)
-        _ = waitForAcks(emitter)
+        _ = options.waitForAcks(emitter)
         emitter.close(timeout: 0)
         let acked = seq != 0 && emitter.isAcknowledged(sequence: seq)
         print("\(acked ? 1 : 0) of 1 event(s) acknowledged")
-        if let report, acked { try (id + "\n").write(toFile: report, atomically: true, encoding: .utf8) }
+        if let report = options.report, acked { try (id + "\n").write(toFile: report, atomically: true, encoding: .utf8) }
         if !acked {
-            warn("the event was not acknowledged within \(timeout) s without progress" + (emitter.spoolPath.map { "; it is kept in the spool \($0)" } ?? ""))
+            warn("the event was not acknowledged within \(options.timeout) s without progress" + (emitter.spoolPath.map { "; it is kept in the spool \($0)" } ?? ""))
             throw ExitCode(2)
         }
     }

@@ -6,16 +6,20 @@ import GridEvents
 import FoundationNetworking
 #endif
 
-/// The daemon's HTTP API: --store, else $GRID_EVENTS_URL, else the local daemon.
+/// The daemon's HTTP API: --url, else $GRID_EVENTS_URL, else the local daemon. (`--store` is the old spelling,
+/// kept hidden for one release.)
 struct StoreURLOption: ParsableArguments {
-    @Option(name: .customLong("store"), help: "grid-eventd HTTP API. Default: $GRID_EVENTS_URL, else http://127.0.0.1:7780.")
+    @Option(help: "grid-eventd's HTTP API. Default: $GRID_EVENTS_URL, else http://127.0.0.1:7780.")
+    var url: String?
+
+    @Option(name: .customLong("store"), help: .hidden)
     var store: String?
 
     @Option(help: "Bearer token for the API (default: $GRID_EVENTS_TOKEN).")
     var token: String?
 
     var client: APIClient {
-        APIClient(base: store ?? ProcessInfo.processInfo.environment["GRID_EVENTS_URL"] ?? "http://127.0.0.1:7780",
+        APIClient(base: url ?? store ?? ProcessInfo.processInfo.environment["GRID_EVENTS_URL"] ?? "http://127.0.0.1:7780",
                   token: token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"])
     }
 
@@ -101,20 +105,10 @@ struct Events: ParsableCommand {
 
     @OptionGroup var api: StoreURLOption
 
-    @Option(name: .customLong("type"), help: "Event type(s), comma-separated (spawn_failed,node_crashed).")
-    var types: String?
+    @OptionGroup var filters: EventFilterOptions
 
-    @Option(help: "Only events that mention this entity (agent-001, node-7, cluster).")
-    var entity: String?
-
-    @Option(help: "From this time (RFC 3339, e.g. 2026-11-29T00:00:00Z).")
-    var since: String?
-
-    @Option(help: "Until this time (RFC 3339, exclusive).")
-    var until: String?
-
-    @Option(help: "Ids starting with this (event-spawn_*).")
-    var prefix: String?
+    @Option(help: "Words that must all appear in the event's string fields, any case, any field each; \"quoted phrases\" match words in order (--text 'disk full', --text '\"connection refused\" node-7').")
+    var text: String?
 
     @Option(help: "Events per page (1-1000).")
     var limit = 50
@@ -125,31 +119,30 @@ struct Events: ParsableCommand {
     @Flag(help: "Oldest first.")
     var oldest = false
 
-    @Flag(help: "JSON output for scripts.")
-    var json = false
+    @OptionGroup var output: OutputOption
 
     func run() throws {
-        var items = [URLQueryItem(name: "limit", value: String(limit))]
-        if let types { items.append(URLQueryItem(name: "type", value: types)) }
-        if let entity { items.append(URLQueryItem(name: "entity", value: entity)) }
-        if let since { items.append(URLQueryItem(name: "since", value: since)) }
-        if let until { items.append(URLQueryItem(name: "until", value: until)) }
-        if let prefix { items.append(URLQueryItem(name: "prefix", value: prefix)) }
+        Stdout.ignoreSIGPIPE()
+        var items = [URLQueryItem(name: "limit", value: String(limit))] + (try filters.queryItems(now: TimeFlag.now))
+        if let text { items.append(URLQueryItem(name: "text", value: text)) }
         if let cursor { items.append(URLQueryItem(name: "cursor", value: cursor)) }
         if oldest { items.append(URLQueryItem(name: "order", value: "oldest")) }
-        var c = URLComponents()
-        c.queryItems = items
         do {
-            let value = try api.request("/api/events" + (c.percentEncodedQuery.map { "?" + $0 } ?? ""))
-            if json {
+            let value = try api.request("/api/events" + queryString(items))
+            let events = value["events"]?.arrayValue ?? []
+            switch output.format(default: .table) {
+            case .json:
                 var w = JSONWriter()
                 w.value(value)
-                print(w.text)
-                return
+                Stdout.write(w.text + "\n")
+            case .jsonl:
+                // Flat lines only (what emit reads); the next page's cursor goes to standard error.
+                Stdout.write(events.compactMap(flatLine).map { $0 + "\n" }.joined())
+                if let next = value["next_cursor"]?.stringValue { warn("more: --cursor \(next)") }
+            case .table:
+                printEvents(events)
+                if let next = value["next_cursor"]?.stringValue { print("more: --cursor \(next)") }
             }
-            let events = value["events"]?.arrayValue ?? []
-            printEvents(events)
-            if let next = value["next_cursor"]?.stringValue { print("more: --cursor \(next)") }
         } catch let error as CLIError {
             warn("grid-cli events: \(error)")
             throw ExitCode(1)
@@ -167,8 +160,7 @@ struct Query: ParsableCommand {
     @Argument(help: "The question.")
     var question: String
 
-    @Flag(help: "JSON output for scripts.")
-    var json = false
+    @OptionGroup var output: OutputOption
 
     func run() throws {
         var w = JSONWriter()
@@ -177,10 +169,23 @@ struct Query: ParsableCommand {
         w.raw("}")
         do {
             let value = try api.request("/api/grid/events/query", method: "POST", body: Data(w.text.utf8))
-            if json {
+            let format = output.format(default: .table)
+            if format == .json {
                 var out = JSONWriter()
                 out.value(value)
                 print(out.text)
+                return
+            }
+            if format == .jsonl {
+                // The answer's events, one flat line each (a count or groups answer has none: its JSON instead).
+                let result = value["result"] ?? .null
+                if let events = result["events"]?.arrayValue, result["kind"]?.stringValue != "count", result["kind"]?.stringValue != "groups" {
+                    for e in events { if let line = flatLine(e) { print(line) } }
+                } else {
+                    var out = JSONWriter()
+                    out.value(result)
+                    print(out.text)
+                }
                 return
             }
             print("understood: " + (value["interpretation"]?["sentence"]?.text ?? "?"))

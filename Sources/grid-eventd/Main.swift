@@ -7,6 +7,8 @@ import ServiceLifecycle
 import GridEvents
 import GridEventsLogging
 import Foundation
+import GridVersion
+import SystemdNotify
 
 @main
 struct GridEventd: AsyncParsableCommand {
@@ -24,7 +26,8 @@ struct GridEventd: AsyncParsableCommand {
 
             --config FILE reads the same settings from a file, one `name = value` per line with `_` for `-`
             (e.g. retain = "30d", max_bytes = "50GB", compression = "high"); flags given on the command line win.
-            """)
+            """,
+        version: GridVersion.current)
 
     @Option(help: "A config file with the settings below (flags on the command line override it).")
     var config: String?
@@ -213,6 +216,7 @@ struct GridEventd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let daemon = GridEventDaemon(config: config, logger: logger)
+        let socketPath = config.resolvedSocketPath
         if config.logEvents != nil { daemon.recordOwnLogs(into: ownLogs) }
         do {
             try daemon.start()
@@ -225,13 +229,17 @@ struct GridEventd: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: "grid-eventd"),
             onServerRunning: { channel in
                 logger.info("HTTP API and dashboard on http://\(host):\(channel.localAddress?.port ?? port)/")
+                // The producer socket listens since daemon.start(): now both serve.
+                SystemdNotify.ready(status: "serving on \(socketPath) and http://\(host):\(channel.localAddress?.port ?? port)/")
             },
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [daemon, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
+            SystemdNotify.stopping()
         } catch {
+            SystemdNotify.stopping()
             await daemon.shutdownGracefully()
             logger.critical("\(error)")
             throw ExitCode(1)

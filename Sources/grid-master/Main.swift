@@ -6,16 +6,25 @@ import GridMaster
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import GridVersion
+import SystemdNotify
 
 @main
 struct GridMasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-master",
         abstract: "The grid's control plane: agent registry, health, spawn and stop routing.",
-        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.")
+        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.",
+        version: GridVersion.current)
 
-    @Option(help: "HTTP/JSON control API address, HOST:PORT.")
-    var listen = "127.0.0.1:7000"
+    @Option(help: "HTTP/JSON control API address, HOST:PORT. Default 127.0.0.1:7000.")
+    var http: String?
+
+    /// The old spelling of --http, kept hidden for one release.
+    @Option(name: .customLong("listen"), help: .hidden)
+    var listenAlias: String?
+
+    var listen: String { http ?? listenAlias ?? "127.0.0.1:7000" }
 
     @Option(name: .customLong("degraded-after"), help: "Seconds without a heartbeat before an agent is degraded.")
     var degradedAfter = 15.0
@@ -40,7 +49,7 @@ struct GridMasterCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
-        guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--listen must be HOST:PORT") }
+        guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--http must be HOST:PORT") }
         guard degradedAfter > 0, offlineAfter > degradedAfter else { throw ValidationError("--offline-after must exceed --degraded-after") }
         guard checkInterval > 0, checkInterval < degradedAfter else { throw ValidationError("--check-interval must be positive and below --degraded-after") }
     }
@@ -73,9 +82,13 @@ struct GridMasterCommand: AsyncParsableCommand {
         let loopback = config.host == "127.0.0.1" || config.host == "localhost" || config.host == "::1" || config.host.hasPrefix("127.")
         let router = MasterHTTP.router(master, metrics: MasterMetrics(), token: token, loopbackOnly: loopback)
         let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
-                              onServerRunning: { _ in logger.info("grid-master listening on http://\(address)") }, logger: logger)
+                              onServerRunning: { _ in
+                                  logger.info("grid-master listening on http://\(address)")
+                                  SystemdNotify.ready(status: "control API on http://\(address)")
+                              }, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app, HealthChecker(master: master)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        SystemdNotify.stopping()
         events.close(timeout: 5)
     }
 }

@@ -255,30 +255,30 @@ struct CompactionTests {
         #expect(StoreAnswers(again, ids: ids, base: base) == before)
     }
 
-    @Test func indexFilesOfTheOlderLayoutAreRebuiltNeverMisread() throws {
-        let dir = TempDir("index-v1")
+    @Test(arguments: [1, 2]) func indexFilesOfAnOlderLayoutAreRebuiltNeverMisread(version: Int) throws {
+        let dir = TempDir("index-v\(version)")
         var store: EventStore? = try EventStore.open(at: dir.path, options: options())
         let ids = try fill(store!)
         try store!.runMaintenance()
         let before = StoreAnswers(store!, ids: ids, base: base)
         store!.close()
         store = nil
-        // Make every index file claim the version-1 layout (magic SGEVIDX1, version 1), with a header checksum
-        // that holds, as a file written by the previous release would.
+        // Make every index file claim an older layout (magic SGEVIDX1 or SGEVIDX2, that version), with a header
+        // checksum that holds, as a file written by an earlier release would.
         let indexFiles = try files(dir, endingWith: ".sgi")
         #expect(!indexFiles.isEmpty)
         for name in indexFiles {
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file(name))))
-            bytes[7] = UInt8(ascii: "1")
-            bytes[8] = 1
-            let sumAt = 296  // IndexFile.headerChecksumOffset (docs/FORMAT.md)
+            bytes[7] = UInt8(ascii: "0") + UInt8(version)
+            bytes[8] = UInt8(version)
+            let sumAt = 328  // IndexFile.headerChecksumOffset of version 3 (docs/FORMAT.md)
             let sum = bytes[0..<sumAt].withUnsafeBytes { Hash.bytes($0) }
             withUnsafeBytes(of: sum.littleEndian) { for i in 0..<8 { bytes[sumAt + i] = $0[i] } }
             try Data(bytes).write(to: URL(fileURLWithPath: dir.file(name)))
         }
         let reopened = try EventStore.open(at: dir.path, options: options())
         #expect(reopened.recovery.notices.count == indexFiles.count, "\(reopened.recovery.notices)")
-        #expect(reopened.recovery.notices.allSatisfy { $0.contains("version 1") }, "\(reopened.recovery.notices)")
+        #expect(reopened.recovery.notices.allSatisfy { $0.contains("version \(version)") }, "\(reopened.recovery.notices)")
         #expect(StoreAnswers(reopened, ids: ids, base: base) == before)
         let report = try reopened.runMaintenance()
         #expect(report.indexesWritten.count == indexFiles.count, "maintenance writes them again in the current layout")

@@ -358,6 +358,7 @@ struct DashboardTests {
 
                 try b.screenshot(screenshotDirectory + "/dashboard-small.png")
 
+
                 // Time travel to 185 s ago: agent-002 was degraded (not yet offline), node-7 restarted, the spawn
                 // failures had not happened; alerts and events stop at that moment.
                 let at = TimeText.format(now - 185_000_000)
@@ -382,6 +383,30 @@ struct DashboardTests {
                 try b.click("#live-btn")
                 findings.check(try b.waitFor("!location.search.includes('at=') && document.getElementById('t-failures').dataset.count === '2' && document.getElementById('t-agent-offline').dataset.count === '1'", timeout: 10) != nil,
                                "back to live: failures \(try tile("failures") ?? "-"), url \(try b.string("location.href") ?? "")")
+
+                // Search inside events: the history from the store's word index, the matched words in <mark> (as
+                // text: the field's markup stays text), a new matching event from the live stream, others not.
+                try b.navigate(base + "/?text=SCRIPT%20alert")
+                findings.check(try b.waitFor("document.getElementById('search-status').textContent.includes('mention') && document.getElementById('stream-status').textContent.includes('live')") != nil,
+                               "search: \(try b.string("document.getElementById('search-status').textContent") ?? "-")")
+                let found = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
+                findings.check(found == [fixture[8].id], "search rows \(found)")
+                let marks = try b.strings("[...document.querySelectorAll('#stream mark')].map((m) => m.textContent)")
+                findings.check(marks == ["script", "alert", "script"], "search marks \(marks)")
+                let foundRow = try b.string("document.querySelector('#stream tr').textContent") ?? ""
+                findings.check(foundRow.contains(hostileError), "the searched row does not show the error as text: \(foundRow)")
+                findings.check(try b.number("document.querySelectorAll('#stream img, #stream script').length") == 0, "search: markup from a field became elements")
+                findings.check(try b.string("document.getElementById('search-status').textContent") == "1 events mention SCRIPT alert", "search status")
+                let liveMatch = "event-spawn_failed-d1a5b0a70004-1"
+                emitter.emit(.agentHeartbeat(agentId: "agent-001", storageNodeCount: 7))
+                emitter.emit(.spawnFailed(nodeId: "node-12", agentId: "agent-001", error: "Alert: script exited"), id: liveMatch)
+                findings.check(try b.waitFor("document.querySelector('#stream tr[data-id=\"\(liveMatch)\"]')", timeout: 10) != nil, "search: the live match never showed")
+                usleep(300_000)
+                let afterLive = try b.strings("[...document.querySelectorAll('#stream tr')].map((r) => r.dataset.id)")
+                findings.check(afterLive == [liveMatch, fixture[8].id], "search rows after live events \(afterLive)")
+                findings.check(try b.strings("[...document.querySelectorAll('#stream tr:first-child mark')].map((m) => m.textContent)") == ["Alert", "script"], "live match marks")
+                let searchContrast = try b.strings(lowContrastTexts)
+                findings.check(searchContrast.isEmpty, "search: text below WCAG AA contrast: \(searchContrast)")
                 findings.check(try b.evaluate("window.__pwned === undefined") as? Bool == true, "markup in a field ran script")
                 findings.check(b.pageErrors.isEmpty, "page errors: \(b.pageErrors)")
             }

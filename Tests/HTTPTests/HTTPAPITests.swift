@@ -87,6 +87,30 @@ struct HTTPAPITests {
             let timeline = try object(try await client.execute(uri: "/api/entities/agent-002/events?limit=1000", method: .get))
             #expect((timeline["events"] as? [Any])?.count == f.events.filter { $0.entities.contains("agent-002") }.count)
 
+            // Text search: every word in any string field, any case; a quoted phrase in order; with the other
+            // filters and cursors.
+            let script = try object(try await client.execute(uri: "/api/events?text=SCRIPT%20alert", method: .get))
+            #expect((script["events"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["event-spawn_failed-0000000000aa-1"])
+            let reversed = try object(try await client.execute(uri: "/api/events?text=%22alert%20script%22", method: .get))
+            #expect((reversed["events"] as? [Any])?.count == 0)
+            for (text, type) in [("agent", "spawn_failed"), ("data nodes", "spawn_requested")] {
+                let q = TextQuery(text)!
+                let expectedIds = f.events.filter { e in
+                    e.typeName == type && e.entities.contains("agent-002") && q.matches { body in
+                        for s in GridText.strings(of: e) { var s = s; s.withUTF8 { body(UnsafeRawBufferPointer($0)) } }
+                    }
+                }.sorted { $0.timestamp > $1.timestamp }.map(\.id)
+                var got: [String] = []
+                var after: String?
+                repeat {
+                    let uri = "/api/events?text=\(text.replacingOccurrences(of: " ", with: "%20"))&type=\(type)&entity=agent-002&limit=3" + (after.map { "&cursor=\($0)" } ?? "")
+                    let page = try object(try await client.execute(uri: uri, method: .get))
+                    got += (page["events"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                    after = page["next_cursor"] as? String
+                } while after != nil
+                #expect(!expectedIds.isEmpty && Set(got) == Set(expectedIds) && got.count == expectedIds.count, "\(text): \(got.count) of \(expectedIds.count): \(got.prefix(5)) vs \(expectedIds.prefix(5))")
+            }
+
             // Traversal and derived agent state: answers checked value by value in HTTPAnswersTests.
 
             // Stats.
@@ -133,6 +157,7 @@ struct HTTPAPITests {
                 ("/api/events?limit=abc", .get, nil, .badRequest, "bad_limit"),
                 ("/api/events?cursor=forged", .get, nil, .badRequest, "bad_cursor"),
                 ("/api/events?order=sideways", .get, nil, .badRequest, "bad_order"),
+                ("/api/events?text=%20-%22%22", .get, nil, .badRequest, "bad_text"),
                 ("/api/grid/events/recent?limit=0", .get, nil, .badRequest, "bad_limit"),
                 ("/api/graph/neighbors", .get, nil, .badRequest, "missing_id"),
                 ("/api/graph/neighbors?id=agent-001&depth=10", .get, nil, .badRequest, "bad_depth"),

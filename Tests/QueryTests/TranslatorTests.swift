@@ -25,6 +25,41 @@ struct TranslatorTests {
         #expect(i.sentence == "Spawn failures today, newest first.")
     }
 
+    @Test func textSearches() throws {
+        let failures: Set<EventType> = [.spawnFailed, .stopFailed, .nodeCrashed]
+        let disk = try interpret("show errors mentioning disk full today")
+        #expect(disk.action == .list)
+        #expect(Set(disk.query.types) == failures)
+        #expect(disk.query.text == "disk full")
+        #expect(disk.query.since == Self.midnight)
+        #expect(disk.sentence == "Failures (spawn failures, stop failures, crashes) mentioning disk full today, newest first.")
+        let refused = try interpret("which nodes failed with connection refused this week")
+        #expect(refused.action == .group(.node, top: nil))
+        #expect(Set(refused.query.types) == failures)
+        #expect(refused.query.text == "connection refused")
+        #expect(refused.query.since == Self.monday)
+        // Quoted words stay a phrase; a filler word after "with" is skipped; "for <entity>" ends the text.
+        let quoted = try interpret("show crashes with the error \"Connection Refused\" timeout for node-7 yesterday")
+        #expect(quoted.query.text == "\"connection refused\" timeout")
+        #expect(quoted.query.entity == "node-7")
+        #expect(quoted.query.types == [.nodeCrashed])
+        #expect(quoted.query.until == Self.midnight)
+        let count = try interpret("how many events mention /dev/sda1")
+        #expect(count.action == .count)
+        #expect(count.query.text == "/dev/sda1")
+        let which = try interpret("which agents mention out of memory")
+        #expect(which.action == .group(.agent, top: nil))
+        #expect(which.query.text == "out of memory")
+        let logs = try interpret("show logs mentioning connection refused today")
+        #expect(logs.action == .list)
+        #expect(logs.query.types == [.log])
+        #expect(logs.query.text == "connection refused")
+        #expect(throws: TranslationError.self) { try interpret("show errors mentioning") }
+        #expect(throws: TranslationError.self) { try interpret("show errors mentioning ...") }
+        // "with" after words that are not failures is not a search.
+        #expect(try interpret("top 5 agents by failures this week").query.text == nil)
+    }
+
     @Test func spawnEventsToday() throws {
         let i = try interpret("spawn events today")
         #expect(i.action == .list)

@@ -4,6 +4,7 @@ import Foundation
 import GridBase
 import GridEvents
 import GridFixtures
+import GridVersion
 
 /// A producer process for tests and benchmarks: emits generated grid events through the EventEmitter as fast as
 /// it can (or at a set rate), flushes, and reports what happened.
@@ -11,7 +12,8 @@ import GridFixtures
 struct EmitLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emit-load",
-        abstract: "Emit generated grid events through the emitter and report acks and emit() latency.")
+        abstract: "Emit generated grid events through the emitter and report acks and emit() latency.",
+        version: GridVersion.current)
 
     @Option(help: "grid-eventd socket path.")
     var storage: String

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GridVersion
 
 /// grid-chaos: the fault campaign. Drives real grid-eventd and producer processes through crashes, a full disk,
 /// a failing fdatasync, damaged files, hostile clients and a soak, checks that nothing acknowledged is lost or
@@ -9,6 +10,7 @@ struct GridChaos: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-chaos",
         abstract: "Run the fault campaign against grid-eventd and print a summary.",
+        version: GridVersion.current,
         subcommands: [Run.self, Emit.self],
         defaultSubcommand: Run.self)
 }

@@ -84,13 +84,24 @@ struct Replication: Scenario {
                 result.maxQueued = max(result.maxQueued, e.maxQueued)
             }
         }
+        // Caught up: every host has shipped everything (nothing pending) and the aggregator has applied each
+        // host's frames up to that host's cursor. (The aggregator's own lag_frames is measured against the newest
+        // head a host's messages announced, so it reads 0 before the last messages arrive.)
         let caughtUp = hosts[0].cluster.wait(120) {
-            hosts.allSatisfy { h in
-                ((stats(h.port)?["replication"] as? [String: Any])?["pending_frames"] as? Int) == 0
-            } && {
-                guard let agg = stats(aggPort)?["aggregation"] as? [String: Any], let per = agg["hosts"] as? [String: Any] else { return false }
-                return per.count == 3 && per.values.allSatisfy { (($0 as? [String: Any])?["lag_frames"] as? Int) == 0 }
-            }()
+            var cursors: [String: Int] = [:]
+            for (i, h) in hosts.enumerated() {
+                guard let r = stats(h.port)?["replication"] as? [String: Any], (r["pending_frames"] as? Int) == 0,
+                      let cursor = r["cursor"] as? Int
+                else { return false }
+                cursors["h\(i + 1)"] = cursor
+            }
+            guard let agg = stats(aggPort)?["aggregation"] as? [String: Any], let per = agg["hosts"] as? [String: Any],
+                  per.count == 3
+            else { return false }
+            return cursors.allSatisfy { host, cursor in
+                guard let h = per[host] as? [String: Any], let applied = h["last_replicated_sequence"] as? Int else { return false }
+                return applied >= cursor && (h["lag_frames"] as? Int) == 0
+            }
         }
         if !caughtUp {
             let hostStats = hosts.map { h in (stats(h.port)?["replication"]).map { "\($0)" } ?? "?" }

@@ -4,13 +4,15 @@ import EventStore
 import Foundation
 import GridEvents
 import GridFixtures
+import GridVersion
 
 /// Fills a store with generated grid events (or reuses one) and measures query latency in process:
 /// an entity's last 50 events, a type count in a one-hour window, an id lookup, a 2-hop traversal, and the
 /// plain-English translation plus answer. Prints p50/p99 in microseconds.
 @main
 struct QueryBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "query-bench", abstract: "Measure query latency on a generated store.")
+    static let configuration = CommandConfiguration(commandName: "query-bench", abstract: "Measure query latency on a generated store.",
+        version: GridVersion.current)
 
     @Option(name: .customLong("data-dir"), help: "Store directory (filled when empty).")
     var dataDir: String

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import GridVersion
 
 @main
 struct SegDump: ParsableCommand {
@@ -16,7 +17,8 @@ struct SegDump: ParsableCommand {
               segdump DIR --verify      check every checksum (frames, compressed blocks, index files, manifest);
                                         exit 1 naming each bad frame's or block's segment and offset
               segdump DIR --json        the same as JSON
-            """)
+            """,
+        version: GridVersion.current)
 
     @Argument(help: "A data directory, one segment file (seg-NNNNNNNNNN.sgs) or one compacted segment (.sgc).")
     var path: String
@@ -38,17 +40,27 @@ struct SegDump: ParsableCommand {
         let files = isDir.boolValue ? try SegmentInspector.segmentFiles(in: path) : [path]
         var reports: [SegmentReport] = []
         var names: [UInt64: String] = [:]
-        var recordLines: [String] = []
-        var recordJSON: [[String: Any]] = []
         let asJSON = json
-        for file in files {
+        // Records and each segment's problems are written as they are found (not gathered first), through a
+        // 64 KiB buffer; the table and totals, which need every segment, come after them.
+        let out = StreamOut()
+        let progress = isatty(2) == 1 ? Progress(segments: files.count) : nil
+        var recordCount = 0
+        var problems: [String] = []
+        if asJSON && records { out.write("{\"records\":[") }
+        func recordJSON(_ object: [String: Any]) {
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            out.write((recordCount == 0 ? "\n" : ",\n") + String(decoding: data, as: UTF8.self))
+        }
+        for (n, file) in files.enumerated() {
             var lastFrame: UInt64 = .max
+            progress?.segment(n + 1, file)
             let report = try SegmentInspector.inspect(path: file, onRecord: records ? { frame, record in
                 if frame.offset != lastFrame {
                     lastFrame = frame.offset
                     if !asJSON {
-                        recordLines.append(
-                            "frame @\(frame.offset) seq \(frame.sequence): \(frame.recordCount) records (\(frame.concepts) events, \(frame.adjacency) adjacency), \(frame.size) bytes"
+                        out.write(
+                            "frame @\(frame.offset) seq \(frame.sequence): \(frame.recordCount) records (\(frame.concepts) events, \(frame.adjacency) adjacency), \(frame.size) bytes\n"
                         )
                     }
                 }
@@ -57,36 +69,43 @@ struct SegDump: ParsableCommand {
                     names[c.idHash] = c.id
                     for e in c.entities { names[Hash.id(e)] = e }
                     if asJSON {
-                        recordJSON.append([
+                        recordJSON([
                             "frame": frame.offset, "kind": "event", "id": c.id, "type": c.typeCode,
                             "timestamp": TimeFormat.rfc3339(micros: c.timestamp), "entities": c.entities,
                             "payload_bytes": c.payload.count,
                         ])
                     } else {
-                        recordLines.append(
-                            "  event  \(c.id)  type \(c.typeCode)  \(TimeFormat.rfc3339(micros: c.timestamp))  entities [\(c.entities.joined(separator: ", "))]  payload \(c.payload.count) bytes"
+                        out.write(
+                            "  event  \(c.id)  type \(c.typeCode)  \(TimeFormat.rfc3339(micros: c.timestamp))  entities [\(c.entities.joined(separator: ", "))]  payload \(c.payload.count) bytes\n"
                         )
                     }
                 case .adjacency(let a):
                     let source = names[a.source] ?? SegDump.hex(a.source)
                     let target = names[a.target] ?? SegDump.hex(a.target)
                     if asJSON {
-                        recordJSON.append([
+                        recordJSON([
                             "frame": frame.offset, "kind": "adjacency", "source": source, "target": target,
                             "edge_type": a.edgeType, "timestamp": TimeFormat.rfc3339(micros: a.timestamp),
                         ])
                     } else {
-                        recordLines.append(
-                            "  adj    \(source) -> \(target)  edge \(a.edgeType)  \(TimeFormat.rfc3339(micros: a.timestamp))")
+                        out.write("  adj    \(source) -> \(target)  edge \(a.edgeType)  \(TimeFormat.rfc3339(micros: a.timestamp))\n")
                     }
                 }
+                recordCount += 1
+                progress?.records(recordCount)
             } : nil)
             reports.append(report)
+            let found = segmentProblems(report, index: n, count: files.count)
+            problems += found
+            if verify && !asJSON { for p in found { out.write("verify: BAD \(p)\n") } }
         }
+        progress?.finish()
+        if asJSON && records { out.write("\n],\n") }
 
         let indexes = isDir.boolValue ? try SegmentInspector.indexFiles(in: path).map { try SegmentInspector.inspectIndex(path: $0) } : []
         let manifest = isDir.boolValue ? try SegmentInspector.inspectManifest(in: path) : nil
-        let problems = verifyProblems(reports) + indexProblems(indexes, reports) + manifestProblems(manifest, reports)
+        let laterProblems = indexProblems(indexes, reports) + manifestProblems(manifest, reports)
+        problems += laterProblems
         if json {
             var object: [String: Any] = [
                 "segments": reports.map(jsonObject),
@@ -97,7 +116,6 @@ struct SegDump: ParsableCommand {
                     "data_bytes": reports.reduce(0) { $0 + $1.dataBytes },
                 ],
             ]
-            if records { object["records"] = recordJSON }
             object["index_files"] = indexes.map { i -> [String: Any] in
                 var o: [String: Any] = [
                     "segment": i.segment, "path": i.path, "file_bytes": i.fileBytes, "events": i.events,
@@ -122,8 +140,13 @@ struct SegDump: ParsableCommand {
             }
             if verify { object["verify"] = ["ok": problems.isEmpty, "problems": problems] }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            var text = String(decoding: data, as: UTF8.self)
+            // With --records the object was opened (and its records written) already: the rest joins it.
+            if records { text.removeFirst() }
+            out.write(text + "\n")
+            out.flush()
         } else {
+            out.flush()
             printTable(reports)
             if !indexes.isEmpty { printIndexes(indexes) }
             if let m = manifest {
@@ -135,12 +158,13 @@ struct SegDump: ParsableCommand {
                     )
                 }
             }
-            for line in recordLines { print(line) }
             if verify {
                 if problems.isEmpty {
                     print("verify: OK, every checksum matched (\(reports.reduce(0) { $0 + $1.records }) records)")
                 } else {
-                    for p in problems { print("verify: BAD \(p)") }
+                    // The segments' problems were written as each was read; these need every segment first.
+                    for p in laterProblems { print("verify: BAD \(p)") }
+                    print("verify: \(problems.count) problem(s)")
                 }
             }
         }
@@ -160,18 +184,17 @@ struct SegDump: ParsableCommand {
         return "#" + String(repeating: "0", count: 16 - s.count) + s
     }
 
-    /// Every bad header, bad frame and (except at the end of the last segment) torn tail.
-    func verifyProblems(_ reports: [SegmentReport]) -> [String] {
+    /// A segment's bad header, bad frames and torn tail (the last of a directory's segments may end torn: that is a
+    /// crash's unfinished write, not damage).
+    func segmentProblems(_ r: SegmentReport, index i: Int, count: Int) -> [String] {
         var problems: [String] = []
-        for (i, r) in reports.enumerated() {
-            if let h = r.headerProblem { problems.append("segment \(r.id) (\(r.path)) offset 0: \(h)") }
-            for d in r.damage { problems.append("segment \(r.id) (\(r.path)) offset \(d.offset): \(d.reason), \(d.length) bytes") }
-            if let t = r.tornTail, i != reports.count - 1 || !isDirectoryInput {
-                problems.append("segment \(r.id) (\(r.path)) offset \(t.offset): \(t.reason) (torn tail), \(t.length) bytes")
-            } else if r.headerProblem == nil, !r.sealed, i != reports.count - 1, isDirectoryInput {
-                let end = r.frames.last.map { $0.offset + UInt64($0.size) } ?? 64
-                problems.append("segment \(r.id) (\(r.path)) offset \(end): no seal frame, the segment was cut short (\(r.fileBytes) of \(r.capacity) bytes)")
-            }
+        if let h = r.headerProblem { problems.append("segment \(r.id) (\(r.path)) offset 0: \(h)") }
+        for d in r.damage { problems.append("segment \(r.id) (\(r.path)) offset \(d.offset): \(d.reason), \(d.length) bytes") }
+        if let t = r.tornTail, i != count - 1 || !isDirectoryInput {
+            problems.append("segment \(r.id) (\(r.path)) offset \(t.offset): \(t.reason) (torn tail), \(t.length) bytes")
+        } else if r.headerProblem == nil, !r.sealed, i != count - 1, isDirectoryInput {
+            let end = r.frames.last.map { $0.offset + UInt64($0.size) } ?? 64
+            problems.append("segment \(r.id) (\(r.path)) offset \(end): no seal frame, the segment was cut short (\(r.fileBytes) of \(r.capacity) bytes)")
         }
         return problems
     }
@@ -282,4 +305,60 @@ struct SegDump: ParsableCommand {
             print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
         }
     }
+}
+
+/// Standard output through a 64 KiB buffer, written as it fills (segdump's records and problems stream).
+final class StreamOut {
+    private var buffer: [UInt8] = []
+
+    init() { buffer.reserveCapacity(1 << 16) }
+
+    func write(_ text: String) {
+        buffer += text.utf8
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    func flush() {
+        var off = 0
+        while off < buffer.count {
+            let n = buffer.withUnsafeBytes { Foundation.write(1, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                Foundation.exit(errno == EPIPE ? 0 : 1)
+            }
+            off += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    deinit { flush() }
+}
+
+/// A progress line on standard error (only on a terminal): the segment being read and the records so far.
+final class Progress {
+    let segments: Int
+    private var current = 0
+    private var name = ""
+    private var last = Date.distantPast
+
+    init(segments: Int) { self.segments = segments }
+
+    func segment(_ n: Int, _ path: String) {
+        current = n
+        name = (path as NSString).lastPathComponent
+        show(records: nil)
+    }
+
+    func records(_ count: Int) {
+        guard count & 1023 == 0, Date().timeIntervalSince(last) >= 0.25 else { return }
+        show(records: count)
+    }
+
+    private func show(records: Int?) {
+        last = Date()
+        let text = "\rsegdump: segment \(current) of \(segments) (\(name))" + (records.map { ", \($0) records" } ?? "") + "\u{1B}[K"
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    func finish() { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
 }

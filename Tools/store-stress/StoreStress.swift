@@ -2,12 +2,14 @@ import ArgumentParser
 @_spi(Testing) import EventStore
 import Foundation
 import StoreFixtures
+import GridVersion
 
 @main
 struct StoreStress: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store-stress",
         abstract: "Drive the storage engine directly: a crash-test writer and an in-process append benchmark.",
+        version: GridVersion.current,
         subcommands: [AppendLoop.self, Bench.self, OpenStats.self])
 }
 

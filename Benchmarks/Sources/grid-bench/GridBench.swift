@@ -4,12 +4,14 @@ import EventStore
 import Foundation
 import GridEvents
 import GridFixtures
+import GridVersion
 
 /// One command that measures the engine and SQLite on the same generated grid events and prints one table
 /// (median and spread over repeated runs), also written as JSON.
 @main
 struct GridBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "grid-bench", abstract: "Benchmarks against SQLite on the same work.")
+    static let configuration = CommandConfiguration(
+        commandName: "grid-bench", abstract: "Benchmarks against SQLite on the same work.", version: GridVersion.current)
 
     @Option(help: "Events per store.") var events = 1_000_000
     @Option(help: "Repetitions of each measurement (median and spread are reported).") var runs = 3
@@ -20,6 +22,7 @@ struct GridBench: ParsableCommand {
     @Flag(help: "Only the grid-state rows (500 agents, 10,000 nodes; at 1M events, and 10M with --ten-million).")
     var gridStateOnly = false
     @Flag(help: "Only the ingest rows (JSON import against SQLite, largest burst absorbed).") var onlyIngest = false
+    @Flag(help: "Only the text search rows (word index against SQLite FTS5 on the same events).") var textOnly = false
     @Flag(help: "Only the replication rows.") var replicationOnly = false
     @Option(help: "--sync of the hosts and the aggregator in the replication rows (batch, always, none).") var replicationSync = "batch"
     @Flag(help: "Skip the replication rows (3 NATS servers, 3 hosts, an aggregator; about 3 minutes).") var skipReplication = false
@@ -43,6 +46,12 @@ struct GridBench: ParsableCommand {
             var rows: [Row] = []
             try gridStateRows(events: events, into: &rows)
             if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+            report(rows)
+            return
+        }
+        if textOnly {
+            var rows: [Row] = []
+            try textSearchRows(events: events, into: &rows)
             report(rows)
             return
         }
@@ -285,6 +294,7 @@ struct GridBench: ParsableCommand {
         }
         try gridStateRows(events: events, into: &rows)
         if tenMillion { try gridStateRows(events: 10_000_000, into: &rows) }
+        try textSearchRows(events: events, into: &rows)
         report(rows)
     }
 

@@ -777,17 +777,50 @@
   window.addEventListener('resize', () => { clearTimeout(window.__rt); window.__rt = setTimeout(() => { drawTopology(); refreshChart().catch(() => {}); }, 200); });
 
   // ---------------------------------------------------------------------------------------------------------
+  // Search inside events (README, "Searching text"): the store's words are runs of letters and digits, lowercased.
+  const WORD = /[\p{L}\p{N}\p{M}]+/gu;
+  const wordsOf = (s) => (String(s).match(WORD) || []).map((w) => w.toLowerCase());
+  let search = null, nextCursor = null;  // search: {text, words: Set, phrases: [[word]]}
+  function parseSearch(text) {
+    const words = new Set(), phrases = [];
+    text.split('"').forEach((p, k) => { const w = wordsOf(p); w.forEach((x) => words.add(x)); if (k % 2 === 1 && w.length > 1) phrases.push(w); });
+    return words.size ? {text, words, phrases} : null;
+  }
+  // The live stream's own check of a search (the history comes from the store's word index).
+  function textMatches(e) {
+    if (!search) return true;
+    const fields = Object.values(e.fields || {}).filter((v) => typeof v === 'string').map(wordsOf);
+    const all = new Set(fields.flat());
+    for (const w of search.words) if (!all.has(w)) return false;
+    return search.phrases.every((p) => fields.some((f) => f.some((_, i) => p.every((w, k) => f[i + k] === w))));
+  }
+  // Text with the searched words in <mark>: text nodes and elements only, never parsed as HTML.
+  function highlighted(tag, text) {
+    const node = el(tag);
+    const s = String(text);
+    if (!search) { node.textContent = s; return node; }
+    let at = 0;
+    for (const m of s.matchAll(WORD)) {
+      if (!search.words.has(m[0].toLowerCase())) continue;
+      if (m.index > at) node.append(document.createTextNode(s.slice(at, m.index)));
+      node.append(el('mark', m[0]));
+      at = m.index + m[0].length;
+    }
+    if (at < s.length) node.append(document.createTextNode(s.slice(at)));
+    return node;
+  }
+
   // Live stream: rows capped at MAX_ROWS, arrivals batched into one DOM update every 100 ms.
   let paused = false, source = null, pending = [], flushTimer = null, missed = 0;
   function matches(e) {
     const ent = $('f-entity').value.trim();
-    return (!filters.eventTypes || filters.eventTypes.includes(e.event_type)) && (!ent || (e.entities || []).includes(ent));
+    return (!filters.eventTypes || filters.eventTypes.includes(e.event_type)) && (!ent || (e.entities || []).includes(ent)) && textMatches(e);
   }
   function row(e) {
     const tr = el('tr', null, 'sev-' + (SEVERITY[e.event_type] || 'info'));
     tr.dataset.id = e.id;
     tr.tabIndex = 0;
-    tr.append(el('td', short(e.timestamp)), el('td', e.event_type), el('td', (e.entities || []).join(', ')), el('td', details(e)));
+    tr.append(el('td', short(e.timestamp)), el('td', e.event_type), el('td', (e.entities || []).join(', ')), highlighted('td', details(e)));
     tr.addEventListener('click', () => showEvent(e.id, false));
     tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') showEvent(e.id, false); });
     return tr;
@@ -811,21 +844,33 @@
     if (pending.length > MAX_ROWS) pending.splice(0, pending.length - MAX_ROWS);
     if (!flushTimer) flushTimer = setTimeout(flush, 100);
   }
-  async function loadEvents() {
+  // The newest 100 events (of the filters and the search); `more` appends the next page of a search.
+  async function loadEvents(more) {
     const token = view.token;
     let q = '/api/events?limit=100';
     if (filters.eventTypes) q += '&type=' + filters.eventTypes.join(',');
     const ent = $('f-entity').value.trim();
     if (ent) q += '&entity=' + encodeURIComponent(ent);
     if (view.at) q += '&until=' + encodeURIComponent(iso(view.at));
+    if (search) q += '&text=' + encodeURIComponent(search.text);
+    if (more === true && nextCursor) q += '&cursor=' + encodeURIComponent(nextCursor);
     try {
       const r = await api(q);
       if (token !== view.token) return;
       pending = [];
-      $('stream').replaceChildren(...r.events.map(row));
+      if (more === true) $('stream').append(...r.events.map(row)); else $('stream').replaceChildren(...r.events.map(row));
+      nextCursor = search ? r.next_cursor || null : null;
+      $('more').hidden = !nextCursor;
+      if (search) $('search-status').textContent = fmt($('stream').children.length) + (nextCursor ? '+' : '') + ' events mention ' + search.text;
     } catch (e) {
       $('stream').replaceChildren(el('tr', 'could not load events: ' + e.message));
     }
+  }
+  function setSearch(text) {
+    search = parseSearch(text.trim());
+    nextCursor = null;
+    $('search-status').textContent = text.trim() && !search ? 'search for letters or digits' : '';
+    loadEvents();
   }
   // The stream's pill: connected and shown (live), connected but held while the page shows the past, or down.
   let streamOpen = null;
@@ -846,6 +891,9 @@
   $('pause').addEventListener('click', () => { paused = !paused; $('pause').textContent = paused ? 'Resume' : 'Pause'; if (!paused) loadEvents(); });
   $('f-type').addEventListener('change', () => { const t = $('f-type').value; setFilter({eventTypes: t ? [t] : null}); });
   $('f-entity').addEventListener('change', loadEvents);
+  $('f-text').addEventListener('change', () => setSearch($('f-text').value));
+  $('f-text').addEventListener('search', () => setSearch($('f-text').value));
+  $('more').addEventListener('click', () => loadEvents(true));
 
   // ---------------------------------------------------------------------------------------------------------
   // Alerts, acknowledged in this browser.
@@ -1058,6 +1106,7 @@
   hourlyPoll.now();
   chartPoll.now();
   loadAlerts().catch(() => {});
+  if (params.get('text')) { $('f-text').value = params.get('text'); search = parseSearch(params.get('text')); }
   loadEvents();
   if (params.get('stream') !== 'off') connect();
   if (params.get('q')) { $('question').value = params.get('q'); ask(); }

@@ -172,6 +172,18 @@ struct DifferentialTests {
                 "event-\(type)-\(producer)-1", "event-agent_heartbeat-\(producer)-2", "event-",
             ])
         }
+        if chance(25) {
+            let long = String(repeating: "x", count: 70)
+            q.text = pick([
+                "disk full", "DISK", "\"disk full\"", "\"full disk\"", "connection refused", "\"connection refused\"",
+                "\"refused connection\"", "refused", "sda1", "50051 in use", "\"already in use\"", "out of memory",
+                "übergrösse", "ÄRGER zugriff", "\(long)a", "\(long)b", "\"token \(long)b expired\"", "expired",
+                "agents not healthy", "\"not healthy\"", "majority", "host \(pick(w.agents))", "linux", "data",
+                pick(w.nodes), "\(pick(w.nodes)) \"disk full\"", "10 0 0 7", "zebra", "\"disk\" \"full\"", "1 5", "file system",
+                "\"read only file system\" full", "\"connection refused", pick(w.agents),
+                "istanbul", "İstanbul", "café", "cafe\u{301}", "restarting \"disk full\"", "grid agent", "\"restarting node\"",
+            ])
+        }
         q.newestFirst = chance(60)
         let r = rng.next() % 10
         q.limit = r < 3 ? 1 + Int(rng.next() % 10) : r < 7 ? 11 + Int(rng.next() % 290) : 301 + Int(rng.next() % 700)
@@ -243,6 +255,15 @@ struct DifferentialTests {
             let q = EventQuery(types: [.spawnRequested])
             c.check(w.engine.group(q, by: key) == w.expectedGroups(q, by: key), "group spawn requests by \(key)")
         }
+        // Text: the commonest words (every hot spawn request has "data" in its storage path), phrases both ways,
+        // words the index cannot tell apart, paged whole both ways.
+        for text in ["data", "disk full", "\"connection refused\"", "\"refused connection\"", String(repeating: "x", count: 70) + "b"] {
+            for newest in [true, false] {
+                try compareFind(&c, EventQuery(newestFirst: newest, limit: 1000, text: text), cap: thorough ? 4000 : 2000)
+            }
+            let q = EventQuery(entity: DiffWorld.hotAgent, text: text)
+            c.check(w.engine.count(q) == w.expected(q).count, "count of \(q): \(w.engine.count(q)), expected \(w.expected(q).count)")
+        }
     }
 
     // MARK: Questions
@@ -276,6 +297,18 @@ struct DifferentialTests {
             ("how many nodes restarted today", .countDistinct(.node), [.nodeRestarted], nil, midnight..<Int64.max),
             ("show the events leading to \(node) crash", .chain, [.nodeCrashed], node, nil),
             ("count heartbeats of \(DiffWorld.hotAgent)", .count, [.agentHeartbeat], DiffWorld.hotAgent, nil),
+            ("show errors mentioning disk full today", .list, failures, nil, midnight..<Int64.max),
+            ("which nodes failed with connection refused this week", .group(.node, top: nil), failures, nil, monday..<Int64.max),
+            ("show events mentioning \"connection refused\" for \(agent)", .list, [], agent, nil),
+            ("how many spawn failures mention out of memory last week", .count, [.spawnFailed], nil, (monday - 7 * day)..<monday),
+            ("show logs mentioning disk full", .list, [.log], nil, nil),
+        ]
+        let texts = [
+            "show errors mentioning disk full today": "disk full",
+            "which nodes failed with connection refused this week": "connection refused",
+            "show events mentioning \"connection refused\" for \(agent)": "\"connection refused\"",
+            "how many spawn failures mention out of memory last week": "out of memory",
+            "show logs mentioning disk full": "disk full",
         ]
         let (question, action, types, expectedEntity, range) = pick(cases)
         let translator = Translator(now: { [now = w.now] in now })
@@ -284,6 +317,7 @@ struct DifferentialTests {
         c.check(interpretation.action == action, "\"\(question)\": action \(interpretation.action), expected \(action)")
         c.check(Set(q.types) == Set(types), "\"\(question)\": types \(q.types), expected \(types)")
         c.check(q.entity == expectedEntity, "\"\(question)\": entity \(q.entity ?? "-"), expected \(expectedEntity ?? "-")")
+        c.check(q.text == texts[question], "\"\(question)\": text \(q.text ?? "-"), expected \(texts[question] ?? "-")")
         c.check(q.since == range?.lowerBound && q.until == (range?.upperBound == Int64.max ? nil : range?.upperBound),
                 "\"\(question)\": range \(q.since.map(TimeText.format) ?? "-")..<\(q.until.map(TimeText.format) ?? "-")")
         checkAnswer(&c, question, interpretation, answer)

@@ -17,6 +17,46 @@ extension DiffWorld {
             let p = raw.hasSuffix("*") ? String(raw.dropLast()) : raw
             if !r.event.id.hasPrefix(p) { return false }
         }
+        if let text = q.text, !Self.oracleText(text, matches: r.fieldWords) { return false }
+        return true
+    }
+
+    /// The words of a string field value, read scalar by scalar: a word is a run of scalars that are alphabetic,
+    /// numeric or combining marks, each lowercased; anything else separates words. No length cap: whole words are compared.
+    public static func oracleWords(_ s: String) -> [String] {
+        var out: [String] = []
+        var word = ""
+        for u in s.unicodeScalars {
+            let mark = [.nonspacingMark, .spacingMark, .enclosingMark].contains(u.properties.generalCategory)
+            if u.properties.isAlphabetic || u.properties.numericType != nil || mark {
+                word += u.properties.lowercaseMapping
+            } else if !word.isEmpty {
+                out.append(word)
+                word = ""
+            }
+        }
+        if !word.isEmpty { out.append(word) }
+        return out
+    }
+
+    /// Whether fields with these words match a text search: every word of the text in some field, and each
+    /// double-quoted part of two or more words found as consecutive words of one field. Text without a word
+    /// matches nothing.
+    public static func oracleText(_ text: String, matches fields: [[String]]) -> Bool {
+        let parts = text.split(separator: "\"", omittingEmptySubsequences: false).map(String.init)
+        // Words compare as bytes: no Unicode normalization (Swift's == would equate composed and decomposed forms).
+        let required = Set(parts.flatMap { oracleWords($0) }.map { Array($0.utf8) })
+        if required.isEmpty { return false }
+        let present = Set(fields.joined().map { Array($0.utf8) })
+        guard required.isSubset(of: present) else { return false }
+        for (k, part) in parts.enumerated() where k % 2 == 1 {
+            let phrase = oracleWords(part).map { Array($0.utf8) }
+            guard phrase.count >= 2 else { continue }
+            let found = fields.map { $0.map { Array($0.utf8) } }.contains { words in
+                words.count >= phrase.count && (0...(words.count - phrase.count)).contains { Array(words[$0..<($0 + phrase.count)]) == phrase }
+            }
+            if !found { return false }
+        }
         return true
     }
 

@@ -148,7 +148,12 @@ public final class DiffWorld: @unchecked Sendable {
         var r = rng
         defer { rng = r }
         func n(_ k: Int) -> Int { Int(r.next() % UInt64(k)) }
-        let errors = ["disk full on /dev/sda1", "connection refused", "port 50051 already in use", "out of memory"]
+        // Text for the word index: shared words, a phrase and its reverse, case, non-ASCII, and two words longer
+        // than the index tells apart (64 bytes) that share their first 64.
+        let long = String(repeating: "x", count: 70)
+        let errors = ["disk full on /dev/sda1", "connection refused", "port 50051 already in use", "out of memory",
+                      "Disk FULL: /var/lib/grid", "refused connection to 10.0.0.7:7100", "Zugriff verweigert: ÜBERGRÖSSE bei Ärger", "İSTANBUL cafe\u{301}",
+                      "token \(long)a expired", "token \(long)b expired", "read-only file system (disk full?)"]
         switch type {
         case .agentRegistered:
             return .agentRegistered(agentId: agent, hostname: "host-\(agent)", platform: "linux", agentEndpoint: "10.0.0.\(n(250)):7100", maxStorageNodes: 8 + n(24))
@@ -171,8 +176,8 @@ public final class DiffWorld: @unchecked Sendable {
         case .storageMetrics: return .storageMetrics(events: n(1_000_000), bytesOnDisk: n(1 << 30), ingestRate: Double(n(10_000)), ackP99Micros: n(5000), residentBytes: n(1 << 28))
         case .eventsDropped: return .eventsDropped(producerId: "p-\(n(9))", dropped: 1 + n(100))
         case .log:
-            return .log(LogEntry(level: LogEntry.levels[n(LogEntry.levels.count)], label: "grid-agent", message: "restarting \(node)",
-                                 metadata: ["node_id": .string(node), "attempt": .int(Int64(n(5)))],
+            return .log(LogEntry(level: LogEntry.levels[n(LogEntry.levels.count)], label: "grid-agent", message: "restarting \(node): \(errors[n(errors.count)])",
+                                 metadata: ["node_id": .string(node), "attempt": .int(Int64(n(5))), "detail": .string(errors[n(errors.count)])],
                                  entities: n(2) == 0 ? [node] : [agent, node]))
         case .custom:
             let name = Self.customNames[n(Self.customNames.count)]
@@ -291,7 +296,7 @@ public final class DiffWorld: @unchecked Sendable {
     public let maxBytes: Int?
 
     static func options(_ shape: DiffShape, _ maxBytes: Int?) -> StoreOptions {
-        var options = StoreOptions(segmentCapacity: shape.segmentCapacity)
+        var options = GridText.options(StoreOptions(segmentCapacity: shape.segmentCapacity))
         options.backgroundMaintenance = false
         options.maxBytes = maxBytes
         return options
@@ -309,6 +314,8 @@ public final class DiffWorld: @unchecked Sendable {
         public let entities: Set<String>
         public let agent: String?
         public let node: String?
+        /// The words of each string field value (the oracle's own tokenizer, `oracleWords`).
+        public let fieldWords: [[String]]
 
         init(index: Int, event: GridEvent) {
             self.index = index
@@ -327,6 +334,10 @@ public final class DiffWorld: @unchecked Sendable {
             }
             self.agent = agent
             self.node = node
+            fieldWords = event.kind.namedFields.compactMap { field in
+                if case .string(let s) = field.value { return DiffWorld.oracleWords(s) }
+                return nil
+            }
         }
     }
 
