@@ -132,6 +132,9 @@ public final class NATSClusterProcesses: @unchecked Sendable {
 
     public func killAll() { for s in servers { s.kill() } }
 
+    /// SIGTERM to every server (each flushes its JetStream store and exits), waiting for each.
+    public func stopAll() { for s in servers { s.stop() } }
+
     deinit {
         for s in servers { s.kill() }
         try? FileManager.default.removeItem(atPath: directory)
