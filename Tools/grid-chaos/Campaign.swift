@@ -249,10 +249,11 @@ struct StoreCheck {
         return check
     }
 
-    /// Runs `segdump DIR --verify`; nil when clean, else its output.
+    /// Runs `segdump DIR --verify`; nil when clean, else its whole output (problems are printed as each file is
+    /// checked, not only at the end).
     static func segdumpVerify(bin: String, _ dataDir: String) -> String? {
         let r = runCommand(bin + "/segdump", [dataDir, "--verify"])
-        return r.status == 0 ? nil : String(r.output.suffix(2000))
+        return r.status == 0 ? nil : r.output
     }
 }
 
@@ -330,7 +331,7 @@ final class Cluster {
                      "store check: \(check.firstProblems.joined(separator: "; "))")
         if expectCleanSegments {
             result.check(check.damage.isEmpty, "recovery reported damage: \(check.damage.joined(separator: "; "))")
-            if let bad = StoreCheck.segdumpVerify(bin: ctx.bin, daemon.dataDir) { result.failures.append("segdump --verify: \(bad)") }
+            if let bad = StoreCheck.segdumpVerify(bin: ctx.bin, daemon.dataDir) { result.failures.append("segdump --verify: \(bad.suffix(2000))") }
         }
         if check.tornTails > 0 { result.notes.append("\(check.tornTails) torn tail(s) of unacknowledged writes truncated on restart") }
         if check.resendsIgnored > 0 { result.notes.append("\(check.resendsIgnored) resent event(s) stored twice on disk, served once") }
