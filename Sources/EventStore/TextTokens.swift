@@ -20,16 +20,21 @@ public struct TextIndexing: Sendable {
         self.strings = strings
     }
 
-    /// Every word hash of a record's text, each once, in the order first seen.
+    /// Every word hash of a record's text, each once, in ascending order. Every hash is collected, then sorted and
+    /// its adjacent repeats dropped: O(w log w) for a record of w words, however many of them are distinct.
     func wordHashes(typeCode: UInt16, payload: UnsafeRawBufferPointer, into out: inout [UInt64], scratch: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
         strings(typeCode, payload) { text in
-            TextTokens.forEachWord(text, scratch: &scratch) { word in
-                let h = TextTokens.hash(word)
-                // Events have few words: a linear check beats a set.
-                if !out.contains(h) { out.append(h) }
-            }
+            TextTokens.forEachWord(text, scratch: &scratch) { out.append(TextTokens.hash($0)) }
         }
+        guard out.count > 1 else { return }
+        out.sort()
+        var kept = 1
+        for i in 1..<out.count where out[i] != out[kept - 1] {
+            out[kept] = out[i]
+            kept += 1
+        }
+        out.removeLast(out.count - kept)
     }
 }
 
