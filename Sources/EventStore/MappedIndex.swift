@@ -143,8 +143,10 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
     }
 
     /// The posting list at `ref` in the postings section.
-    func postingList(at ref: Int) -> PostingList? {
-        let p = postingsSection
+    func postingList(at ref: Int) -> PostingList? { postingList(at: ref, in: postingsSection) }
+
+    /// The posting list at `ref` in section `p` (its count, block count and directory checked against `p`).
+    private func postingList(at ref: Int, in p: UnsafeRawBufferPointer) -> PostingList? {
         guard ref >= 0, ref <= p.count - 8 else { return nil }
         let count = Int(p.u32(ref))
         let blocks = Int(p.u32(ref + 4))
@@ -152,6 +154,20 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
             ref + 8 + blocks * IndexFile.postingBlockEntrySize <= p.count
         else { return nil }
         return PostingList(bytes: p, start: ref, count: count)
+    }
+
+    /// The index of the entry whose leading u64 is `key` in a table of `count` entries of `entrySize` bytes
+    /// sorted by that u64, starting at byte `base` of `bytes`; nil when there is none. O(log count). The caller
+    /// has checked that the table fits in `bytes`.
+    private func find(_ key: UInt64, in bytes: UnsafeRawBufferPointer, base: Int, count: Int, entrySize: Int) -> Int? {
+        var lo = 0
+        var hi = count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if bytes.u64(base + mid * entrySize) < key { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < count, bytes.u64(base + lo * entrySize) == key else { return nil }
+        return lo
     }
 
     // MARK: SegmentIndex
@@ -233,14 +249,10 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
 
     func entityRun(_ node: UInt64) -> (any PositionRun)? {
         let e = section(.entities)
-        var lo = 0
-        var hi = e.count / IndexFile.entityEntrySize
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if e.u64(mid * IndexFile.entityEntrySize) < node { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo < e.count / IndexFile.entityEntrySize, e.u64(lo * IndexFile.entityEntrySize) == node else { return nil }
-        let at = lo * IndexFile.entityEntrySize
+        guard let k = find(node, in: e, base: 0, count: e.count / IndexFile.entityEntrySize,
+                           entrySize: IndexFile.entityEntrySize)
+        else { return nil }
+        let at = k * IndexFile.entityEntrySize
         let count = Int(e.u32(at + 8))
         let ref = Int(e.u32(at + 12))
         if count == 1 { return ref < conceptCount ? OrdinalRun(index: self, list: .single(ref)) : nil }
@@ -249,14 +261,10 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
 
     func bucketMinute(_ node: UInt64) -> Int64? {
         let b = section(.buckets)
-        var lo = 0
-        var hi = b.count / IndexFile.bucketEntrySize
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if b.u64(mid * IndexFile.bucketEntrySize) < node { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo < b.count / IndexFile.bucketEntrySize, b.u64(lo * IndexFile.bucketEntrySize) == node else { return nil }
-        return b.i64(lo * IndexFile.bucketEntrySize + 8)
+        guard let k = find(node, in: b, base: 0, count: b.count / IndexFile.bucketEntrySize,
+                           entrySize: IndexFile.bucketEntrySize)
+        else { return nil }
+        return b.i64(k * IndexFile.bucketEntrySize + 8)
     }
 
     var textScheme: UInt32 { header.textScheme }
@@ -267,23 +275,14 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
         guard s.count >= 8 else { return nil }
         let n = Int(s.u32(0))
         guard n <= (s.count - 8) / IndexFile.wordEntrySize else { return nil }
-        var lo = 0
-        var hi = n
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if s.u64(8 + mid * IndexFile.wordEntrySize) < word { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo < n, s.u64(8 + lo * IndexFile.wordEntrySize) == word else { return nil }
-        let at = 8 + lo * IndexFile.wordEntrySize
+        guard let k = find(word, in: s, base: 8, count: n, entrySize: IndexFile.wordEntrySize) else { return nil }
+        let at = 8 + k * IndexFile.wordEntrySize
         let count = Int(s.u32(at + 8))
         let ref = Int(s.u32(at + 12))
         if count == 1 { return ref < conceptCount ? OrdinalRun(index: self, list: .single(ref)) : nil }
-        guard ref <= s.count - 8 else { return nil }
-        let blocks = Int(s.u32(ref + 4))
-        guard Int(s.u32(ref)) == count, blocks == (count + IndexFile.blockSize - 1) / IndexFile.blockSize,
-            ref + 8 + blocks * IndexFile.postingBlockEntrySize <= s.count
-        else { return nil }
-        return OrdinalRun(index: self, list: .posting(PostingList(bytes: s, start: ref, count: count)))
+        // The list's own count must be the entry's.
+        guard let list = postingList(at: ref, in: s), list.count == count else { return nil }
+        return OrdinalRun(index: self, list: .posting(list))
     }
 
     func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
@@ -306,14 +305,8 @@ final class MappedIndex: SegmentIndex, @unchecked Sendable {
         guard s.count >= 8 else { return nil }
         let nodes = Int(s.u32(0))
         guard nodes <= (s.count - 8) / IndexFile.edgeNodeEntrySize else { return nil }
-        var lo = 0
-        var hi = nodes
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if s.u64(8 + mid * IndexFile.edgeNodeEntrySize) < node { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo < nodes, s.u64(8 + lo * IndexFile.edgeNodeEntrySize) == node else { return nil }
-        let at = 8 + lo * IndexFile.edgeNodeEntrySize
+        guard let k = find(node, in: s, base: 8, count: nodes, entrySize: IndexFile.edgeNodeEntrySize) else { return nil }
+        let at = 8 + k * IndexFile.edgeNodeEntrySize
         let edgesStart = 8 + nodes * IndexFile.edgeNodeEntrySize
         let total = (s.count - edgesStart) / IndexFile.edgeEntrySize
         let start = min(Int(s.u32(at + 8)), total)
