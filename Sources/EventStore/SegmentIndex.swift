@@ -234,23 +234,6 @@ extension SegmentIndex {
     }
 }
 
-/// Positions in time order held in an array (the matches of a word search in memory).
-struct PositionArray: PositionRun {
-    let items: [EventPosition]
-    var count: Int { items.count }
-    subscript(i: Int) -> EventPosition { items[i] }
-    func typeCode(at i: Int) -> UInt16? { nil }
-    func lowerBound(_ p: EventPosition) -> Int {
-        var lo = 0
-        var hi = items.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if items[mid] < p { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-}
-
 /// The events of a segment in memory whose text has one word: their ranks in arrival order, ascending.
 final class WordList {
     var ranks: ContiguousArray<UInt32> = []
@@ -467,7 +450,7 @@ final class MemoryIndex: SegmentIndex {
     /// `entity` when given, inside `bounds` (its range, and after its cursor), leaving out records at or past `end`. Intersects the rank
     /// lists from the shortest (O(shortest x log longest)), then sorts what matched. The caller holds `activeLock`
     /// for the active segment.
-    func wordPositions(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds = ReadBounds(), end: Int?) -> [EventPosition] {
+    func wordPositions(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> [EventPosition] {
         let range = bounds.range
         guard text != nil, !hashes.isEmpty else { return [] }
         var lists: [ContiguousArray<UInt32>] = []
@@ -512,7 +495,9 @@ final class MemoryIndex: SegmentIndex {
     }
 
     func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
-        RunCursor(PositionArray(items: wordPositions(words, entity: entity, bounds: bounds, end: end)), bounds: bounds)
+        // Already inside the bounds (range and cursor): only the read's order is left to give.
+        let found = wordPositions(words, entity: entity, bounds: bounds, end: end)
+        return ArrayCursor(bounds.newestFirst ? found.reversed().map { ($0, nil) } : found.map { ($0, nil) })
     }
 
     @inline(__always) private func extraList(_ node: UInt64) -> EdgeList {
