@@ -191,9 +191,10 @@ extension EventStore {
                 return [cursor { $0.allRun }]
             }
             // The matches are few next to the lists they come from: found under the lock in one go (the rank lists
-            // follow arrival, not time), then walked without it.
+            // follow arrival, not time), then sorted and walked without it.
             let hashes = words.map { TextTokens.hash($0) }
-            return [activeLock.withLock { memory.wordCursor(hashes, entity: e, bounds: bounds, end: snap.activeEnd) }]
+            let found = activeLock.withLock { memory.wordMatches(hashes, entity: e, bounds: bounds, end: snap.activeEnd) }
+            return [MemoryIndex.cursor(sorting: found, bounds: bounds)]
         }
     }
 

@@ -446,11 +446,12 @@ final class MemoryIndex: SegmentIndex {
         return list
     }
 
-    /// The positions, in time order, of the events whose words include every hash of `hashes` and that mention
-    /// `entity` when given, inside `bounds` (its range, and after its cursor), leaving out records at or past `end`. Intersects the rank
-    /// lists from the shortest (O(shortest x log longest)), then sorts what matched. The caller holds `activeLock`
-    /// for the active segment.
-    func wordPositions(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> [EventPosition] {
+    /// The positions, in arrival order (not time order), of the events whose words include every hash of `hashes`
+    /// and that mention `entity` when given, inside `bounds` (its range, and after its cursor), leaving out records
+    /// at or past `end`. Walks the shortest rank list, drops the ranks outside the bounds or past `end` (O(1) each),
+    /// and searches the other lists only for those (O(shortest x log longest)). The caller holds `activeLock` for
+    /// the active segment.
+    func wordMatches(_ hashes: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> [EventPosition] {
         let range = bounds.range
         guard text != nil, !hashes.isEmpty else { return [] }
         var lists: [ContiguousArray<UInt32>] = []
@@ -467,6 +468,11 @@ final class MemoryIndex: SegmentIndex {
         var cursors = [Int](repeating: 0, count: lists.count)
         var out: [EventPosition] = []
         candidates: for rank in lists[0] {
+            let p = arrivals[Int(rank)]
+            if !range.contains(p.timestamp) { continue }
+            // A later page: only what comes after the cursor (the cursor's walk would skip the rest).
+            if let after = bounds.after, bounds.newestFirst ? !(p < after) : !(after < p) { continue }
+            if let end, Location(raw: p.location).offset >= end { continue }
             for k in 1..<lists.count {
                 // Ranks ascend in every list: search onwards from where the last search stopped.
                 var lo = cursors[k]
@@ -479,24 +485,24 @@ final class MemoryIndex: SegmentIndex {
                 if lo == lists[k].count { break candidates }
                 if lists[k][lo] != rank { continue candidates }
             }
-            let p = arrivals[Int(rank)]
-            if !range.contains(p.timestamp) { continue }
-            // A later page: only what comes after the cursor (the cursor's walk would skip the rest).
-            if let after = bounds.after, bounds.newestFirst ? !(p < after) : !(after < p) { continue }
-            if let end, Location(raw: p.location).offset >= end { continue }
             if let entityList {
                 let at = entityList.lowerBound(TypedPosition(position: p, type: 0))
                 guard at < entityList.count, entityList[at].position == p else { continue }
             }
             out.append(p)
         }
-        out.sort()
         return out
     }
 
     func wordCursor(_ words: [UInt64], entity: UInt64?, bounds: ReadBounds, end: Int?) -> any PositionCursor {
-        // Already inside the bounds (range and cursor): only the read's order is left to give.
-        let found = wordPositions(words, entity: entity, bounds: bounds, end: end)
+        Self.cursor(sorting: wordMatches(words, entity: entity, bounds: bounds, end: end), bounds: bounds)
+    }
+
+    /// A cursor over the matches of `wordMatches` (already inside `bounds`), sorted into the read's order. The
+    /// active segment's reader sorts after releasing `activeLock`.
+    static func cursor(sorting matches: [EventPosition], bounds: ReadBounds) -> any PositionCursor {
+        var found = matches
+        found.sort()
         return ArrayCursor(bounds.newestFirst ? found.reversed().map { ($0, nil) } : found.map { ($0, nil) })
     }
 
