@@ -36,6 +36,4 @@ extension GridEvent {
 extension EventType {
     /// The edge type of the adjacency entry event -> time bucket.
     public static let timeBucketEdge: UInt16 = TimeBucket.edgeType
-    /// Width of a time bucket: one minute.
-    public static let timeBucketMicros: Int64 = TimeBucket.micros
 }

@@ -283,8 +283,6 @@ final class BlockCache: @unchecked Sendable {
     private var bytes = 0
     private var oldest: DecodedBlock?
     private var newest: DecodedBlock?
-    private(set) var hits = 0
-    private(set) var misses = 0
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -294,11 +292,7 @@ final class BlockCache: @unchecked Sendable {
     /// are not held up by a decompression) and keeps the result. Thread-safe.
     func get(_ key: UInt64, load: () -> DecodedBlock?) -> DecodedBlock? {
         let cached = lock.withLock { () -> DecodedBlock? in
-            guard let b = blocks[key] else {
-                misses += 1
-                return nil
-            }
-            hits += 1
+            guard let b = blocks[key] else { return nil }
             unlink(b)
             append(b)
             return b

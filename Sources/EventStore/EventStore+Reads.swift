@@ -71,9 +71,6 @@ public struct NeighborList: Sendable, Equatable {
 }
 
 extension EventStore {
-    /// Whether this store indexes the words of its events (`StoreOptions.text`), and under which scheme.
-    public var textScheme: UInt32? { options.text?.scheme }
-
     /// Whether an event with this id is stored. Reads no payload: a hash probe per segment.
     public func contains(id: String) -> Bool {
         let snap = snapshot()

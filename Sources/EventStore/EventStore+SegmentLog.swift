@@ -300,7 +300,7 @@ extension EventStore {
         return segments.last!
     }
 
-    func indexWrittenFrame(_ segment: Segment, offset: Int, words: [[UInt64]]? = nil) {
+    func indexWrittenFrame(_ segment: Segment, offset: Int, words: [[UInt64]]?) {
         let buf = segment.bytes
         // The frame was built by this process; the scan's checks are skipped, only its summary is computed.
         let header = buf.slice(offset, Format.frameHeaderSize)

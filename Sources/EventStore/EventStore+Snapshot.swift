@@ -202,12 +202,11 @@ extension EventStore {
         return snap.views.reversed().filter { $0.isActive || $0.index.spans(hint) }
     }
 
-    /// Where the event with this id is stored (full-id compare). With `timestamp` (the event's own), only the
-    /// segments whose time span holds it are searched: an event keeps its timestamp, so no other can hold it.
-    func locate(_ id: String, in snap: Snapshot, timestamp: Int64? = nil) -> Location? {
+    /// Where the event with this id is stored (full-id compare), newest segment first.
+    func locate(_ id: String, in snap: Snapshot) -> Location? {
         let h = Hash.id(id)
         let wanted = Array(id.utf8)
-        for v in searchOrder(snap, hint: timestamp) {
+        for v in searchOrder(snap, hint: nil) {
             for offset in offsets(hash: h, in: v, snap) {
                 let loc = Location(segment: v.id, offset: offset)
                 if let view = conceptView(loc, snap), view.idBytes.elementsEqual(wanted) { return loc }

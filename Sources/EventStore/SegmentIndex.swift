@@ -58,24 +58,6 @@ extension PositionRun {
         let hi = lowerBound(EventPosition(timestamp: range.upperBound, location: 0))
         return lo..<max(lo, hi)
     }
-
-    /// Calls `body` with positions at indices `end-1, end-2, ...` down to 0 until it returns false.
-    func forEachDescending(before end: Int, _ body: (EventPosition) -> Bool) {
-        var i = min(end, count) - 1
-        while i >= 0 {
-            if !body(self[i]) { return }
-            i -= 1
-        }
-    }
-
-    /// Calls `body` with positions at indices `start, start+1, ...` until it returns false.
-    func forEachAscending(from start: Int, _ body: (EventPosition) -> Bool) {
-        var i = max(0, start)
-        while i < count {
-            if !body(self[i]) { return }
-            i += 1
-        }
-    }
 }
 
 /// Event positions in time order, growing in memory.
