@@ -103,12 +103,11 @@ extension EventStore {
             }
             for (i, o) in candidates where !found[i] && same(Location(segment: active.id, offset: o), i) { found[i] = true }
         }
-        // Then the sealed segments whose time span holds each remaining event's timestamp (plain values).
-        let sealed = snap.views.reversed().filter { !$0.isActive && $0.index.hasTimeRange }
-        let spans = sealed.map { ($0.index.minTimestamp, $0.index.maxTimestamp) }
+        // Then the sealed segments whose time span holds each remaining event's timestamp.
+        let sealed = snap.views.reversed().filter { !$0.isActive }
         for i in ids.indices where !found[i] {
             let ts = timestamps[i]
-            for (k, v) in sealed.enumerated() where spans[k].0 <= ts && ts <= spans[k].1 {
+            for v in sealed where v.index.spans(ts) {
                 readableIndex(v, snap).forEachOffset(hash: hashes[i]) { o in
                     if same(Location(segment: v.id, offset: o), i) { found[i] = true }
                     return !found[i]
