@@ -162,6 +162,9 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
     public let phrases: [[String]]
     /// What was typed.
     public let text: String
+    /// `words` and `phrases` as UTF-8 bytes, made once for `matches`.
+    private let wordBytes: Set<[UInt8]>
+    private let phraseBytes: [[[UInt8]]]
 
     /// Parses `text`; nil when it has no word at all (only punctuation or spaces).
     public init?(_ text: String) {
@@ -177,6 +180,8 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
         self.words = words
         self.phrases = phrases
         self.text = text
+        wordBytes = Set(words.map { Array($0.utf8) })
+        phraseBytes = phrases.map { $0.map { Array($0.utf8) } }
     }
 
     public var description: String { text }
@@ -189,8 +194,8 @@ public struct TextQuery: Sendable, Equatable, CustomStringConvertible {
     public func matches(_ strings: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool {
         // Words compare as bytes (Swift strings would compare canonically equivalent forms as equal, which the
         // index, hashing bytes, does not).
-        var missing = Set(words.map { Array($0.utf8) })
-        var phrasesLeft = phrases.map { $0.map { Array($0.utf8) } }
+        var missing = wordBytes
+        var phrasesLeft = phraseBytes
         var scratch: [UInt8] = []
         var fieldWords: [[UInt8]] = []
         strings { text in
