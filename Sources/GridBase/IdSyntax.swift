@@ -6,7 +6,7 @@ public enum IdSyntax {
     public static let maxLength = 256
 
     /// `A-Z a-z 0-9 . _ : @ / -`: events, agents, nodes, entities.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func gridId(_ c: UInt8) -> Bool {
         switch c {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -18,10 +18,13 @@ public enum IdSyntax {
     }
 
     /// Printable ASCII without space (0x21...0x7E): what the store accepts.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func printableASCII(_ c: UInt8) -> Bool { c >= 0x21 && c <= 0x7E }
 
-    /// True when `id` is 1...maxLength bytes all accepted by `allowed`. O(n), no allocation.
+    /// True when `id` is 1...maxLength bytes all accepted by `allowed`. O(n), no allocation. `@inlinable`, like
+    /// `BinaryWriter`: the store checks every id of every append through it, and inlined across the module
+    /// boundary the byte class is inlined too instead of called through a closure per byte.
+    @inlinable
     public static func isValid(_ id: String, maxLength: Int = IdSyntax.maxLength, allowed: (UInt8) -> Bool) -> Bool {
         var s = id
         return s.withUTF8 { bytes -> Bool in
