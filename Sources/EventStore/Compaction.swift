@@ -70,12 +70,15 @@ enum CompactedFormat {
         return blocks
     }
 
-    /// Compresses `buf[0..<end]` (a whole sealed segment) into the bytes of a compacted file.
+    /// Compresses `buf[0..<end]` (a whole sealed segment) into the bytes of a compacted file. `blockSize` is
+    /// `StoreOptions.compactionBlockBytes`, which `EventStore.open` has checked.
     static func encode(
         _ buf: UnsafeRawBufferPointer, segment: UInt64, end: Int, frames: [FrameInfo], compression: Compression,
         blockSize: Int = targetBlockSize
     ) -> [UInt8] {
-        let ranges = cuts(buf, frames: frames, end: end, blockSize: min(max(blockSize, 4096), targetBlockSize))
+        precondition(blockSize >= StoreOptions.minCompactionBlockBytes && blockSize <= StoreOptions.maxCompactionBlockBytes,
+                     "compaction block size \(blockSize) outside the range EventStore.open accepts")
+        let ranges = cuts(buf, frames: frames, end: end, blockSize: blockSize)
         var out = [UInt8](repeating: 0, count: headerSize)
         var entries = BinaryWriter(capacity: ranges.count * blockEntrySize)
         var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(targetBlockSize))))

@@ -68,6 +68,13 @@ public final class EventStore: @unchecked Sendable {
                 "segment capacity \(options.segmentCapacity) is outside \(StoreOptions.minSegmentCapacity)...\(StoreOptions.maxSegmentCapacity) bytes or not a multiple of \(Format.frameAlignment)"
             )
         }
+        guard options.compactionBlockBytes >= StoreOptions.minCompactionBlockBytes,
+            options.compactionBlockBytes <= StoreOptions.maxCompactionBlockBytes
+        else {
+            throw StoreError.invalid(
+                "compaction block size \(options.compactionBlockBytes) is outside \(StoreOptions.minCompactionBlockBytes)...\(StoreOptions.maxCompactionBlockBytes) bytes"
+            )
+        }
         let sys = SystemCalls(faults: options.faults)
         let started = GridClock.nowMicros()
         if options.readOnly {

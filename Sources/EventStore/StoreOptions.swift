@@ -55,6 +55,9 @@ public struct StoreOptions: Sendable {
 
     static let minSegmentCapacity = 64 << 10
     static let maxSegmentCapacity = 1 << 30
+    /// The range of `compactionBlockBytes` (`open` refuses a value outside it).
+    static let minCompactionBlockBytes = 4 << 10
+    static let maxCompactionBlockBytes = CompactedFormat.targetBlockSize
 }
 
 /// What opening a store found and did.

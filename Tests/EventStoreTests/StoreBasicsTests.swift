@@ -234,6 +234,11 @@ struct StoreBasicsTests {
             try store.append([.concept(ConceptRecord(id: "event-huge", typeCode: 1, timestamp: t0, payload: [UInt8](repeating: 1, count: 70_000)))])
         }
         expectStoreError(.invalidArgument) { _ = try EventStore.open(at: dir.path + "/x", options: StoreOptions(segmentCapacity: 10)) }
+        for blockBytes in [4095, (64 << 10) + 1] {
+            var o = StoreOptions()
+            o.compactionBlockBytes = blockBytes
+            expectStoreError(.invalidArgument) { _ = try EventStore.open(at: dir.path + "/x", options: o) }
+        }
         // Nothing of the refused batches was stored, and the store still works.
         #expect(store.stats.events == 0)
         try store.append(SyntheticEvents.batch(run: "ok", batch: 0, events: 1))
