@@ -54,14 +54,14 @@ extension EventStore {
         }
     }
 
-    /// The directory `DIR/<name>` for files of a layer above the store, created when missing.
+    /// The directory `DIR/<name>` for files of a layer above the store, created when missing (and made durable:
+    /// `SystemCalls.makeDirectory` fsyncs the data directory after creating it).
     /// - Throws: `StoreError` `.io` when it cannot be created.
     public func sideDirectory(_ name: String) throws(StoreError) -> String {
         precondition(!name.isEmpty && !name.contains("/") && !name.hasPrefix("."), "a plain directory name")
         let path = directory + "/" + name
         if sys.isDirectory(path) != true {
             try sys.makeDirectory(path)
-            try sys.syncDirectory(directory)
         }
         return path
     }
