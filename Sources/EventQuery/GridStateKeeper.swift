@@ -92,9 +92,10 @@ public final class GridStateKeeper: @unchecked Sendable {
     // MARK: Opening
 
     /// Rebuilds the state of `store`: from the newest usable checkpoint plus every grid event stored after it,
-    /// or, when there is none, by a full replay (which writes checkpoints as it goes). A damaged checkpoint, or
-    /// one that counts frames the store no longer has (a crash under `--sync none` cut them), is reported and
-    /// deleted, and the next older one is tried.
+    /// or, when there is none, by a full replay (which writes checkpoints as it goes). A damaged checkpoint (it
+    /// does not decode or fails its checksum), or one that counts frames the store no longer has (a crash under
+    /// `--sync none` cut them), is reported and deleted, and the next older one is tried. One the file system
+    /// would not read (an I/O error, too many open files) may be whole: it is reported and skipped, not deleted.
     /// - Throws: nothing today (`StoreError` is kept for the signature's sake: reading never fails the open).
     /// - Complexity: the events stored after the checkpoint used (all grid events on a full replay).
     public static func open(_ store: EventStore, options: Options = Options()) throws(StoreError) -> GridStateKeeper {
@@ -126,7 +127,16 @@ public final class GridStateKeeper: @unchecked Sendable {
         // Newest first: the first that reads back whole and does not count more than the store holds.
         for entry in found.reversed() where base == nil {
             var reason: String?
-            if let bytes = store.readSideFile(directory, entry.name) {
+            let read: [UInt8]?
+            do throws(StoreError) {
+                read = try store.readSideFile(directory, entry.name)
+            } catch {
+                let why = "cannot be read now (\(error))"
+                report.rejected.append("\(entry.name): \(why)")
+                notice("checkpoint \(entry.name) not used, \(why); kept, trying an older one")
+                continue
+            }
+            if let bytes = read {
                 do throws(GridCheckpoint.Problem) {
                     let cp = try GridCheckpoint.decode(bytes)
                     if cp.fileName != entry.name {
@@ -141,7 +151,7 @@ public final class GridStateKeeper: @unchecked Sendable {
                     reason = error.description
                 }
             } else {
-                reason = "cannot be read"
+                reason = "was deleted while opening"
             }
             if let reason {
                 report.rejected.append("\(entry.name): \(reason)")
@@ -426,12 +436,20 @@ public final class GridStateKeeper: @unchecked Sendable {
         return n
     }
 
-    /// A checkpoint from the small cache of decoded ones, or read from disk; nil when it is gone or damaged
-    /// (then it is dropped from the list).
+    /// A checkpoint from the small cache of decoded ones, or read from disk; nil when it is gone, damaged or cannot
+    /// be read now (then it is dropped from the list; the file itself is left alone, and the next open tries it
+    /// again).
     private func loadCheckpoint(_ entry: Entry) -> GridCheckpoint? {
         if let hit = lock.withLock({ cache.first { $0.name == entry.name }?.checkpoint }) { return hit }
-        var problem = "cannot be read"
-        if let bytes = store.readSideFile(directory, entry.name) {
+        var problem = "is gone"
+        let read: [UInt8]?
+        do throws(StoreError) {
+            read = try store.readSideFile(directory, entry.name)
+        } catch {
+            read = nil
+            problem = "cannot be read now (\(error))"
+        }
+        if let bytes = read {
             do throws(GridCheckpoint.Problem) {
                 let cp = try GridCheckpoint.decode(bytes)
                 lock.withLock {

@@ -73,13 +73,30 @@ extension EventStore {
         try writeFileAtomically(directory + "/" + name, bytes, directory: directory, sys)
     }
 
-    /// The whole file `directory/name`, or nil when it cannot be opened or read.
-    public func readSideFile(_ directory: String, _ name: String) -> [UInt8]? {
+    /// The largest side file `readSideFile` reads by default.
+    public static let maxSideFileBytes = 1 << 30
+
+    /// The whole file `directory/name`, or nil when there is no such file.
+    /// - Throws: `StoreError` `.io` when it is there but cannot be opened or read (EIO, EMFILE, ...: the file may
+    ///   be fine, so a caller must not take this for damage), `.invalidArgument` when it is larger than `maxBytes`
+    ///   (nothing is read).
+    public func readSideFile(_ directory: String, _ name: String, maxBytes: Int = EventStore.maxSideFileBytes)
+        throws(StoreError) -> [UInt8]?
+    {
         let path = directory + "/" + name
-        guard let fd = try? sys.open(path, flags: O_RDONLY) else { return nil }
+        let fd: Int32
+        do throws(StoreError) {
+            fd = try sys.open(path, flags: O_RDONLY)
+        } catch {
+            if error.errno == ENOENT { return nil }
+            throw error
+        }
         defer { sys.close(fd) }
-        guard let size = try? sys.fileSize(fd, path: path) else { return nil }
-        return try? sys.pread(fd, count: Int(size), at: 0, path: path)
+        let size = try sys.fileSize(fd, path: path)
+        guard size <= UInt64(max(0, maxBytes)) else {
+            throw StoreError(.invalidArgument, "side file is \(size) bytes, more than the \(maxBytes) this read accepts", path: path)
+        }
+        return try sys.pread(fd, count: Int(size), at: 0, path: path)
     }
 
     /// The names in `directory` (none when it cannot be listed).

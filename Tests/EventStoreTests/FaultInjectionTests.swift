@@ -95,4 +95,21 @@ struct FaultInjectionTests {
         #expect(e.path?.hasPrefix("/tmp/sgev-never-") == true)
         #expect(e.description.contains("Permission denied"))
     }
+
+    @Test func sideFileReadsTellAMissingFileFromAnUnreadableOne() throws {
+        let dir = TempDir()
+        let faults = FaultInjector()
+        let store = try open(dir, faults: faults)
+        let side = try store.sideDirectory("side")
+        #expect(try store.readSideFile(side, "none") == nil)
+        try store.writeSideFile(side, "f", [1, 2, 3])
+        #expect(try store.readSideFile(side, "f") == [1, 2, 3])
+        // An I/O error is an error, not "no file" (the caller must not take the file for damaged and delete it).
+        faults.fail(.open, errno: EIO)
+        let e = caughtStoreError { _ = try store.readSideFile(side, "f") }
+        #expect(e?.code == .io && e?.errno == EIO, "\(String(describing: e))")
+        // Larger than the caller accepts: refused before anything is read.
+        expectStoreError(.invalidArgument) { _ = try store.readSideFile(side, "f", maxBytes: 2) }
+        #expect(try store.readSideFile(side, "f", maxBytes: 3) == [1, 2, 3])
+    }
 }

@@ -1,4 +1,4 @@
-import EventStore
+@_spi(Testing) import EventStore
 import Foundation
 import GridEvents
 import QueryOracle
@@ -158,6 +158,34 @@ struct GridStateKeptTests {
         Self.same(keeper!.states(), w.replayGridState(), "live again after reopening", w)
     }
 
+    @Test func aCheckpointThatCannotBeReadNowIsSkippedNotDeleted() throws {
+        let dir = NSTemporaryDirectory() + "state-io-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let faults = FaultInjector()
+        var o = StoreOptions()
+        o.faults = faults
+        o.backgroundMaintenance = false
+        let store = try EventStore.open(at: dir, options: o)
+        defer { store.close() }
+        let side = try store.sideDirectory(GridStateKeeper.directoryName)
+        let b = store.logBounds
+        let older = GridCheckpoint(asOf: 1, storedThrough: b.end, lastSequence: b.lastSequence, firstLocation: b.first,
+                                   complete: true, fold: GridFold())
+        let newer = GridCheckpoint(asOf: 2, storedThrough: b.end, lastSequence: b.lastSequence, firstLocation: b.first,
+                                   complete: true, fold: GridFold())
+        for cp in [older, newer] { try store.writeSideFile(side, cp.fileName, cp.encode()) }
+        // The keeper's first open is of the newest checkpoint: EIO (a flaky disk, or EMFILE), not damage.
+        faults.fail(.open, errno: EIO)
+        let notices = Notices()
+        let keeper = try GridStateKeeper.open(store, options: Self.options(interval: 1_000, notices: notices))
+        let report = keeper.openReport
+        #expect(report.checkpoint == older.fileName, "used \(report.checkpoint ?? "none")")
+        #expect(report.rejected.count == 1 && report.rejected.first?.contains("cannot be read now") == true, "\(report.rejected)")
+        #expect(notices.all.contains { $0.contains("kept") }, "\(notices.all)")
+        #expect(try store.readSideFile(side, newer.fileName) == newer.encode(), "the unreadable checkpoint is kept")
+        #expect(keeper.checkpoints.map(\.name) == [older.fileName, newer.fileName])
+    }
+
     @Test func damagedOrAheadCheckpointsFallBackToOlderOnesOrAReplay() throws {
         let w = try DiffWorld(seed: DiffSettings.firstSeed ^ 2, shape: Self.shape)
         let notices = Notices()
@@ -172,14 +200,14 @@ struct GridStateKeptTests {
         // The newest: one flipped bit in its body. The next: cut short. The next: its header says another moment
         // than its name. A checkpoint claiming more frames than the store has (a crash under --sync none).
         let newest = names[names.count - 1]
-        var bytes = try #require(w.store.readSideFile(dir, newest))
+        var bytes = try #require(try w.store.readSideFile(dir, newest))
         bytes[bytes.count / 2] ^= 0x10
         try w.store.writeSideFile(dir, newest, bytes)
         let second = names[names.count - 2]
-        let cut = try #require(w.store.readSideFile(dir, second))
+        let cut = try #require(try w.store.readSideFile(dir, second))
         try w.store.writeSideFile(dir, second, Array(cut.prefix(cut.count - 3)))
         let third = names[names.count - 3]
-        var cp = try GridCheckpoint.decode(try #require(w.store.readSideFile(dir, third)))
+        var cp = try GridCheckpoint.decode(try #require(try w.store.readSideFile(dir, third)))
         let renamed = cp.fileName
         cp.asOf -= 1
         try w.store.writeSideFile(dir, renamed, cp.encode())
@@ -196,13 +224,13 @@ struct GridStateKeptTests {
         #expect(report.checkpoint == names[names.count - 4], "used \(report.checkpoint ?? "none")")
         Self.same(keeper!.states(), want, "after falling back past damaged checkpoints", w)
         for name in [newest, second, ahead.fileName] {
-            #expect(w.store.readSideFile(dir, name) == nil, "\(name) deleted")
+            #expect(try w.store.readSideFile(dir, name) == nil, "\(name) deleted")
         }
 
         // Every checkpoint damaged: a full replay, still the right answer.
         keeper = nil
         for name in w.store.listSideFiles(dir) where name.hasPrefix("ckpt-") {
-            var all = try #require(w.store.readSideFile(dir, name))
+            var all = try #require(try w.store.readSideFile(dir, name))
             all[3] ^= 1
             try w.store.writeSideFile(dir, name, all)
         }

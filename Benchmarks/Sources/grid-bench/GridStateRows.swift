@@ -119,7 +119,7 @@ extension GridBench {
             var decode: [UInt64] = []
             for _ in 0..<10 {
                 let t0 = monotonicNanos()
-                let bytes = store.readSideFile(keeper.directory, newestCheckpoint.name)!
+                let bytes = try! store.readSideFile(keeper.directory, newestCheckpoint.name)!
                 _ = try? GridCheckpoint.decode(bytes)
                 decode.append(monotonicNanos() - t0)
             }
