@@ -177,13 +177,7 @@ public enum HTTPAPI {
             return json(eventsJSON(page))
         }
         router.post("/api/grid/events/query") { request, _ in
-            let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(maxBody) bytes")
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: maxBody)
-            } catch {
-                throw tooLarge
-            }
+            let body = try await collect(request, limit: maxBody)
             let value: JSONValue
             do {
                 value = try JSONValue.parse(Array(buffer: body), limit: maxBody)
@@ -350,6 +344,24 @@ public enum HTTPAPI {
         }
         addInteropRoutes(to: router, api)
         return router
+    }
+
+    // MARK: Bodies
+
+    /// Collects a request body of at most `limit` bytes, refusing a larger one by its Content-Length when sent,
+    /// before reading it.
+    /// - Throws: 413 `body_too_large` beyond `limit`; 400 `body_unreadable` when the body could not be read to its
+    ///   end (the client reset the connection, sent a malformed chunk, ...).
+    static func collect(_ request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
+        let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(limit) bytes")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        } catch {
+            throw APIError.bad("body_unreadable", "the request body could not be read: \(error)")
+        }
     }
 
     // MARK: Parameters

@@ -51,12 +51,6 @@ public final class HTTPIngest: Sendable {
 
     private final class FreshCount: @unchecked Sendable { var value = 0 }
 
-    /// Collects the body, refusing one larger than `maxBody` (by its Content-Length when sent, before reading).
-    func body(_ request: Request) async -> ByteBuffer? {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody { return nil }
-        return try? await request.body.collect(upTo: maxBody)
-    }
-
     // MARK: POST /api/events
 
     /// One answer line of `POST /api/events`: a refused line and why.
@@ -136,9 +130,7 @@ public final class HTTPIngest: Sendable {
                 }
                 defaultTime = parsed
             }
-            guard let body = await ingest.body(request) else {
-                throw APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(ingest.maxBody) bytes")
-            }
+            let body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
             let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
             if decoded.events.isEmpty {
                 var w = JSONWriter()
@@ -204,8 +196,11 @@ public final class HTTPIngest: Sendable {
         guard let ingest = api.httpIngest else {
             return answer(.serviceUnavailable, OTLPLogs.status("this server does not take events over HTTP", code: 14, encoding: encoding), encoding)
         }
-        guard let body = await ingest.body(request) else {
-            return answer(.contentTooLarge, OTLPLogs.status("request body exceeds \(ingest.maxBody) bytes", encoding: encoding), encoding)
+        let body: ByteBuffer
+        do {
+            body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
+        } catch {
+            return answer(error.status, OTLPLogs.status(error.message, encoding: encoding), encoding)
         }
         let decoded: Grid_Otlp_V1_ExportLogsServiceRequest
         do {
