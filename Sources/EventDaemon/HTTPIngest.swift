@@ -1,4 +1,5 @@
 import Foundation
+import EventQuery
 import EventStore
 import GridEvents
 import GridOTLP
@@ -123,13 +124,10 @@ public final class HTTPIngest: Sendable {
                 throw APIError(status: .serviceUnavailable, code: "ingest_unavailable", message: "this server does not take events over HTTP")
             }
             let receivedAt = monotonicNanos()
-            var defaultTime = StoreOptions.nowMicros()
-            if let t = request.uri.queryParameters.get("time") {
-                guard let parsed = TimeText.parse(t) else {
-                    throw APIError.bad("bad_time", "time must be RFC 3339, like 2026-11-29T02:10:00.123456Z")
-                }
-                defaultTime = parsed
-            }
+            // `time`: the timestamp of lines without one (default now).
+            let defaultTime = try HTTPAPI.adapt { () throws(ParameterError) in
+                try QueryParameters.time(HTTPAPI.lookup(request), "time")
+            } ?? GridClock.nowMicros()
             let body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
             let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
             if decoded.events.isEmpty {
