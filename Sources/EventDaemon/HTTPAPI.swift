@@ -19,6 +19,9 @@ public struct APIContext: Sendable {
     public var dashboardHTML: String
     /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
     public var replicationStats: @Sendable () -> String? = { nil }
+    /// The daemon's own log records it did not store (`--log-events`: `DaemonLogSink.dropped`, `.suppressed`), the
+    /// `own_logs` member of `/api/stats`; nil when it does not store them.
+    public var ownLogs: @Sendable () -> (dropped: Int, suppressed: Int)? = { nil }
     /// Events over HTTP (`POST /api/events`, `POST /v1/logs`); nil: those routes answer 503.
     public var httpIngest: HTTPIngest?
     /// The Prometheus text exposition for `GET /metrics`; nil: 404.
@@ -338,6 +341,7 @@ public enum HTTPAPI {
                 w.string(d.description)
             }
             w.raw("]")
+            if let o = api.ownLogs() { w.raw(",\"own_logs\":{\"dropped\":\(o.dropped),\"suppressed\":\(o.suppressed)}") }
             if let r = api.replicationStats() { w.raw("," + r) }
             w.raw("}")
             return json(w.text)
