@@ -233,7 +233,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
 
     /// The HTTP API's view of this daemon. Call after `start()`.
     public func apiContext() -> APIContext? {
-        guard let store, let writer else { return nil }
+        guard let store, let writer, let gridState else { return nil }
         let connections = self.connections
         let replication = self.replication
         var context = APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
@@ -244,12 +244,11 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         context.httpIngest = httpIngest
         let metrics = self.metrics
         let feed = writer.feed
-        let gridState = self.gridState
         context.metricsText = { [weak self] in
             metrics.render(DaemonMetrics.Snapshot(
                 stats: store.stats, recovery: store.recovery, connections: connections.count, liveStreams: feed.subscriberCount,
                 writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats,
-                gridCheckpoints: gridState?.checkpoints, ownLogs: self?.ownLogCounts))
+                gridCheckpoints: gridState.checkpoints, ownLogs: self?.ownLogCounts))
         }
         return context
     }

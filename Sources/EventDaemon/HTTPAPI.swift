@@ -10,8 +10,8 @@ public struct APIContext: Sendable {
     public var store: EventStore
     public var engine: QueryEngine
     public var feed: LiveFeed
-    /// The grid state kept as events arrive (the daemon's); nil: `/api/grid/agents` replays the store.
-    public var gridState: GridStateKeeper?
+    /// The grid state kept as events arrive (the daemon's), behind `/api/grid/agents`.
+    public var gridState: GridStateKeeper
     public var translator: Translator
     /// Ingest counters: events ingested, rate per second, ack p99 µs, open producer connections.
     public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
@@ -27,7 +27,7 @@ public struct APIContext: Sendable {
     /// The Prometheus text exposition for `GET /metrics`; nil: 404.
     public var metricsText: (@Sendable () -> [UInt8])?
 
-    public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper? = nil,
+    public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper,
                 translator: Translator = Translator(),
                 ingest: @escaping @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int) = { (0, 0, 0, 0) },
                 dashboardHTML: String = Dashboard.html) {
@@ -290,20 +290,14 @@ public enum HTTPAPI {
             // `at`: the state as of that moment (every event with a timestamp at or before it).
             let at = try adapt { () throws(ParameterError) in try QueryParameters.time(lookup(request), "at") }
             let states: (agents: [AgentState], nodes: [NodeState])
-            if let keeper = api.gridState {
-                do throws(GridStateError) {
-                    if let at {
-                        states = try keeper.states(at: at)
-                    } else {
-                        states = keeper.states()
-                    }
-                } catch {
-                    throw APIError(status: .gone, code: "history_deleted", message: error.description)
+            do throws(GridStateError) {
+                if let at {
+                    states = try api.gridState.states(at: at)
+                } else {
+                    states = api.gridState.states()
                 }
-            } else if let at {
-                states = GridFold.replay(api.store, through: at).states()
-            } else {
-                states = (api.engine.agentStates(), api.engine.nodeStates())
+            } catch {
+                throw APIError(status: .gone, code: "history_deleted", message: error.description)
             }
             return json(agentsJSON(states.agents, nodes: states.nodes, at: at))
         }
