@@ -116,8 +116,8 @@ public enum HTTPAPI {
     static let maxBody = 64 << 10
 
     /// Every route of `router(_:token:)` (docs/openapi.yaml), for 405 answers.
-    static let routes = RouteTable([
-        ("/", ["GET"]), ("/dashboard.css", ["GET"]), ("/dashboard.js", ["GET"]), ("/api/timeline", ["GET"]),
+    static let routes = RouteTable(Dashboard.assets.keys.sorted().map { ($0, ["GET"]) } + [
+        ("/api/timeline", ["GET"]),
         ("/api/grid/events/recent", ["GET"]), ("/api/grid/events/query", ["POST"]), ("/api/events", ["GET", "POST"]),
         ("/api/events/stream", ["GET"]), ("/api/events/{id}", ["GET"]), ("/api/entities/{id}/events", ["GET"]),
         ("/api/graph/neighbors", ["GET"]), ("/api/grid/agents", ["GET"]), ("/api/stats", ["GET"]), ("/metrics", ["GET"]),
@@ -134,15 +134,13 @@ public enum HTTPAPI {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
-        // The dashboard's files (Sources/EventDaemon/Dashboard/), with its security headers.
-        router.get("/") { _, _ in
-            Dashboard.response(api.dashboardHTML, contentType: "text/html; charset=utf-8", cacheControl: "no-cache")
-        }
-        router.get("/dashboard.css") { _, _ in
-            Dashboard.response(Dashboard.css, contentType: "text/css; charset=utf-8", cacheControl: "no-cache")
-        }
-        router.get("/dashboard.js") { _, _ in
-            Dashboard.response(Dashboard.javascript, contentType: "text/javascript; charset=utf-8", cacheControl: "no-cache")
+        // The dashboard's files (Sources/EventDaemon/Dashboard/), with their security headers; the page at `/` is
+        // the context's `dashboardHTML`.
+        for asset in Dashboard.assets.values {
+            let body = asset.route == "/" ? api.dashboardHTML : asset.body
+            router.get(RouterPath(asset.route)) { _, _ in
+                Dashboard.response(body, contentType: asset.contentType, cacheControl: "no-cache")
+            }
         }
         router.get("/api/timeline") { request, _ in
             // Events per type per bucket over the last `minutes` (the dashboard's chart).
