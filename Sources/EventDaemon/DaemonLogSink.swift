@@ -7,7 +7,8 @@ import NIOConcurrencyHelpers
 /// grid-eventd's own log records as `log` events (`--log-events LEVEL`): straight into its own writer (not through
 /// the socket), so they never wait for a connection. What keeps it from feeding on itself: a record logged on the
 /// writer thread (the writer reporting its own failures) is never stored, and at most `maxPerSecond` records a
-/// second are (the rest are counted in `dropped`); records logged before the store is open are dropped too. The
+/// second are (the rest are counted in `dropped`); records logged before the store is open are dropped too (both
+/// counts are in `/api/stats` `own_logs` and `/metrics`). The
 /// caller only counts and queues: the event is handed to the writer from a queue of the sink's own (at most 1,000
 /// waiting), so a record logged while the store holds a lock of its own (a notice from maintenance) never waits on
 /// the store.
@@ -34,8 +35,7 @@ public final class DaemonLogSink: GridEventsLogSink, @unchecked Sendable {
     public var suppressed: Int { lock.withLock { suppressedCount } }
 
     func attach(_ writer: BatchWriter) {
-        var t = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
-        t = String(repeating: "0", count: 12 - t.count) + t
+        let t = ProducerTag.random()
         lock.withLock {
             self.writer = writer
             tag = t

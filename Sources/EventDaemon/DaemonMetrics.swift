@@ -114,6 +114,8 @@ public final class DaemonMetrics: @unchecked Sendable {
         var aggregator: AggregatorStats?
         /// The grid-state checkpoints on disk (`GridStateKeeper.checkpoints`), nil without a keeper.
         var gridCheckpoints: [(name: String, asOf: Int64, bytes: Int, usable: Bool)]? = nil
+        /// The daemon's own log records not stored (`DaemonLogSink`), nil when it does not store them.
+        var ownLogs: (dropped: Int, suppressed: Int)? = nil
     }
 
     /// The text exposition (format 0.0.4) of every metric, after reading `snapshot` into the gauges.
@@ -145,6 +147,10 @@ public final class DaemonMetrics: @unchecked Sendable {
             gauge("grid_eventd_grid_state_checkpoints", [("state", "usable")], Double(usable))
             gauge("grid_eventd_grid_state_checkpoints", [("state", "unusable")], Double(cps.count - usable))
             gauge("grid_eventd_grid_state_checkpoint_bytes", [], Double(cps.reduce(0) { $0 + $1.bytes }))
+        }
+        if let o = snapshot.ownLogs {
+            total("grid_eventd_own_log_records_not_stored_total", [("reason", "dropped")], o.dropped)
+            total("grid_eventd_own_log_records_not_stored_total", [("reason", "suppressed")], o.suppressed)
         }
         if let r = snapshot.replicator {
             gauge("grid_eventd_replication_pending_frames", [], Double(r.pendingFrames))

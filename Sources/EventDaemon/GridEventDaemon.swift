@@ -188,6 +188,11 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         if let writer { sink.attach(writer) }
     }
 
+    /// The own log records not stored (`DaemonLogSink.dropped`, `.suppressed`); nil without `recordOwnLogs(into:)`.
+    var ownLogCounts: (dropped: Int, suppressed: Int)? {
+        stateLock.withLock { ownLogs }.map { ($0.dropped, $0.suppressed) }
+    }
+
     /// Ingest counters for /api/stats.
     public var ingestedEvents: Int { writer?.metrics.ingestedEvents ?? 0 }
     public var ackP99Micros: Int { writer?.metrics.ackP99Micros ?? 0 }
@@ -228,22 +233,22 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
 
     /// The HTTP API's view of this daemon. Call after `start()`.
     public func apiContext() -> APIContext? {
-        guard let store, let writer else { return nil }
+        guard let store, let writer, let gridState else { return nil }
         let connections = self.connections
         let replication = self.replication
         var context = APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
         context.replicationStats = { replication?.statsJSON() }
+        context.ownLogs = { [weak self] in self?.ownLogCounts }
         context.httpIngest = httpIngest
         let metrics = self.metrics
         let feed = writer.feed
-        let gridState = self.gridState
-        context.metricsText = {
+        context.metricsText = { [weak self] in
             metrics.render(DaemonMetrics.Snapshot(
                 stats: store.stats, recovery: store.recovery, connections: connections.count, liveStreams: feed.subscriberCount,
                 writerQueue: writer.pending, replicator: replication?.replicator?.stats, aggregator: replication?.aggregator?.stats,
-                gridCheckpoints: gridState?.checkpoints))
+                gridCheckpoints: gridState.checkpoints, ownLogs: self?.ownLogCounts))
         }
         return context
     }

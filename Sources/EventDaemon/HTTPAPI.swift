@@ -10,8 +10,8 @@ public struct APIContext: Sendable {
     public var store: EventStore
     public var engine: QueryEngine
     public var feed: LiveFeed
-    /// The grid state kept as events arrive (the daemon's); nil: `/api/grid/agents` replays the store.
-    public var gridState: GridStateKeeper?
+    /// The grid state kept as events arrive (the daemon's), behind `/api/grid/agents`.
+    public var gridState: GridStateKeeper
     public var translator: Translator
     /// Ingest counters: events ingested, rate per second, ack p99 µs, open producer connections.
     public var ingest: @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int)
@@ -19,12 +19,15 @@ public struct APIContext: Sendable {
     public var dashboardHTML: String
     /// The `replication` / `aggregation` members of `/api/stats` (JSON), nil when the daemon does not replicate.
     public var replicationStats: @Sendable () -> String? = { nil }
+    /// The daemon's own log records it did not store (`--log-events`: `DaemonLogSink.dropped`, `.suppressed`), the
+    /// `own_logs` member of `/api/stats`; nil when it does not store them.
+    public var ownLogs: @Sendable () -> (dropped: Int, suppressed: Int)? = { nil }
     /// Events over HTTP (`POST /api/events`, `POST /v1/logs`); nil: those routes answer 503.
     public var httpIngest: HTTPIngest?
     /// The Prometheus text exposition for `GET /metrics`; nil: 404.
     public var metricsText: (@Sendable () -> [UInt8])?
 
-    public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper? = nil,
+    public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper,
                 translator: Translator = Translator(),
                 ingest: @escaping @Sendable () -> (total: Int, rate: Double, ackP99Micros: Int, connections: Int) = { (0, 0, 0, 0) },
                 dashboardHTML: String = Dashboard.html) {
@@ -113,8 +116,8 @@ public enum HTTPAPI {
     static let maxBody = 64 << 10
 
     /// Every route of `router(_:token:)` (docs/openapi.yaml), for 405 answers.
-    static let routes = RouteTable([
-        ("/", ["GET"]), ("/dashboard.css", ["GET"]), ("/dashboard.js", ["GET"]), ("/api/timeline", ["GET"]),
+    static let routes = RouteTable(Dashboard.assets.keys.sorted().map { ($0, ["GET"]) } + [
+        ("/api/timeline", ["GET"]),
         ("/api/grid/events/recent", ["GET"]), ("/api/grid/events/query", ["POST"]), ("/api/events", ["GET", "POST"]),
         ("/api/events/stream", ["GET"]), ("/api/events/{id}", ["GET"]), ("/api/entities/{id}/events", ["GET"]),
         ("/api/graph/neighbors", ["GET"]), ("/api/grid/agents", ["GET"]), ("/api/stats", ["GET"]), ("/metrics", ["GET"]),
@@ -131,15 +134,13 @@ public enum HTTPAPI {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
-        // The dashboard's files (Sources/EventDaemon/Dashboard/), with its security headers.
-        router.get("/") { _, _ in
-            Dashboard.response(api.dashboardHTML, contentType: "text/html; charset=utf-8", cacheControl: "no-cache")
-        }
-        router.get("/dashboard.css") { _, _ in
-            Dashboard.response(Dashboard.css, contentType: "text/css; charset=utf-8", cacheControl: "no-cache")
-        }
-        router.get("/dashboard.js") { _, _ in
-            Dashboard.response(Dashboard.javascript, contentType: "text/javascript; charset=utf-8", cacheControl: "no-cache")
+        // The dashboard's files (Sources/EventDaemon/Dashboard/), with their security headers; the page at `/` is
+        // the context's `dashboardHTML`.
+        for asset in Dashboard.assets.values {
+            let body = asset.route == "/" ? api.dashboardHTML : asset.body
+            router.get(RouterPath(asset.route)) { _, _ in
+                Dashboard.response(body, contentType: asset.contentType, cacheControl: "no-cache")
+            }
         }
         router.get("/api/timeline") { request, _ in
             // Events per type per bucket over the last `minutes` (the dashboard's chart).
@@ -177,13 +178,7 @@ public enum HTTPAPI {
             return json(eventsJSON(page))
         }
         router.post("/api/grid/events/query") { request, _ in
-            let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(maxBody) bytes")
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: maxBody)
-            } catch {
-                throw tooLarge
-            }
+            let body = try await collect(request, limit: maxBody)
             let value: JSONValue
             do {
                 value = try JSONValue.parse(Array(buffer: body), limit: maxBody)
@@ -293,20 +288,14 @@ public enum HTTPAPI {
             // `at`: the state as of that moment (every event with a timestamp at or before it).
             let at = try adapt { () throws(ParameterError) in try QueryParameters.time(lookup(request), "at") }
             let states: (agents: [AgentState], nodes: [NodeState])
-            if let keeper = api.gridState {
-                do throws(GridStateError) {
-                    if let at {
-                        states = try keeper.states(at: at)
-                    } else {
-                        states = keeper.states()
-                    }
-                } catch {
-                    throw APIError(status: .gone, code: "history_deleted", message: error.description)
+            do throws(GridStateError) {
+                if let at {
+                    states = try api.gridState.states(at: at)
+                } else {
+                    states = api.gridState.states()
                 }
-            } else if let at {
-                states = GridFold.replay(api.store, through: at).states()
-            } else {
-                states = (api.engine.agentStates(), api.engine.nodeStates())
+            } catch {
+                throw APIError(status: .gone, code: "history_deleted", message: error.description)
             }
             return json(agentsJSON(states.agents, nodes: states.nodes, at: at))
         }
@@ -344,12 +333,31 @@ public enum HTTPAPI {
                 w.string(d.description)
             }
             w.raw("]")
+            if let o = api.ownLogs() { w.raw(",\"own_logs\":{\"dropped\":\(o.dropped),\"suppressed\":\(o.suppressed)}") }
             if let r = api.replicationStats() { w.raw("," + r) }
             w.raw("}")
             return json(w.text)
         }
         addInteropRoutes(to: router, api)
         return router
+    }
+
+    // MARK: Bodies
+
+    /// Collects a request body of at most `limit` bytes, refusing a larger one by its Content-Length when sent,
+    /// before reading it.
+    /// - Throws: 413 `body_too_large` beyond `limit`; 400 `body_unreadable` when the body could not be read to its
+    ///   end (the client reset the connection, sent a malformed chunk, ...).
+    static func collect(_ request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
+        let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(limit) bytes")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        } catch {
+            throw APIError.bad("body_unreadable", "the request body could not be read: \(error)")
+        }
     }
 
     // MARK: Parameters

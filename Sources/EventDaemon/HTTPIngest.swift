@@ -1,4 +1,5 @@
 import Foundation
+import EventQuery
 import EventStore
 import GridEvents
 import GridOTLP
@@ -50,12 +51,6 @@ public final class HTTPIngest: Sendable {
     }
 
     private final class FreshCount: @unchecked Sendable { var value = 0 }
-
-    /// Collects the body, refusing one larger than `maxBody` (by its Content-Length when sent, before reading).
-    func body(_ request: Request) async -> ByteBuffer? {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody { return nil }
-        return try? await request.body.collect(upTo: maxBody)
-    }
 
     // MARK: POST /api/events
 
@@ -129,16 +124,11 @@ public final class HTTPIngest: Sendable {
                 throw APIError(status: .serviceUnavailable, code: "ingest_unavailable", message: "this server does not take events over HTTP")
             }
             let receivedAt = monotonicNanos()
-            var defaultTime = StoreOptions.nowMicros()
-            if let t = request.uri.queryParameters.get("time") {
-                guard let parsed = TimeText.parse(t) else {
-                    throw APIError.bad("bad_time", "time must be RFC 3339, like 2026-11-29T02:10:00.123456Z")
-                }
-                defaultTime = parsed
-            }
-            guard let body = await ingest.body(request) else {
-                throw APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(ingest.maxBody) bytes")
-            }
+            // `time`: the timestamp of lines without one (default now).
+            let defaultTime = try HTTPAPI.adapt { () throws(ParameterError) in
+                try QueryParameters.time(HTTPAPI.lookup(request), "time")
+            } ?? GridClock.nowMicros()
+            let body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
             let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
             if decoded.events.isEmpty {
                 var w = JSONWriter()
@@ -204,8 +194,11 @@ public final class HTTPIngest: Sendable {
         guard let ingest = api.httpIngest else {
             return answer(.serviceUnavailable, OTLPLogs.status("this server does not take events over HTTP", code: 14, encoding: encoding), encoding)
         }
-        guard let body = await ingest.body(request) else {
-            return answer(.contentTooLarge, OTLPLogs.status("request body exceeds \(ingest.maxBody) bytes", encoding: encoding), encoding)
+        let body: ByteBuffer
+        do {
+            body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
+        } catch {
+            return answer(error.status, OTLPLogs.status(error.message, encoding: encoding), encoding)
         }
         let decoded: Grid_Otlp_V1_ExportLogsServiceRequest
         do {

@@ -93,11 +93,6 @@ public final class LiveFeed: @unchecked Sendable {
         }
     }
 
-    /// Hands events to every subscriber, without positions.
-    public func publish(_ events: [GridEvent]) {
-        publish(events.map { ($0, nil) })
-    }
-
     /// Hands events with their positions in the store's arrival order to every subscriber.
     public func publish(_ events: [(GridEvent, StreamPosition?)]) {
         guard !events.isEmpty else { return }

@@ -92,7 +92,9 @@ enum LiveStream {
 
     /// Sends, from the store, every event stored after `cursor` that matches, up to the newest frame written; returns
     /// the position after the last frame read. Events the store's index kept an earlier copy of (a resend stored
-    /// twice by a race) are left out, as reads leave them out; an event the index does not hold yet is sent.
+    /// twice by a race) are left out, as reads leave them out; an event the index does not hold yet is sent. Copies
+    /// are looked up by id (every segment searched: `EventStore` has no lookup by id and timestamp) only while the
+    /// store has ignored a duplicate at all, and only for events the filter keeps.
     static func replay(_ store: EventStore, from start: StreamPosition, filter: Filter,
                        writer: inout any ResponseBodyWriter) async throws -> StreamPosition {
         var cursor = start
@@ -100,17 +102,20 @@ enum LiveStream {
         while true {
             let frames = try store.committedFrames(after: cursor.sequence == 0 ? 0 : cursor.sequence - 1, maxBytes: 1 << 20, maxFrames: 256)
             guard !frames.isEmpty else { break }
+            // Read after the frames: a frame is indexed as it is written, so a store that has ignored no duplicate
+            // holds no second copy among them.
+            let mayHoldCopies = store.stats.duplicatesIgnored > 0
             for frame in frames {
                 for (i, stored) in frame.events.enumerated() {
                     if frame.sequence == cursor.sequence, i < cursor.skip { continue }
                     let position = StreamPosition.after(frame: frame.sequence, event: i)
+                    guard let type = EventType(rawValue: stored.typeCode),
+                        filter.matches(type: type, entities: stored.entities, timestamp: stored.timestamp)
+                    else { continue }
                     // An event the index does not know yet (its frame is written, the index not yet updated) is
                     // sent: skipping it would move the cursor past it for good.
-                    if let indexed = store.event(id: stored.id), indexed.position != stored.position { continue }
-                    guard let type = EventType(rawValue: stored.typeCode),
-                        filter.matches(type: type, entities: stored.entities, timestamp: stored.timestamp),
-                        let event = try? GridEvent(stored: stored)
-                    else { continue }
+                    if mayHoldCopies, let indexed = store.event(id: stored.id), indexed.position != stored.position { continue }
+                    guard let event = try? GridEvent(stored: stored) else { continue }
                     text += "id: \(position)\nevent: grid_event\ndata: " + event.apiJSON + "\n\n"
                     if text.utf8.count >= writeChunk {
                         try await writer.write(ByteBuffer(string: text))

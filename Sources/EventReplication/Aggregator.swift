@@ -213,8 +213,7 @@ public final class Aggregator: @unchecked Sendable {
         for a in accepted {
             let entity = "host-" + a.decoded.hostId
             for e in a.events {
-                var tagged = e
-                if !tagged.entities.contains(entity) { tagged.extraEntities.append(entity) }
+                let tagged = Self.tagged(e, hostEntity: entity)
                 batch.append((tagged, tagged.records()))
             }
         }
@@ -311,11 +310,12 @@ public final class Aggregator: @unchecked Sendable {
         }
     }
 
-    /// The event's own records, plus the origin host as an entity (in the concept record and as an edge).
-    public static func records(_ e: GridEvent, hostEntity: String) -> [Record] {
+    /// The event with its origin host as an entity too (its records then hold it in the concept record and as an
+    /// edge); unchanged when it already names the host.
+    public static func tagged(_ e: GridEvent, hostEntity: String) -> GridEvent {
         var tagged = e
         if !tagged.entities.contains(hostEntity) { tagged.extraEntities.append(hostEntity) }
-        return tagged.records()
+        return tagged
     }
 }
 

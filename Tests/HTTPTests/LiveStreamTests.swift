@@ -138,6 +138,24 @@ struct LiveStreamTests {
         }
     }
 
+    @Test("an event stored twice (a resend written by a race) is sent once, from its first copy")
+    func secondCopyLeftOut() async throws {
+        let f = try APIFixture()
+        let store = try #require(f.daemon.store)
+        // Frame 3 repeats an event of frame 1: the index ignores the copy, the frame still holds it.
+        try store.append(f.events[5].records())
+        #expect(store.stats.duplicatesIgnored == 1)
+        try await f.app.test(.live) { client in
+            let port = try #require(client.port)
+            let all = Stream(port: port, headers: ["Last-Event-ID: 0:0"])
+            await all.read()
+            #expect(all.events.map(\.id) == Self.storedIds(f), "every stored event once, the copy left out")
+            let filtered = Stream(port: port, query: "?last_event_id=1:6&type=" + f.events[5].type.name)
+            await filtered.read()
+            #expect(!filtered.events.contains { $0.id == f.events[5].id }, "after the first copy, the second is left out of a filtered stream too")
+        }
+    }
+
     @Test("since= sends the stored events from that time first, then the live ones, each once")
     func since() async throws {
         let f = try APIFixture()

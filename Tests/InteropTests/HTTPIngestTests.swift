@@ -91,7 +91,9 @@ struct HTTPIngestTests {
         #expect(error["code"] as? String == "no_events")
         #expect((error["refused"] as? [[String: Any]])?.count == 2)
         #expect(try http("POST", daemon.base + "/api/events", headers: auth, body: Data()).status == 400)
-        #expect(try http("POST", daemon.base + "/api/events?time=yesterday", headers: auth, body: line).status == 400)
+        let badTime = try http("POST", daemon.base + "/api/events?time=yesterday", headers: auth, body: line)
+        #expect(badTime.status == 400)
+        #expect((try badTime.json()["error"] as? [String: Any])?["code"] as? String == "bad_time")
     }
 
     @Test func acknowledgedMeansDurable() throws {

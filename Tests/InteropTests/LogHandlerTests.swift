@@ -172,5 +172,12 @@ struct LogHandlerTests {
         sleep(2)
         let second = try own()
         #expect(second.count == first.count, "own log events grew from \(first.count) to \(second.count) with no input")
+        // What was not stored is counted: at least the records logged while the store opened (before the writer).
+        let ownLogs = try #require(try http("GET", daemon.base + "/api/stats").json()["own_logs"] as? [String: Any])
+        #expect((ownLogs["dropped"] as? Int ?? 0) >= 1, "\(ownLogs)")
+        #expect(ownLogs["suppressed"] as? Int != nil, "\(ownLogs)")
+        let m = try ParsedMetrics(try http("GET", daemon.base + "/metrics").text)
+        #expect((m.value("grid_eventd_own_log_records_not_stored_total", ["reason": "dropped"]) ?? 0) >= 1)
+        #expect(m.value("grid_eventd_own_log_records_not_stored_total", ["reason": "suppressed"]) != nil)
     }
 }

@@ -108,7 +108,7 @@ import Testing
     @Test func aggregatedEventsGainTheHostEntity() throws {
         var grid = SampleGrid(seed: 3)
         let e = grid.event(index: 0, count: 1)
-        let records = Aggregator.records(e, hostEntity: "host-h1")
+        let records = Aggregator.tagged(e, hostEntity: "host-h1").records()
         guard case .concept(let c) = records[0] else { Issue.record("no concept record first"); return }
         #expect(c.entities.last == "host-h1")
         #expect(c.id == e.id, "the id is kept, so the store dedups redeliveries")
