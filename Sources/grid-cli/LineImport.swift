@@ -27,6 +27,8 @@ final class LineImport {
     private(set) var bad = 0
     /// Set when `emit` found no room within the wait: reading stopped before this line.
     private(set) var stoppedAtLine: Int?
+    /// Set when reading failed (a directory, an I/O error): the errno, and the lines read before it.
+    private(set) var readError: (errno: Int32, afterLine: Int)?
     let linesRead = SharedCount()
 
     init(emitter: EventEmitter, maxLine: Int, defaultTime: Int64?, keepIds: Bool, warn: @escaping (String) -> Void) {
@@ -48,7 +50,12 @@ final class LineImport {
         var eof = false
         while !eof, stoppedAtLine == nil {
             let n = Self.readSome(fd, buffer.baseAddress! + filled, capacity - filled)
-            if n <= 0 {
+            if n < 0 {
+                // Not the end of the input: what is left of an unfinished line is not a line.
+                readError = (errno, lineNumber)
+                break
+            }
+            if n == 0 {
                 eof = true
                 if filled == 0 { break }
             } else {
