@@ -1,6 +1,7 @@
 // Over 400 lines until the routes are split into groups (issue 16, "Daemon boundaries"; not done yet).
 import EventQuery
 import EventStore
+import GridBase
 import GridEvents
 import Hummingbird
 import NIOCore
@@ -88,16 +89,6 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
         }
     }
-}
-
-/// Whether two strings are equal, in time that depends on their lengths only (no early exit at the first
-/// differing byte, so response times do not reveal how much of a guessed token was right).
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8)
-    let y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<min(x.count, y.count) { diff |= x[i] ^ y[i] }
-    return diff == 0
 }
 
 /// Requires `Authorization: Bearer <token>` on every route (used whenever the API binds beyond loopback).

@@ -63,16 +63,22 @@ public enum BinaryCodec {
                 write(fields[key]!, &w)
             }
         } else if case .log(let entry) = kind {
-            for v in entry.fixedValues { write(v, &w) }
-            w.varint(UInt64(entry.entities.count))
-            for e in entry.entities { w.string(e) }
-            w.varint(UInt64(entry.metadata.count))
-            for key in entry.metadata.keys.sorted() {
-                w.string(key)
-                write(entry.metadata[key]!, &w)
-            }
+            writeLog(entry, into: &w)
         } else {
             for v in kind.fieldValues { write(v, &w) }
+        }
+    }
+
+    /// A log event's fields after the version byte: the fixed fields, the entities, then the metadata in name
+    /// order (`EventEncoder` writes log events through this too).
+    static func writeLog(_ entry: LogEntry, into w: inout BinaryWriter) {
+        for v in entry.fixedValues { write(v, &w) }
+        w.varint(UInt64(entry.entities.count))
+        for e in entry.entities { w.string(e) }
+        w.varint(UInt64(entry.metadata.count))
+        for key in entry.metadata.keys.sorted() {
+            w.string(key)
+            write(entry.metadata[key]!, &w)
         }
     }
 

@@ -81,16 +81,11 @@ public enum EventEncoder {
         case let .storageMetrics(e, b, rate, p99, rss): i(e); i(b); d(rate); i(p99); i(rss)
         case let .eventsDropped(p, n): s(p); i(n)
         case .log(let entry):
-            var w = BinaryWriter(capacity: 64 + entry.message.utf8.count)
-            for v in entry.fixedValues { BinaryCodec.write(v, &w) }
-            w.varint(UInt64(entry.entities.count))
-            for e in entry.entities { w.string(e) }
-            w.varint(UInt64(entry.metadata.count))
-            for key in entry.metadata.keys.sorted() {
-                w.string(key)
-                BinaryCodec.write(entry.metadata[key]!, &w)
-            }
-            out.append(contentsOf: w.bytes)
+            // Written in place: `out` lent to a writer (an empty array allocates nothing) and taken back.
+            var w = BinaryWriter(capacity: 0)
+            swap(&w.bytes, &out)
+            BinaryCodec.writeLog(entry, into: &w)
+            swap(&w.bytes, &out)
         case let .custom(name, fields, entities):
             string(name, &out)
             varint(UInt64(entities.count), &out)

@@ -41,6 +41,14 @@ public struct LogEntry: Sendable, Equatable, Hashable {
     /// Metadata keys that name entities unless configured otherwise.
     public static let defaultEntityKeys = ["agent_id", "node_id"]
 
+    /// The entity keys to look for: `defaultEntityKeys`, then `configured` made field names, each once (the
+    /// swift-log backend's `entityKeys`, OTLP's `Mapping.entityKeys`).
+    public static func entityKeys(adding configured: [String]) -> [String] {
+        var keys = defaultEntityKeys
+        for k in configured.map(fieldName(for:)) where !keys.contains(k) { keys.append(k) }
+        return keys
+    }
+
     /// The fixed fields in binary order.
     var fixedValues: [FieldValue] {
         [.string(level), .string(label), .string(message), source.map(FieldValue.string) ?? .null,

@@ -60,13 +60,20 @@ public enum TimeExpression {
         return start > now ? start - day : start
     }
 
-    /// A duration like `15m`, `2h`, `7d`, `90s`, `1w`, `10min`, `3hours` (a positive number, then a unit).
+    /// A duration like `15m`, `2h`, `7d`, `90s`, `1w`, `10min`, `3hours` (a positive number, then a unit); nil
+    /// for anything else and for a duration too long to count in microseconds (`999999999w`).
     public static func duration(_ text: String) -> Int64? {
+        guard let (n, unit) = durationParts(text), n <= Int64.max / unit else { return nil }
+        return n * unit
+    }
+
+    /// The number and the unit (in microseconds) of a duration's text, not yet multiplied.
+    private static func durationParts(_ text: String) -> (Int64, Int64)? {
         let digits = text.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, digits.count <= 9, let n = Int64(digits), n > 0,
             let unit = units[String(text.dropFirst(digits.count)).lowercased()]
         else { return nil }
-        return n * unit
+        return (n, unit)
     }
 
     /// What a flag's time means (see the table above); `now` is the reference for relative forms.
@@ -79,7 +86,14 @@ public enum TimeExpression {
         case "yesterday": return midnight(now) - day
         default: break
         }
-        if let d = duration(t) { return now - d }
+        if let (n, unit) = durationParts(t) {
+            // As Quantity.duration: the product must fit (microseconds in an Int64 span about 292,000 years).
+            guard n <= Int64.max / unit else {
+                throw EventError("\"\(text.prefix(64))\" is too long ago: an age may be at most \(Int64.max / unit)"
+                                 + String(t.drop(while: { $0.isASCII && $0.isNumber })))
+            }
+            return now - n * unit
+        }
         if let c = lastClock(t, now: now) { return c }
         if let r = TimeText.parse(t) { return r }
         throw EventError(

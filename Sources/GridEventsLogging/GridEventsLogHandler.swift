@@ -63,9 +63,7 @@ public struct GridEventsLogHandler: LogHandler {
         self.sink = sink
         self.eventLevel = eventLevel
         self.logLevel = eventLevel
-        var keys = LogEntry.defaultEntityKeys
-        for k in entityKeys.map(LogEntry.fieldName(for:)) where !keys.contains(k) { keys.append(k) }
-        self.entityKeys = keys
+        self.entityKeys = LogEntry.entityKeys(adding: entityKeys)
         self.metadataProvider = metadataProvider
     }
 

@@ -1,4 +1,5 @@
 import CoreMetrics
+import GridBase
 import GridControl
 import Hummingbird
 import Metrics
@@ -52,7 +53,7 @@ extension MasterHTTP {
                                 token: String?, loopbackOnly: Bool) {
         router.get("/metrics") { request, _ in
             if let token {
-                guard let value = request.headers[.authorization], value == "Bearer " + token else {
+                guard let value = request.headers[.authorization], constantTimeEqual(value, "Bearer " + token) else {
                     return error(ControlError(status: 401, code: "unauthorized", message: "send Authorization: Bearer <token>"))
                 }
             } else if !loopbackOnly {

@@ -64,6 +64,7 @@ public enum OTLPLogs {
                            now: Int64 = GridClock.nowMicros()) -> Outcome {
         var outcome = Outcome()
         var ordinal = 0
+        let entityKeys = LogEntry.entityKeys(adding: mapping.entityKeys)
         for resourceLogs in request.resourceLogs {
             let resource = attributes(resourceLogs.resource.attributes)
             var resourceFields: [String: FieldValue] = [:]
@@ -81,7 +82,7 @@ public enum OTLPLogs {
                     ordinal += 1
                     do throws(EventError) {
                         outcome.events.append(try event(
-                            record, ordinal: ordinal, encoding: encoding, mapping: mapping, resourceFields: resourceFields,
+                            record, ordinal: ordinal, encoding: encoding, mapping: mapping, entityKeys: entityKeys, resourceFields: resourceFields,
                             resourceEntities: resourceEntities, scope: scopeLogs.scope.name, service: serviceName,
                             identity: identity(resourceLogs.resource, scopeLogs.scope, record), now: now))
                     } catch {
@@ -110,7 +111,7 @@ public enum OTLPLogs {
 
     /// One record as one event (the rules in README, "OpenTelemetry logs in").
     static func event(
-        _ record: Grid_Otlp_V1_LogRecord, ordinal: Int, encoding: Encoding, mapping: Mapping, resourceFields: [String: FieldValue],
+        _ record: Grid_Otlp_V1_LogRecord, ordinal: Int, encoding: Encoding, mapping: Mapping, entityKeys: [String], resourceFields: [String: FieldValue],
         resourceEntities: [String], scope: String, service: String?, identity: [UInt8], now: Int64
     ) throws(EventError) -> GridEvent {
         let attrs = attributes(record.attributes)
@@ -156,7 +157,7 @@ public enum OTLPLogs {
             let entry = LogEntry(
                 level: level(record), label: LogEntry.truncated(!scope.isEmpty ? scope : (service ?? "otlp")),
                 message: message ?? "", file: file, line: line, metadata: metadata,
-                entities: unique(resourceEntities + LogEntry.entities(from: metadata, keys: entityKeys(mapping))))
+                entities: unique(resourceEntities + LogEntry.entities(from: metadata, keys: entityKeys)))
             try entry.validate()
             kind = .log(entry)
         } else if let type = EventType(name: typeName) {
@@ -171,24 +172,20 @@ public enum OTLPLogs {
             custom["level"] = .string(level(record))
             custom = trimmed(custom)
             kind = .custom(name: typeName, fields: custom,
-                           entities: unique(resourceEntities + LogEntry.entities(from: custom, keys: entityKeys(mapping))))
+                           entities: unique(resourceEntities + LogEntry.entities(from: custom, keys: entityKeys)))
         }
         // An id of ours on the record is kept; otherwise the id is derived from the record's bytes.
         var id: String
         if case .string(let given)? = attrs["event.id"] {
             id = given
         } else {
-            id = derivedId(typeName: kind.typeName, identity: identity, timestamp: timestamp, ordinal: ordinal)
+            // `event-<type>-<t>-<n>`: `t` from the record's identity bytes and its timestamp, `n` its ordinal in the
+            // request: the rule `grid-cli emit` uses for lines (`LineIds`).
+            id = identity.withUnsafeBytes { LineIds.id(for: $0, typeName: kind.typeName, timestamp: timestamp, line: ordinal) }
         }
         let event = GridEvent(id: id, timestamp: timestamp, kind: kind)
         try event.validate()
         return event
-    }
-
-    static func entityKeys(_ mapping: Mapping) -> [String] {
-        var keys = LogEntry.defaultEntityKeys
-        for k in mapping.entityKeys.map(LogEntry.fieldName(for:)) where !keys.contains(k) { keys.append(k) }
-        return keys
     }
 
     static func unique(_ ids: [String]) -> [String] {
@@ -203,15 +200,6 @@ public enum OTLPLogs {
         var out: [String: FieldValue] = [:]
         for k in fields.keys.sorted().prefix(GridEvent.Limits.maxCustomFields) { out[k] = fields[k] }
         return out
-    }
-
-    /// `event-<type>-<t>-<n>`: `t` the low 48 bits of XXH3-64 of the record's identity bytes seeded with its
-    /// timestamp (12 hex digits), `n` the record's ordinal in the request: the rule `grid-cli emit` uses for lines.
-    static func derivedId(typeName: String, identity: [UInt8], timestamp: Int64, ordinal: Int) -> String {
-        let h = identity.withUnsafeBytes { Hash.bytes($0, seed: UInt64(bitPattern: timestamp)) } & 0xFFFF_FFFF_FFFF
-        var hex = String(h, radix: 16)
-        hex = String(repeating: "0", count: 12 - hex.count) + hex
-        return "event-" + typeName + "-" + hex + "-" + String(ordinal)
     }
 
     /// A trace or span id as lowercase hex. Protobuf carries the bytes. OTLP/JSON carries hex text, which the

@@ -37,6 +37,19 @@ struct Follow: ParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Reconnect when nothing (not even a keepalive) arrives for this many seconds.")
     var idleTimeout = 45.0
 
+    func validate() throws {
+        guard idleTimeout > 0, idleTimeout < 86_400 else {
+            throw ValidationError("--idle-timeout must be more than 0 and less than 86400 seconds")
+        }
+        // Sent as the Last-Event-ID header: only the daemon's own form, so nothing can break the request.
+        if let resumeFrom {
+            let parts = resumeFrom.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {
+                throw ValidationError("--resume-from must be <sequence>:<skip>, two whole numbers (an SSE id the daemon sent)")
+            }
+        }
+    }
+
     func run() throws {
         Stdout.ignoreSIGPIPE()
         signal(SIGINT) { _ in _exit(0) }
@@ -52,9 +65,7 @@ struct Follow: ParsableCommand {
         if let types { query.append(URLQueryItem(name: "type", value: types)) }
         if let entity { query.append(URLQueryItem(name: "entity", value: entity)) }
         if let s = try TimeFlag.resolve(since, flag: "since", now: TimeFlag.now) { query.append(URLQueryItem(name: "since", value: s)) }
-        var c = URLComponents()
-        c.queryItems = query
-        let path = "/api/events/stream" + (query.isEmpty ? "" : "?" + (c.percentEncodedQuery ?? ""))
+        let path = "/api/events/stream" + (query.isEmpty ? "" : queryString(query))
         let client = api.client
         var lastId = resumeFrom
         var printed = 0
@@ -107,7 +118,11 @@ struct SSEMessage {
 }
 
 /// A plain HTTP/1.1 GET of an event stream over TCP, read as it arrives (chunked or not), without buffering it.
+/// What it does hold (a header line, an unfinished line or message, an error body) may not pass `limit`: a server
+/// that sends more is refused with a fatal error.
 final class SSEConnection {
+    /// 16 MiB, as ControlClient's answer limit.
+    static let limit = 16 << 20
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var chunked = false
@@ -197,7 +212,15 @@ final class SSEConnection {
                 return line
             }
             if eof { return nil }
+            try Self.check(buffer.count, "a line of the answer's head or chunk sizes")
             try fill()
+        }
+    }
+
+    /// Throws a fatal error when `size` bytes of `what` pass `limit`.
+    private static func check(_ size: Int, _ what: String) throws {
+        guard size <= limit else {
+            throw SSEError(message: "the server sent \(what) of more than \(limit >> 20) MiB; giving up", fatal: true)
         }
     }
 
@@ -217,7 +240,10 @@ final class SSEConnection {
         guard code == 200 else {
             // The error body (JSON with a message), read whole: it is small.
             var body: [UInt8] = []
-            while (contentLength.map { body.count < $0 } ?? true), let b = try? bodyBytes(), !b.isEmpty { body += b }
+            while (contentLength.map { body.count < $0 } ?? true), let b = try? bodyBytes(), !b.isEmpty {
+                body += b
+                try Self.check(body.count, "an error answer (HTTP \(code))")
+            }
             let value = try? JSONValue.parse(body)
             let message = value?["error"]?["message"]?.stringValue ?? "HTTP \(code)"
             throw SSEError(message: message, fatal: code >= 400 && code < 500 && code != 408 && code != 429)
@@ -294,6 +320,7 @@ final class SSEConnection {
                 }
             }
             pending.removeSubrange(..<start)
+            try Self.check(pending.count + data.reduce(0) { $0 + $1.utf8.count }, "an event-stream message")
         }
     }
 }

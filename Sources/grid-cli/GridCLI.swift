@@ -113,6 +113,10 @@ struct EmitOptions: ParsableArguments {
             try reported.map { $0 + "\n" }.joined().write(toFile: report, atomically: true, encoding: .utf8)
         }
         var failed = false
+        if let (code, line) = importer.readError {
+            failed = true
+            warn("cannot read the input" + (line > 0 ? " after line \(line)" : "") + ": \(String(cString: strerror(code)))")
+        }
         if let line = importer.stoppedAtLine {
             failed = true
             warn("stopped at line \(line): grid-eventd took no event for \(timeout) s and the spool is full or unusable; line \(line) and the lines after it were not sent")

@@ -27,6 +27,8 @@ final class LineImport {
     private(set) var bad = 0
     /// Set when `emit` found no room within the wait: reading stopped before this line.
     private(set) var stoppedAtLine: Int?
+    /// Set when reading failed (a directory, an I/O error): the errno, and the lines read before it.
+    private(set) var readError: (errno: Int32, afterLine: Int)?
     let linesRead = SharedCount()
 
     init(emitter: EventEmitter, maxLine: Int, defaultTime: Int64?, keepIds: Bool, warn: @escaping (String) -> Void) {
@@ -48,7 +50,12 @@ final class LineImport {
         var eof = false
         while !eof, stoppedAtLine == nil {
             let n = Self.readSome(fd, buffer.baseAddress! + filled, capacity - filled)
-            if n <= 0 {
+            if n < 0 {
+                // Not the end of the input: what is left of an unfinished line is not a line.
+                readError = (errno, lineNumber)
+                break
+            }
+            if n == 0 {
                 eof = true
                 if filled == 0 { break }
             } else {
@@ -129,7 +136,7 @@ final class LineImport {
             return
         }
         let timestamp = draft.timestamp ?? defaultTime ?? GridClock.nowMicros()
-        let id = draft.id ?? LineImport.id(for: bytes, typeName: draft.kind.typeName, timestamp: timestamp, line: lineNumber)
+        let id = draft.id ?? LineIds.id(for: bytes, typeName: draft.kind.typeName, timestamp: timestamp, line: lineNumber)
         do throws(EventError) {
             try GridEvent.validate(kind: draft.kind, id: id)
         } catch {
@@ -145,37 +152,6 @@ final class LineImport {
         sequences.append(seq)
         lines.append(Int32(truncatingIfNeeded: lineNumber))
         if keepIds { ids.append(id) }
-    }
-
-    /// The id of a line without one (the rule in the type's comment, README and docs/FORMAT.md).
-    static func id(for line: UnsafeRawBufferPointer, typeName: String, timestamp: Int64, line number: Int) -> String {
-        let h = Hash.bytes(line, seed: UInt64(bitPattern: timestamp)) & 0xFFFF_FFFF_FFFF
-        var name = typeName
-        return name.withUTF8 { t in
-            String(unsafeUninitializedCapacity: 6 + t.count + 14 + 20) { out in
-                var k = 0
-                for c in "event-".utf8 { out[k] = c; k += 1 }
-                for c in t { out[k] = c; k += 1 }
-                out[k] = UInt8(ascii: "-")
-                k += 1
-                for shift in stride(from: 44, through: 0, by: -4) {
-                    let d = UInt8((h >> UInt64(shift)) & 0xF)
-                    out[k] = d < 10 ? 0x30 + d : 0x57 + d
-                    k += 1
-                }
-                out[k] = UInt8(ascii: "-")
-                k += 1
-                var digits = 1
-                var v = number
-                while v >= 10 { v /= 10; digits += 1 }
-                v = number
-                for i in stride(from: k + digits - 1, through: k, by: -1) {
-                    out[i] = 0x30 + UInt8(v % 10)
-                    v /= 10
-                }
-                return k + digits
-            }
-        }
     }
 }
 

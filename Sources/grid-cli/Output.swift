@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GridBase
 import GridEvents
 
 /// How commands that print events print them (`-o`).
@@ -62,9 +63,10 @@ func eventRow(_ e: JSONValue) -> String {
 }
 
 /// Standard output written directly (no buffering across events), so `follow` shows each event when it arrives
-/// and a reader that went away (`| head`) ends the command cleanly: exit 0 on EPIPE instead of SIGPIPE.
+/// and a reader that went away (`| head`) ends the command cleanly: exit 0 on EPIPE instead of SIGPIPE
+/// (GridBase's `StandardOutput`, which segdump uses too).
 enum Stdout {
-    static func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
+    static func ignoreSIGPIPE() { StandardOutput.ignoreSIGPIPE() }
 
     /// Exits (0) when standard output is a pipe whose reader went away, without writing to it: `follow` checks
     /// this on every keepalive, so `follow | head -1` ends within one keepalive interval even when no event comes.
@@ -74,17 +76,7 @@ enum Stdout {
     }
 
     static func write(_ text: String) {
-        var bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Foundation.write(1, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                // EPIPE (the reader closed) or another failure: nobody reads any more.
-                Foundation.exit(errno == EPIPE ? 0 : 1)
-            }
-            off += n
-        }
-        bytes.removeAll()
+        var text = text
+        text.withUTF8 { StandardOutput.write(UnsafeRawBufferPointer($0)) }
     }
 }

@@ -40,7 +40,6 @@ struct APIClient {
 
     /// Performs a request and returns the parsed JSON, or throws with the API's error message.
     func request(_ path: String, method: String = "GET", body: Data? = nil) throws -> JSONValue {
-        guard URL(string: base + path) != nil else { throw ValidationError("bad --store URL \(base)") }
         let client = ControlClient(timeoutSeconds: 30, token: token, answerLimit: 64 << 20)
         do {
             return try client.callBlocking(method, base + path, body: body.map { String(decoding: $0, as: UTF8.self) })

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventEmitter
 import Foundation
+import GridBase
 import GridEventsLogging
 import GridMaster
 import Hummingbird
@@ -79,7 +80,7 @@ struct GridMasterCommand: AsyncParsableCommand {
         let master = Master(config: config, events: events, logger: logger)
         let address = "\(config.host):\(config.port)"
         let token = self.token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
-        let loopback = config.host == "127.0.0.1" || config.host == "localhost" || config.host == "::1" || config.host.hasPrefix("127.")
+        let loopback = isLoopbackHost(config.host)
         let router = MasterHTTP.router(master, metrics: MasterMetrics(), token: token, loopbackOnly: loopback)
         let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
                               onServerRunning: { _ in

@@ -47,6 +47,15 @@ struct ImportTests {
         return Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
     }
 
+    @Test("an input that cannot be read (a directory) is an error: its reason, exit 2, not an empty import")
+    func unreadableInputFails() throws {
+        let dir = TempDir("imp-unreadable")
+        let r = try Child("grid-cli", ["import", "--storage", dir.file("nobody.sock"), "--spool-dir", dir.file("spool"), "--timeout", "5", dir.path])
+            .wait(timeout: 60)
+        #expect(r.status == 2, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("cannot read the input: Is a directory"), "\(r.stderr)")
+    }
+
     @Test func importLargerThanTheQueueNeverDrops() throws {
         let dir = TempDir("imp-nodrop")
         let input = dir.file("events.jsonl")

@@ -131,6 +131,12 @@ struct OperatorToolsTests {
         let c = try Child("grid-cli", ["follow", "--url", "http://127.0.0.1:\(port)", "--since", "2000-01-01T00:00:00Z", "--count", "120", "-o", "json"]).wait(timeout: 30)
         #expect(c.status == 0)
         #expect(Self.ids(ofLines: c.stdout).count == 120)
+        // What would break the request or the client is refused before connecting (exit 64, a usage error).
+        for bad in [["--resume-from", "12:0\r\nX-Injected: 1"], ["--resume-from", "12"], ["--resume-from", "a:1"],
+                    ["--idle-timeout", "0"], ["--idle-timeout", "-1"], ["--idle-timeout", "86400"], ["--idle-timeout", "nan"]] {
+            let v = try Child("grid-cli", ["follow", "--url", "http://127.0.0.1:\(port)"] + bad).wait(timeout: 30)
+            #expect(v.status == 64 && v.stderr.contains(bad[0]), "\(bad): \(v.status) \(v.stderr)")
+        }
     }
 
     @Test("export and import round-trip 100,000 events, ids kept; importing twice adds nothing")

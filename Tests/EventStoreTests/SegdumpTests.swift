@@ -40,6 +40,17 @@ struct SegdumpTests {
         let records = try runProduct("segdump", [dir.file("seg-0000000001.sgc"), "--records"])
         #expect(records.stdout.contains("event  event-synthetic-sd-0-0  type 1"))
         #expect(records.stdout.contains("adj    agent-0 -> event-synthetic-sd-0-0  edge 1"))
+
+        // A reader that went away (here one that never reads) ends segdump --records with status 0, not SIGPIPE.
+        let sh = Process()
+        sh.executableURL = URL(fileURLWithPath: "/bin/sh")
+        sh.arguments = ["-c", "{ sleep 0.3; \"$0\" \"$@\"; echo segdump=$? >&2; } | true", productPath("segdump"), dir.path, "--records"]
+        let err = Pipe()
+        sh.standardError = err
+        try sh.run()
+        let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sh.waitUntilExit()
+        #expect(said.contains("segdump=0"), "\(said)")
         store.close()
     }
 

@@ -73,6 +73,15 @@ import Testing
         #expect(FileLock.tryExclusive(-1) == .failed(EBADF))
     }
 
+    @Test func accessChecks() {
+        #expect(constantTimeEqual("Bearer abc", "Bearer abc"))
+        #expect(!constantTimeEqual("Bearer abc", "Bearer abd"))
+        #expect(!constantTimeEqual("Bearer abc", "Bearer ab"), "a prefix is not equal")
+        #expect(!constantTimeEqual("", "x") && constantTimeEqual("", ""))
+        for host in ["127.0.0.1", "127.1.2.3", "localhost", "::1"] { #expect(isLoopbackHost(host), "\(host)") }
+        for host in ["0.0.0.0", "10.0.0.1", "::", "example.com", "128.0.0.1"] { #expect(!isLoopbackHost(host), "\(host)") }
+    }
+
     @Test func timeFormatRoundTrips() {
         for micros: Int64 in [0, 1, 1_764_380_000_123_456, -1] {
             #expect(TimeFormat.parseRFC3339(TimeFormat.rfc3339(micros: micros)) == micros)

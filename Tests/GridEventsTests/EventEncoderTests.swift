@@ -10,6 +10,11 @@ struct EventEncoderTests {
         var grid = SampleGrid(seed: 23)
         var long = SampleGrid.oneOfEach()
         long.append(GridEvent(id: "event-spawn_failed-x-1", timestamp: -5, kind: .spawnFailed(nodeId: "n", agentId: "a", error: String(repeating: "é", count: 300))))
+        // Log events (the fixtures make none): fixed fields, entities, metadata in name order.
+        long.append(GridEvent(id: "event-log-x-1", timestamp: 7, kind: .log(LogEntry(
+            level: "warning", label: "svc", message: "disk é full " + String(repeating: "x", count: 200), source: "svc", file: "a.swift",
+            line: 12, metadata: ["b": .int(2), "a": .string("x"), "c": .double(1.5), "d": .bool(true)], entities: ["node-1", "agent-2"]))))
+        long.append(GridEvent(id: "event-log-x-2", timestamp: 8, kind: .log(LogEntry(level: "info", label: "l", message: ""))))
         return long + grid.events(3000)
     }
 

@@ -41,6 +41,23 @@ struct TimeExpressionTests {
         }
     }
 
+    @Test("an age too long to count in microseconds is refused with a reason, never a trap")
+    func ageTooLong() throws {
+        for bad in ["999999999w", "999999999d", "999999999weeks", "15250285w"] {
+            #expect(TimeExpression.duration(bad) == nil, "\(bad)")
+            do {
+                _ = try TimeExpression.parse(bad, now: now)
+                Issue.record("\"\(bad)\" was accepted")
+            } catch {
+                #expect(error.message.contains("too long ago") && error.message.contains("at most"), "\(bad): \(error.message)")
+            }
+        }
+        // The longest age that fits is still a time.
+        let longest = Int64.max / (7 * TimeExpression.day)
+        #expect(try TimeExpression.parse("\(longest)w", now: now) == now - longest * 7 * TimeExpression.day)
+        #expect(try TimeExpression.parse("999999999s", now: now) == now - 999_999_999 * 1_000_000)
+    }
+
     @Test("weeks start on Monday; midnight before 1970 rounds down")
     func calendar() {
         #expect(TimeExpression.monday(now) == at("2026-11-23T00:00:00Z"))

@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import GridBase
 import GridEvents
 import GridOTLP
 import SwiftProtobuf
@@ -161,6 +162,17 @@ struct OTLPTests {
         #expect(e.typeName == "user_login", "an event name made a custom event name")
         #expect(e.timestamp == 1_700_000_000_000_000, "no time: now")
         #expect(e.id.hasPrefix("event-user_login-") && e.id.hasSuffix("-1"))
+        // The id is grid-cli's rule for a line without one, over the record's identity bytes (resource, scope and
+        // record serialized, each behind its varint length) and its ordinal in the request.
+        var identity: [UInt8] = []
+        for part: [UInt8] in [try rl.resource.serializedBytes(), try sl.scope.serializedBytes(), try record.serializedBytes()] {
+            EventEncoder.varint(UInt64(part.count), &identity)
+            identity += part
+        }
+        let h = identity.withUnsafeBytes { Hash.bytes($0, seed: UInt64(bitPattern: e.timestamp)) } & 0xFFFF_FFFF_FFFF
+        let hex = String(h, radix: 16)
+        #expect(e.id == "event-user_login-" + String(repeating: "0", count: 12 - hex.count) + hex + "-1")
+        #expect(e.id == identity.withUnsafeBytes { LineIds.id(for: $0, typeName: "user_login", timestamp: e.timestamp, line: 1) })
         let fields = Dictionary(uniqueKeysWithValues: e.kind.namedFields.map { ($0.name, $0.value) })
         #expect(fields["level"] == .string("warning"), "severity text when there is no number")
         #expect(fields["message"] == .string(#"{"a":1}"#))

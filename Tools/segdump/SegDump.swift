@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import GridBase
 import GridVersion
 
 @main
@@ -33,6 +34,8 @@ struct SegDump: ParsableCommand {
     var json = false
 
     mutating func run() throws {
+        // A reader that leaves early (`segdump --records | head`) ends segdump quietly (StandardOutput).
+        StandardOutput.ignoreSIGPIPE()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw ValidationError("no such file or directory: \(path)")
@@ -307,7 +310,8 @@ struct SegDump: ParsableCommand {
     }
 }
 
-/// Standard output through a 64 KiB buffer, written as it fills (segdump's records and problems stream).
+/// Standard output through a 64 KiB buffer, written as it fills (segdump's records and problems stream); a
+/// reader that went away ends segdump with status 0 (`StandardOutput`).
 final class StreamOut {
     private var buffer: [UInt8] = []
 
@@ -319,15 +323,7 @@ final class StreamOut {
     }
 
     func flush() {
-        var off = 0
-        while off < buffer.count {
-            let n = buffer.withUnsafeBytes { Foundation.write(1, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                Foundation.exit(errno == EPIPE ? 0 : 1)
-            }
-            off += n
-        }
+        buffer.withUnsafeBytes { StandardOutput.write($0) }
         buffer.removeAll(keepingCapacity: true)
     }
 
