@@ -205,7 +205,7 @@ install: man
 	@[ -e "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/grid-eventd.conf" ] || \
 		$(INSTALL) -m 0644 packaging/grid-eventd.conf.example "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/grid-eventd.conf"
 	@[ -e "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/agent-config.toml" ] || \
-		sed -e 's|^node_binary = .*|node_binary = "$(BINDIR)/grid-eventd"|' -e 's|^data_root = .*|data_root = "/var/lib/grid-agent/nodes"|' \
+		sed -e 's|^node_binary = .*|node_binary = "$(BINDIR)/grid-eventd"|' -e 's|^storage_root = .*|storage_root = "/var/lib/grid-agent/nodes"|' \
 		agent-config.example.toml > "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/agent-config.toml"
 	@for u in $(UNITS); do \
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/systemd/$$u.service.in \
@@ -225,7 +225,7 @@ uninstall:
 	@# The live configs stay when they were edited; unchanged copies of the examples go.
 	@cmp -s packaging/grid-eventd.conf.example "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/grid-eventd.conf" && \
 		rm -f "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/grid-eventd.conf" || true
-	@sed -e 's|^node_binary = .*|node_binary = "$(BINDIR)/grid-eventd"|' -e 's|^data_root = .*|data_root = "/var/lib/grid-agent/nodes"|' \
+	@sed -e 's|^node_binary = .*|node_binary = "$(BINDIR)/grid-eventd"|' -e 's|^storage_root = .*|storage_root = "/var/lib/grid-agent/nodes"|' \
 		agent-config.example.toml | cmp -s - "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/agent-config.toml" && \
 		rm -f "$(DESTDIR)$(SYSCONFDIR)/sutra-grid/agent-config.toml" || true
 	@rmdir "$(DESTDIR)$(SYSCONFDIR)/sutra-grid" 2>/dev/null || true

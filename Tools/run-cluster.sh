@@ -46,7 +46,7 @@ EVENT_STORAGE="$DATA_DIR/host-1/grid-eventd.sock" EVENT_SPOOL_DIR="$DATA_DIR/spo
 sleep 1
 for i in 1 2 3; do
   sed -e "s#^agent_id = .*#agent_id = \"agent-00$i\"#" -e "s#^listen = .*#listen = \"127.0.0.1:$((7100 + i))\"#" \
-      -e "s#^node_binary = .*#node_binary = \"$BIN/grid-eventd\"#" -e "s#^data_root = .*#data_root = \"$DATA_DIR/host-$i/nodes\"#" \
+      -e "s#^node_binary = .*#node_binary = \"$BIN/grid-eventd\"#" -e "s#^storage_root = .*#storage_root = \"$DATA_DIR/host-$i/nodes\"#" \
       -e "s#^port_range = .*#port_range = \"5${i}000-5${i}999\"#" agent-config.example.toml > "$DATA_DIR/agent-$i.toml"
   EVENT_STORAGE="$DATA_DIR/host-$i/grid-eventd.sock" EVENT_SPOOL_DIR="$DATA_DIR/spool-agent-$i" \
     "$BIN/grid-agent" --config "$DATA_DIR/agent-$i.toml" > "$DATA_DIR/agent-$i.log" 2>&1 & pids+=($!)
@@ -61,7 +61,7 @@ cat <<MSG
     master API                       http://127.0.0.1:7000/api/agents
     logs                             $DATA_DIR/*.log
   Try, in another terminal:
-    $BIN/grid-cli spawn --agent agent-002 --node node-7 --port 52001 --storage-path $DATA_DIR/host-2/nodes/node-7
+    $BIN/grid-cli spawn --agent agent-002 --node node-7 --port 52001 --storage-path node-7
     $BIN/grid-cli list-nodes                       # note node-7's pid, then: kill -9 <pid>
     curl -s 'http://127.0.0.1:7780/api/entities/node-7/events?limit=20'
     curl -s -X POST http://127.0.0.1:7780/api/grid/events/query -d '{"query":"what happened to node-7"}'

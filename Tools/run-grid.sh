@@ -10,7 +10,7 @@ export EVENT_SPOOL_DIR="$DATA_DIR/spool"
 CONFIG=agent-config.toml
 if [ ! -f "$CONFIG" ]; then
   CONFIG="$DATA_DIR/agent-config.toml"
-  sed -e "s#^node_binary = .*#node_binary = \"$BIN/grid-eventd\"#" -e "s#^data_root = .*#data_root = \"$DATA_DIR/nodes\"#" \
+  sed -e "s#^node_binary = .*#node_binary = \"$BIN/grid-eventd\"#" -e "s#^storage_root = .*#storage_root = \"$DATA_DIR/nodes\"#" \
     agent-config.example.toml > "$CONFIG"
 fi
 pids=()
@@ -36,7 +36,7 @@ cat <<MSG
     store socket   $EVENT_STORAGE
   Try, in another terminal:
     $BIN/grid-cli list-agents
-    $BIN/grid-cli spawn --agent agent-001 --node node-1 --port 50051 --storage-path $DATA_DIR/nodes/node-1
+    $BIN/grid-cli spawn --agent agent-001 --node node-1 --port 50051 --storage-path node-1          # below storage_root ($DATA_DIR/nodes)
     $BIN/grid-cli list-nodes            # then kill -9 the node's pid and watch it restart
     $BIN/grid-cli query "what happened to node-1"
   Ctrl-C stops everything.

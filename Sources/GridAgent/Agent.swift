@@ -16,10 +16,11 @@ public final class GridAgentService: Service, @unchecked Sendable {
     let logger: Logger
     let client: ControlClient
 
-    public init(config: AgentConfig, events: EventEmitter, logger: Logger) {
+    /// - Throws: `StorageRoot.Refusal` when `storage_root` cannot be created or resolved.
+    public init(config: AgentConfig, events: EventEmitter, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.supervisor = NodeSupervisor(config: config, events: events, logger: logger)
+        self.supervisor = try NodeSupervisor(config: config, events: events, logger: logger)
         self.client = ControlClient(timeoutSeconds: max(2, config.heartbeatIntervalSeconds))
     }
 
@@ -79,10 +80,11 @@ public final class GridAgentService: Service, @unchecked Sendable {
             let s: SpawnRequest
             do throws(ControlError) { s = try SpawnRequest(v, needsAgent: false) } catch { return Self.error(error) }
             do {
-                let pid = try await offPool {
+                let (pid, path) = try await offPool {
                     try supervisor.spawn(nodeId: s.nodeId, port: s.port, storagePath: s.storagePath, memoryLimitMb: s.memoryLimitMb)
                 }
-                return Self.json(jsonObject([("node_id", jsonString(s.nodeId)), ("pid", String(pid)), ("port", String(s.port))]))
+                return Self.json(jsonObject([("node_id", jsonString(s.nodeId)), ("pid", String(pid)), ("port", String(s.port)),
+                                             ("storage_path", jsonString(path))]))
             } catch {
                 return Self.error(422, "spawn_failed", "\(error)")
             }

@@ -15,8 +15,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var maxStorageNodes = 8
     /// The storage node program: a grid-eventd binary.
     public var nodeBinary = ".build/release/grid-eventd"
-    /// Node directories are created here when a spawn names a relative storage path.
-    public var dataRoot = "./data/nodes"
+    /// Every node's storage path must lie below this directory (`storage_root`; `data_root` is its old name);
+    /// a relative storage path is taken below it. Relative to the agent's working directory; created at start.
+    public var storageRoot = "./data/nodes"
     public var portMin = 50000
     public var portMax = 50999
     public var heartbeatIntervalSeconds = 5.0
@@ -55,7 +56,7 @@ public struct AgentConfig: Sendable, Equatable {
             case ("", "hostname"): c.hostname = try e.string()
             case ("", "max_storage_nodes"): c.maxStorageNodes = try e.int()
             case ("", "node_binary"): c.nodeBinary = try e.string()
-            case ("", "data_root"): c.dataRoot = try e.string()
+            case ("", "storage_root"), ("", "data_root"): c.storageRoot = try e.string()
             case ("", "heartbeat_interval"): c.heartbeatIntervalSeconds = try e.double()
             case ("", "monitor_interval"): c.monitorIntervalSeconds = try e.double()
             case ("", "port_range"), ("ports", "range"):

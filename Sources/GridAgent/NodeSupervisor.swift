@@ -39,22 +39,33 @@ public final class NodeSupervisor: @unchecked Sendable {
     private var nodes: [String: Node] = [:]
     private let restarts = DispatchQueue(label: "grid-agent.restarts")
 
-    public init(config: AgentConfig, events: EventEmitter, logger: Logger) {
+    /// Where nodes' data may go: `config.storageRoot`, created and resolved here.
+    public let storageRoot: StorageRoot
+
+    /// - Throws: `StorageRoot.Refusal` when `storage_root` cannot be created or resolved.
+    public init(config: AgentConfig, events: EventEmitter, logger: Logger) throws {
         self.config = config
         self.events = events
         self.logger = logger
+        self.storageRoot = try StorageRoot(config.storageRoot)
     }
 
     public var list: [NodeInfo] {
         lock.withLock { nodes.values.map(\.info).sorted { $0.nodeId < $1.nodeId } }
     }
 
-    /// Starts a node with exactly the id, port and path asked for; returns its pid once it is up.
-    public func spawn(nodeId: String, port: Int, storagePath: String, memoryLimitMb: Int) throws -> Int {
+    /// Starts a node with exactly the id and port asked for, on the storage path asked for as `StorageRoot.place`
+    /// resolves it (below `storage_root`, or refused); returns its pid once it is up, and the path it uses.
+    public func spawn(nodeId: String, port: Int, storagePath: String, memoryLimitMb: Int) throws -> (pid: Int, storagePath: String) {
         guard (config.portMin...config.portMax).contains(port) else {
             throw SpawnError(description: "port \(port) is outside this agent's range \(config.portMin)-\(config.portMax)")
         }
-        let path = storagePath.hasPrefix("/") ? storagePath : config.dataRoot + "/" + storagePath
+        let path: String
+        do {
+            path = try storageRoot.place(storagePath)
+        } catch {
+            throw SpawnError(description: error.description)
+        }
         let node = Node(info: NodeInfo(nodeId: nodeId, port: port, storagePath: path, pid: nil, state: "starting", restartCount: 0),
                         memoryLimitMb: memoryLimitMb)
         // Check and reserve in one step, so two concurrent spawns cannot both pass.
@@ -64,21 +75,13 @@ public final class NodeSupervisor: @unchecked Sendable {
             if nodes.values.contains(where: { $0.info.port == port }) { throw SpawnError(description: "port \(port) is used by another node") }
             nodes[nodeId] = node
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            guard FileManager.default.isWritableFile(atPath: path) else {
-                throw SpawnError(description: "storage path \(storagePath) is not writable")
-            }
-        } catch let error as SpawnError {
+        guard FileManager.default.isWritableFile(atPath: path) else {
             _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
-            throw error
-        } catch {
-            _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
-            throw SpawnError(description: "storage path \(storagePath) cannot be created: \((error as NSError).localizedDescription)")
+            throw SpawnError(description: "storage path \(storagePath) (\(path)) is not writable")
         }
         do {
             let pid = try launch(node)
-            return pid
+            return (pid, path)
         } catch {
             _ = lock.withLock { nodes.removeValue(forKey: nodeId) }
             throw error
@@ -194,6 +197,12 @@ public final class NodeSupervisor: @unchecked Sendable {
             }
             guard proceed else { return }
             do {
+                // The path is checked again: a symlink planted since the spawn is refused, not followed.
+                do throws(StorageRoot.Refusal) {
+                    _ = try self.storageRoot.place(node.info.storagePath)
+                } catch {
+                    throw SpawnError(description: error.description)
+                }
                 let pid = try self.launch(node)
                 self.events.emit(.nodeRestarted(nodeId: nodeId, agentId: self.config.agentId, restartCount: node.info.restartCount, newPid: pid))
                 self.logger.info("node \(nodeId) restarted, pid \(pid)")

@@ -195,11 +195,13 @@ public actor Master {
             answer = try await client.call("POST", record.endpoint + ControlRoute.spawn, body: body)
         } catch let failure {
             agents[agentId]?.nodes.removeValue(forKey: nodeId)
-            if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
-            throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
+            let (status, code, message) = agentFailure(failure, agentId)
+            throw fail(status, code, message)
         }
         let pid = answer["pid"]?.intValue.map { Int($0) } ?? 0
-        let node = NodeRecord(nodeId: nodeId, agentId: agentId, port: port, storagePath: storagePath, pid: pid, state: "running")
+        // The agent answers with the path it resolved below its storage_root (an older agent does not).
+        let path = answer["storage_path"]?.stringValue ?? storagePath
+        let node = NodeRecord(nodeId: nodeId, agentId: agentId, port: port, storagePath: path, pid: pid, state: "running")
         agents[agentId]?.nodes[nodeId] = node
         events.emit(.spawnSucceeded(nodeId: nodeId, agentId: agentId, pid: pid, port: port))
         logger.info("node \(nodeId) running on \(agentId), pid \(pid)")
@@ -223,13 +225,20 @@ public actor Master {
         do {
             _ = try await client.call("POST", record.endpoint + ControlRoute.stop, body: StopRequest(agentId: nil, nodeId: nodeId).json)
         } catch let failure {
-            if failure.code == "timeout" { throw fail(504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
-            throw fail(failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
+            let (status, code, message) = agentFailure(failure, agentId)
+            throw fail(status, code, message)
         }
         agents[agentId]?.nodes.removeValue(forKey: nodeId)
         events.emit(.stopSucceeded(nodeId: nodeId, agentId: agentId))
         logger.info("node \(nodeId) on \(agentId) stopped")
         updateClusterState()
+    }
+
+    /// The status, code and message of a spawn or stop the agent failed: a timeout (504), an agent that cannot be
+    /// reached (502), or the agent's own error (422).
+    func agentFailure(_ failure: ControlClient.Failure, _ agentId: String) -> (Int, String, String) {
+        if failure.code == "timeout" { return (504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
+        return (failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
     }
 
     func validate(_ id: String, _ what: String) throws(ControlError) {

@@ -17,6 +17,9 @@ struct GridAgentCommand: AsyncParsableCommand {
         discussion: """
             Reads a TOML config; see agent-config.example.toml for every key with comments. Emits node_crashed and
             node_restarted to the store named by EVENT_STORAGE. SIGTERM/SIGINT: stops its nodes, unregisters, exits.
+
+            Nodes' storage paths must lie below storage_root (relative ones are taken below it); a path outside it,
+            one that climbs out with '..' or leads out through a symlink is refused.
             """,
         version: GridVersion.current)
 
@@ -37,6 +40,8 @@ struct GridAgentCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        let parts = cfg.listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("listen must be HOST:PORT") }
         var options = EmitterOptions(producerName: "grid-agent-\(cfg.agentId)")
         let agentLabel = "grid-agent \(cfg.agentId)"
         options.notice = { Logger(label: agentLabel).notice("events: \($0)") }
@@ -52,9 +57,13 @@ struct GridAgentCommand: AsyncParsableCommand {
             return MultiplexLogHandler([console, records])
         }
         let logger = Logger(label: agentLabel)
-        let agent = GridAgentService(config: cfg, events: events, logger: logger)
-        let parts = cfg.listen.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("listen must be HOST:PORT") }
+        let agent: GridAgentService
+        do {
+            agent = try GridAgentService(config: cfg, events: events, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
         let app = Application(router: agent.router(), configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "grid-agent"),
                               onServerRunning: { _ in SystemdNotify.ready(status: "agent \(cfg.agentId) on \(cfg.listen)") }, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app, agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

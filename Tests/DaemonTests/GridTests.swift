@@ -21,7 +21,7 @@ func freePort() -> Int {
 }
 
 /// A whole grid on temporary paths and free ports: grid-eventd, grid-master and one grid-agent, with
-/// shortened intervals.
+/// shortened intervals; the agent's storage_root is `dir`.
 final class LocalGrid {
     let dir = TempDir("grid", mode: 0o755)
     let daemon: DaemonProcess
@@ -62,13 +62,18 @@ final class LocalGrid {
     }
 
     func startAgent() throws {
+        agent = try launchAgent(id: "agent-001", port: agentPort)
+    }
+
+    /// Starts a grid-agent for this grid's master; its log is `<id>.log` (`agent.log` for agent-001).
+    func launchAgent(id: String, port: Int) throws -> Process {
         let config = """
-            agent_id = "agent-001"
+            agent_id = "\(id)"
             master = "http://127.0.0.1:\(masterPort)"
-            listen = "127.0.0.1:\(agentPort)"
+            listen = "127.0.0.1:\(port)"
             max_storage_nodes = 4
             node_binary = "\(productPath("grid-eventd"))"
-            data_root = "\(dir.file("nodes"))"
+            storage_root = "\(dir.path)"
             port_range = "\(nodePortBase)-\(nodePortBase + 9)"
             heartbeat_interval = 0.3
             [restart]
@@ -76,14 +81,14 @@ final class LocalGrid {
             backoff_seconds = 0.2
             stop_grace_seconds = 3
             """
-        FileManager.default.createFile(atPath: dir.file("agent.toml"), contents: Data(config.utf8))
+        FileManager.default.createFile(atPath: dir.file("\(id).toml"), contents: Data(config.utf8))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: productPath("grid-agent"))
-        p.arguments = ["--config", dir.file("agent.toml")]
+        p.arguments = ["--config", dir.file("\(id).toml")]
         p.environment = env
-        p.standardError = FileHandle(forWritingAtPath: logFile("agent.log"))
+        p.standardError = FileHandle(forWritingAtPath: logFile(id == "agent-001" ? "agent.log" : "\(id).log"))
         try p.run()
-        agent = p
+        return p
     }
 
     func logFile(_ name: String) -> String {
