@@ -161,7 +161,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridVersion", "SystemdNotify", "GridMaster", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridMaster", "GridControl", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "grid-agent",
             dependencies: [
-                "GridVersion", "SystemdNotify", "GridAgent", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridAgent", "GridControl", "EventEmitter", "GridEventsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

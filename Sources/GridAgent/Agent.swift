@@ -21,7 +21,7 @@ public final class GridAgentService: Service, @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.supervisor = try NodeSupervisor(config: config, events: events, logger: logger)
-        self.client = ControlClient(timeoutSeconds: max(2, config.heartbeatIntervalSeconds))
+        self.client = ControlClient(timeoutSeconds: max(2, config.heartbeatIntervalSeconds), token: config.token)
     }
 
     var endpoint: String { "http://" + config.listen }
@@ -54,6 +54,11 @@ public final class GridAgentService: Service, @unchecked Sendable {
                 logger.info("the master does not know \(config.agentId); registering again")
                 registered = false
                 continue
+            } catch let failure as ControlClient.Failure where failure.status == 401 {
+                if !noticed {
+                    logger.error("master \(config.master) refused this agent's token (401): set the same token as the master's --token (token in the config or $\(ControlToken.environmentVariable)); retrying")
+                }
+                noticed = true
             } catch {
                 if !noticed { logger.warning("master \(config.master) unreachable: \(error); retrying") }
                 noticed = true
@@ -70,9 +75,10 @@ public final class GridAgentService: Service, @unchecked Sendable {
         _ = try? await client.call("POST", config.master + ControlRoute.unregister(config.agentId), body: "{}")
     }
 
-    /// The agent's HTTP API, called by the master.
+    /// The agent's HTTP API, called by the master; with a token, every route needs it (`ControlToken`).
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
+        if let token = config.token { router.add(middleware: AgentTokenMiddleware(token: token)) }
         let supervisor = self.supervisor
         router.post("/api/nodes/spawn") { request, _ in
             let buffer = try await request.body.collect(upTo: 64 << 10)
@@ -115,6 +121,17 @@ public final class GridAgentService: Service, @unchecked Sendable {
 
     static func error(_ e: ControlError) -> Response {
         json(e.json, status: HTTPResponse.Status(code: e.status))
+    }
+}
+
+/// Answers 401 (`ControlToken.refusal`) to a request without the control plane's token.
+struct AgentTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let refusal = ControlToken.refusal(authorization: request.headers[.authorization], token: token) {
+            return GridAgentService.error(refusal)
+        }
+        return try await next(request, context)
     }
 }
 

@@ -18,6 +18,9 @@ public struct AgentConfig: Sendable, Equatable {
     /// Every node's storage path must lie below this directory (`storage_root`; `data_root` is its old name);
     /// a relative storage path is taken below it. Relative to the agent's working directory; created at start.
     public var storageRoot = "./data/nodes"
+    /// The control plane's shared token (`token`, else `$GRID_MASTER_TOKEN`): required as `Authorization: Bearer`
+    /// on the agent's API and sent to the master. Required when `listen` is beyond loopback.
+    public var token: String?
     public var portMin = 50000
     public var portMax = 50999
     public var heartbeatIntervalSeconds = 5.0
@@ -57,6 +60,9 @@ public struct AgentConfig: Sendable, Equatable {
             case ("", "max_storage_nodes"): c.maxStorageNodes = try e.int()
             case ("", "node_binary"): c.nodeBinary = try e.string()
             case ("", "storage_root"), ("", "data_root"): c.storageRoot = try e.string()
+            case ("", "token"):
+                let token = try e.string()
+                c.token = token.isEmpty ? nil : token
             case ("", "heartbeat_interval"): c.heartbeatIntervalSeconds = try e.double()
             case ("", "monitor_interval"): c.monitorIntervalSeconds = try e.double()
             case ("", "port_range"), ("ports", "range"):

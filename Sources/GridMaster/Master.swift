@@ -18,6 +18,8 @@ public struct MasterConfig: Sendable {
     public var heartbeatEventIntervalSeconds = 60.0
     /// How long the master waits for an agent to spawn or stop a node (above the agent's 8 s start deadline).
     public var agentTimeoutSeconds = 15.0
+    /// The control plane's token, sent as `Authorization: Bearer` when the master calls agents (`ControlToken`).
+    public var token: String?
 
     public init() {}
 }
@@ -61,7 +63,7 @@ public actor Master {
         self.config = config
         self.events = events
         self.logger = logger
-        self.client = ControlClient(timeoutSeconds: config.agentTimeoutSeconds)
+        self.client = ControlClient(timeoutSeconds: config.agentTimeoutSeconds, token: config.token)
         self.clock = clock
     }
 
@@ -235,9 +237,12 @@ public actor Master {
     }
 
     /// The status, code and message of a spawn or stop the agent failed: a timeout (504), an agent that cannot be
-    /// reached (502), or the agent's own error (422).
+    /// reached (502), one that refused the master's token (502 `agent_unauthorized`), or the agent's own error (422).
     func agentFailure(_ failure: ControlClient.Failure, _ agentId: String) -> (Int, String, String) {
         if failure.code == "timeout" { return (504, "timeout", "agent \(agentId) did not answer within \(config.agentTimeoutSeconds) s") }
+        if failure.status == 401 {
+            return (502, "agent_unauthorized", "agent \(agentId) refused the master's token (401): give the agent the master's --token (token in its config or $\(ControlToken.environmentVariable))")
+        }
         return (failure.status == 0 ? 502 : 422, "agent_error", "agent \(agentId): \(failure.message)")
     }
 

@@ -51,12 +51,13 @@ public enum MasterHTTP {
 
     /// - Parameters:
     ///   - metrics: serves `GET /metrics` when given (see `addMetricsRoute`).
-    ///   - token: required on `/metrics` when given.
+    ///   - token: the control plane's token, required on every route when given (`ControlToken`).
     ///   - loopbackOnly: whether the master listens on loopback only (`/metrics` without a token is refused otherwise).
     public static func router(_ master: Master, metrics: MasterMetrics? = nil, token: String? = nil,
                               loopbackOnly: Bool = true) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MasterErrorMiddleware())
+        if let token { router.add(middleware: MasterTokenMiddleware(token: token)) }
         if let metrics { addMetricsRoute(to: router, master, metrics, token: token, loopbackOnly: loopbackOnly) }
         router.post("/api/agents/register") { request, _ in
             await handle { () async throws(ControlError) -> Response in

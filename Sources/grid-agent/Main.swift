@@ -2,6 +2,7 @@ import ArgumentParser
 import EventEmitter
 import Foundation
 import GridAgent
+import GridControl
 import GridEventsLogging
 import Hummingbird
 import Logging
@@ -19,7 +20,9 @@ struct GridAgentCommand: AsyncParsableCommand {
             node_restarted to the store named by EVENT_STORAGE. SIGTERM/SIGINT: stops its nodes, unregisters, exits.
 
             Nodes' storage paths must lie below storage_root (relative ones are taken below it); a path outside it,
-            one that climbs out with '..' or leads out through a symlink is refused.
+            one that climbs out with '..' or leads out through a symlink is refused. With token (or
+            $GRID_MASTER_TOKEN), the agent's API requires Authorization: Bearer <token> and the agent sends it to the
+            master; a listen address beyond loopback requires one (16 characters or more).
             """,
         version: GridVersion.current)
 
@@ -36,12 +39,17 @@ struct GridAgentCommand: AsyncParsableCommand {
     func run() async throws {
         let cfg: AgentConfig
         do {
-            cfg = try AgentConfig.load(path: config)
+            var loaded = try AgentConfig.load(path: config)
+            loaded.token = ControlToken.resolve(loaded.token, environment: ProcessInfo.processInfo.environment)
+            cfg = loaded
         } catch {
             throw ValidationError("\(error)")
         }
         let parts = cfg.listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("listen must be HOST:PORT") }
+        if let problem = ControlToken.listenProblem(host: String(parts[0]), token: cfg.token) {
+            throw ValidationError("listen = \"\(cfg.listen)\" \(problem): set token in \(config) or $\(ControlToken.environmentVariable) (the same as the master's --token)")
+        }
         var options = EmitterOptions(producerName: "grid-agent-\(cfg.agentId)")
         let agentLabel = "grid-agent \(cfg.agentId)"
         options.notice = { Logger(label: agentLabel).notice("events: \($0)") }

@@ -3,16 +3,21 @@ import Foundation
 import GridControl
 import GridEvents
 
-/// The master's control API: --master, else $GRID_MASTER_URL, else http://127.0.0.1:7000.
+/// The master's control API: --master, else $GRID_MASTER_URL, else http://127.0.0.1:7000; and its token.
 struct MasterOption: ParsableArguments {
     @Option(help: "grid-master control API. Default: $GRID_MASTER_URL, else http://127.0.0.1:7000.")
     var master: String?
+
+    @Option(help: "The control plane's token (grid-master's --token). Default: $GRID_MASTER_TOKEN, else $GRID_EVENTS_TOKEN.")
+    var token: String?
 
     @Flag(help: "JSON output for scripts.")
     var json = false
 
     var api: APIClient {
-        APIClient(base: master ?? ProcessInfo.processInfo.environment["GRID_MASTER_URL"] ?? "http://127.0.0.1:7000", token: nil)
+        let environment = ProcessInfo.processInfo.environment
+        return APIClient(base: master ?? environment["GRID_MASTER_URL"] ?? "http://127.0.0.1:7000",
+                         token: ControlToken.resolve(token, environment: environment))
     }
 
     func call(_ path: String, method: String = "GET", body: String? = nil, command: String) throws -> JSONValue {

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventEmitter
 import Foundation
 import GridBase
+import GridControl
 import GridEventsLogging
 import GridMaster
 import Hummingbird
@@ -15,7 +16,10 @@ struct GridMasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid-master",
         abstract: "The grid's control plane: agent registry, health, spawn and stop routing.",
-        discussion: "Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events disabled.",
+        discussion: """
+            Emits its events to the store named by EVENT_STORAGE (a grid-eventd socket); without it, runs with events
+            disabled. With --token, agents and grid-cli must send the same token, and the master sends it to agents.
+            """,
         version: GridVersion.current)
 
     @Option(help: "HTTP/JSON control API address, HOST:PORT. Default 127.0.0.1:7000.")
@@ -45,12 +49,17 @@ struct GridMasterCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-events"), help: "Also record the master's own log records at or above this level as log events (through its emitter). Default: off.")
     var logEvents: String?
 
-    @Option(help: "Bearer token required on GET /metrics (default $GRID_EVENTS_TOKEN). Without one, /metrics is served on loopback only.")
+    @Option(help: "The control plane's shared token: every request (the control API and /metrics) must carry Authorization: Bearer <token>, and the master sends it to agents. Required when --http binds beyond loopback (16 characters or more). Default: $GRID_MASTER_TOKEN, else $GRID_EVENTS_TOKEN.")
     var token: String?
+
+    var resolvedToken: String? { ControlToken.resolve(token, environment: ProcessInfo.processInfo.environment) }
 
     func validate() throws {
         if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
         guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--http must be HOST:PORT") }
+        if let problem = ControlToken.listenProblem(host: String(listen.split(separator: ":")[0]), token: resolvedToken) {
+            throw ValidationError("--http \(listen) \(problem): pass --token or set $\(ControlToken.environmentVariable)")
+        }
         guard degradedAfter > 0, offlineAfter > degradedAfter else { throw ValidationError("--offline-after must exceed --degraded-after") }
         guard checkInterval > 0, checkInterval < degradedAfter else { throw ValidationError("--check-interval must be positive and below --degraded-after") }
     }
@@ -77,9 +86,10 @@ struct GridMasterCommand: AsyncParsableCommand {
         config.checkIntervalSeconds = checkInterval
         config.heartbeatEventIntervalSeconds = heartbeatEventInterval
         config.agentTimeoutSeconds = agentTimeout
+        let token = resolvedToken
+        config.token = token
         let master = Master(config: config, events: events, logger: logger)
         let address = "\(config.host):\(config.port)"
-        let token = self.token ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
         let loopback = isLoopbackHost(config.host)
         let router = MasterHTTP.router(master, metrics: MasterMetrics(), token: token, loopbackOnly: loopback)
         let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),

@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import GridControl
 import GridEvents
 import Testing
 #if canImport(FoundationNetworking)
@@ -21,7 +22,8 @@ func freePort() -> Int {
 }
 
 /// A whole grid on temporary paths and free ports: grid-eventd, grid-master and one grid-agent, with
-/// shortened intervals; the agent's storage_root is `dir`.
+/// shortened intervals; the agent's storage_root is `dir`. With `token`, the master and the agent share it as the
+/// control plane's token and `cli` and `masterGET` send it.
 final class LocalGrid {
     let dir = TempDir("grid", mode: 0o755)
     let daemon: DaemonProcess
@@ -32,10 +34,15 @@ final class LocalGrid {
     var master: Process?
     var agent: Process?
     var env: [String: String]
+    let token: String?
 
-    init() throws {
+    init(token: String? = nil) throws {
+        self.token = token
         daemon = DaemonProcess(dataDir: dir.file("data"), socket: dir.file("s.sock"), extra: [])
         env = ProcessInfo.processInfo.environment
+        // Tokens come from the flags and configs below only.
+        env[ControlToken.environmentVariable] = nil
+        env[ControlToken.fallbackVariable] = nil
         env["EVENT_STORAGE"] = daemon.socket
         env["EVENT_SPOOL_DIR"] = dir.file("spool")
         try startDaemon()
@@ -53,7 +60,7 @@ final class LocalGrid {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: productPath("grid-master"))
         p.arguments = ["--listen", "127.0.0.1:\(masterPort)", "--degraded-after", "1.5", "--offline-after", "3", "--check-interval", "0.1",
-                       "--heartbeat-event-interval", "3600", "--agent-timeout", "10"]
+                       "--heartbeat-event-interval", "3600", "--agent-timeout", "10"] + (token.map { ["--token", $0] } ?? [])
         p.environment = env
         p.standardError = FileHandle(forWritingAtPath: logFile("master.log"))
         try p.run()
@@ -62,11 +69,11 @@ final class LocalGrid {
     }
 
     func startAgent() throws {
-        agent = try launchAgent(id: "agent-001", port: agentPort)
+        agent = try launchAgent(id: "agent-001", port: agentPort, token: token)
     }
 
     /// Starts a grid-agent for this grid's master; its log is `<id>.log` (`agent.log` for agent-001).
-    func launchAgent(id: String, port: Int) throws -> Process {
+    func launchAgent(id: String, port: Int, token: String?) throws -> Process {
         let config = """
             agent_id = "\(id)"
             master = "http://127.0.0.1:\(masterPort)"
@@ -76,6 +83,7 @@ final class LocalGrid {
             storage_root = "\(dir.path)"
             port_range = "\(nodePortBase)-\(nodePortBase + 9)"
             heartbeat_interval = 0.3
+            \(token.map { "token = \"\($0)\"" } ?? "")
             [restart]
             max_restarts = 3
             backoff_seconds = 0.2
@@ -97,11 +105,14 @@ final class LocalGrid {
     }
 
     func cli(_ args: [String]) -> (status: Int32, stdout: String, stderr: String) {
-        (try? Child("grid-cli", args + ["--master", "http://127.0.0.1:\(masterPort)"]).wait(timeout: 30)) ?? (-1, "", "")
+        let token = self.token.map { ["--token", $0] } ?? []
+        return (try? Child("grid-cli", args + ["--master", "http://127.0.0.1:\(masterPort)"] + token, environment: env).wait(timeout: 30)) ?? (-1, "", "")
     }
 
     func masterGET(_ path: String) throws -> String {
-        try String(contentsOf: URL(string: "http://127.0.0.1:\(masterPort)\(path)")!, encoding: .utf8)
+        var w = JSONWriter()
+        w.value(try ControlClient(timeoutSeconds: 5, token: token).callBlocking("GET", "http://127.0.0.1:\(masterPort)\(path)"))
+        return w.text
     }
 
     /// Events in the store (through its query API), oldest first, as (type, fields) for an entity or all.
@@ -255,5 +266,126 @@ struct GridTests {
         try g.waitFor("the events of the outage", timeout: 20) { g.types(entity: "node-d").count == 4 }
         #expect(g.types(entity: "node-d") == ["spawn_requested", "spawn_succeeded", "stop_requested", "stop_succeeded"])
         g.stopAll()
+    }
+
+    /// The control plane's token end to end (master and agent share it; the agent registers and spawns), each
+    /// refusal of the token and of storage_root through the master, with its spawn_failed event.
+    @Test func tokensAndStorageRoot() throws {
+        let token = "grid-control-token-0123"
+        let g = try LocalGrid(token: token)
+        let master = "http://127.0.0.1:\(g.masterPort)"
+        let agent = "http://127.0.0.1:\(g.agentPort)"
+        /// The HTTP status and error code of a call with `token`.
+        func status(_ method: String, _ url: String, token: String?, body: String? = nil) -> (Int, String) {
+            do {
+                _ = try ControlClient(timeoutSeconds: 10, token: token).callBlocking(method, url, body: body)
+                return (200, "")
+            } catch {
+                return (error.status, error.code)
+            }
+        }
+        // The master's API: without the token or with a wrong one, 401 with the JSON error; with it, served.
+        for path in ["/api/agents", "/api/status", "/metrics", "/api/nowhere"] {
+            #expect(status("GET", master + path, token: nil) == (401, "unauthorized"), "\(path)")
+            #expect(status("GET", master + path, token: "grid-control-token-0124") == (401, "unauthorized"), "\(path)")
+        }
+        #expect(status("POST", master + "/api/agents/register", token: nil, body: "{}") == (401, "unauthorized"))
+        #expect(status("GET", master + "/api/status", token: token).0 == 200)
+        #expect(status("GET", master + "/api/nowhere", token: token) == (404, "not_found"))
+        #expect(try g.masterGET("/api/agents").contains("agent-001"), "the agent registered with the token")
+        // The agent's API, likewise: nothing is spawned without the token.
+        let direct = SpawnRequest(agentId: nil, nodeId: "node-direct", port: g.nodePortBase + 9, storagePath: "direct").json
+        #expect(status("POST", agent + "/api/nodes/spawn", token: nil, body: direct) == (401, "unauthorized"))
+        #expect(status("POST", agent + "/api/nodes/spawn", token: "grid-control-token-0124", body: direct) == (401, "unauthorized"))
+        #expect(status("GET", agent + "/api/nodes", token: nil) == (401, "unauthorized"))
+        #expect(status("GET", agent + "/api/nodes", token: token).0 == 200)
+        #expect(!FileManager.default.fileExists(atPath: g.dir.file("direct")))
+        // grid-cli: without --token refused with the master's message; with it (g.cli) served.
+        let refused = try Child("grid-cli", ["list-agents", "--master", master], environment: g.env).wait(timeout: 30)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("Authorization: Bearer"), "\(refused.stderr)")
+        #expect(g.cli(["list-agents"]).stdout.contains("agent-001"))
+
+        // A legitimate relative path lands below storage_root; the master records the resolved path.
+        let ok = g.cli(["spawn", "--agent", "agent-001", "--node", "node-ok", "--port", "\(g.nodePortBase)", "--storage-path", "nodes/node-ok"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(FileManager.default.fileExists(atPath: g.dir.file("nodes/node-ok/node.sock")))
+        #expect(g.cli(["list-nodes"]).stdout.contains(g.dir.file("nodes/node-ok")))
+        // Outside the root, `..` out of it, a symlink out of it: refused, nothing created, spawn_failed saying why.
+        let outside = TempDir("grid-outside")
+        #expect(symlink(outside.path, g.dir.file("escape")) == 0)
+        let refusals = [("node-out", outside.file("node-out"), "is outside storage_root"),
+                        ("node-up", "../\(URL(fileURLWithPath: outside.path).lastPathComponent)/node-up", "climbs out of storage_root"),
+                        ("node-ln", "escape/node-ln", "through the symlink \(g.dir.file("escape")) -> \(outside.path)")]
+        for (i, (node, path, reason)) in refusals.enumerated() {
+            let r = g.cli(["spawn", "--agent", "agent-001", "--node", node, "--port", "\(g.nodePortBase + 1 + i)", "--storage-path", path])
+            #expect(r.status != 0, "\(node) was spawned")
+            #expect(r.stderr.contains(reason), "\(node): \(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty, "nothing was created outside")
+        for (node, _, reason) in refusals {
+            try g.waitFor("spawn_failed of \(node)", timeout: 10) { g.types(entity: node).contains("spawn_failed") }
+            #expect(g.types(entity: node) == ["spawn_requested", "spawn_failed"])
+            let error = (g.events(entity: node).last?["fields"] as? [String: Any])?["error"] as? String ?? ""
+            #expect(error.contains(reason), "\(node): \(error)")
+        }
+
+        // An agent with another token is refused by the master and says so; the master, sent to it, is refused too.
+        let strangerPort = freePort()
+        let stranger = try g.launchAgent(id: "agent-002", port: strangerPort, token: "another-token-0123456")
+        defer { kill(stranger.processIdentifier, SIGKILL); stranger.waitUntilExit() }
+        try g.waitFor("agent-002's complaint", timeout: 15) {
+            ((try? String(contentsOfFile: g.dir.file("agent-002.log"), encoding: .utf8)) ?? "").contains("refused this agent's token")
+        }
+        #expect(try !g.masterGET("/api/agents").contains("agent-002"))
+        let register = RegisterRequest(agentId: "agent-003", hostname: "h", platform: "p", agentEndpoint: "http://127.0.0.1:\(strangerPort)",
+                                       maxStorageNodes: 1, nodes: []).json
+        #expect(status("POST", master + "/api/agents/register", token: token, body: register).0 == 200)
+        let wrongAgent = g.cli(["spawn", "--agent", "agent-003", "--node", "node-w", "--port", "\(g.nodePortBase + 5)", "--storage-path", "w"])
+        #expect(wrongAgent.status != 0)
+        #expect(wrongAgent.stderr.contains("refused the master's token"), "\(wrongAgent.stderr)")
+
+        #expect(g.cli(["stop", "--node", "node-ok", "--agent", "agent-001"]).status == 0)
+        g.stopAll()
+    }
+
+    /// grid-master and grid-agent refuse to listen beyond loopback without a token of 16 characters or more; they
+    /// exit before serving.
+    @Test func listeningBeyondLoopbackNeedsAToken() throws {
+        let dir = TempDir("grid-bind")
+        var env = ProcessInfo.processInfo.environment
+        env[ControlToken.environmentVariable] = nil
+        env[ControlToken.fallbackVariable] = nil
+        env["EVENT_STORAGE"] = ""
+        env["EVENT_SPOOL_DIR"] = dir.file("spool")
+        for extra in [[], ["--token", "short"]] {
+            let port = freePort()
+            let r = try Child("grid-master", ["--http", "0.0.0.0:\(port)"] + extra, environment: env).wait(timeout: 20)
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("--http 0.0.0.0:\(port) binds beyond loopback"), "\(r.stderr)")
+            #expect(r.stderr.contains("--token"))
+            #expect(!canConnectTCP(port))
+        }
+        let port = freePort()
+        let config = """
+            agent_id = "agent-open"
+            listen = "0.0.0.0:\(port)"
+            storage_root = "\(dir.file("nodes"))"
+            """
+        FileManager.default.createFile(atPath: dir.file("agent.toml"), contents: Data(config.utf8))
+        let r = try Child("grid-agent", ["--config", dir.file("agent.toml")], environment: env).wait(timeout: 20)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("binds beyond loopback") && r.stderr.contains("token"), "\(r.stderr)")
+        #expect(!canConnectTCP(port))
+        // The same agent with a token in its environment passes that check (and stops at the next one here:
+        // storage_root cannot be created below a file).
+        FileManager.default.createFile(atPath: dir.file("file"), contents: Data())
+        let blocked = config.replacingOccurrences(of: dir.file("nodes"), with: dir.file("file") + "/nodes")
+        FileManager.default.createFile(atPath: dir.file("agent2.toml"), contents: Data(blocked.utf8))
+        env[ControlToken.environmentVariable] = "grid-control-token-0123"
+        let r2 = try Child("grid-agent", ["--config", dir.file("agent2.toml")], environment: env).wait(timeout: 20)
+        #expect(r2.status != 0)
+        #expect(!r2.stderr.contains("beyond loopback"), "\(r2.stderr)")
+        #expect(r2.stderr.contains("storage_root \(dir.file("file"))/nodes cannot be created"), "\(r2.stderr)")
     }
 }

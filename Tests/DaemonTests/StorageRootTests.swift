@@ -1,5 +1,6 @@
 import Foundation
 import GridAgent
+import GridControl
 import Testing
 
 /// `StorageRoot.place`: where a node's data may go on an agent (storage_root), each refusal and what is accepted.
@@ -90,9 +91,28 @@ struct StorageRootTests {
         #expect(s.refusal("file/node")?.contains("not a directory") == true)
     }
 
-    @Test func agentConfigNamesTheRoot() throws {
-        #expect(try AgentConfig.parse("storage_root = \"/srv/nodes\"").storageRoot == "/srv/nodes")
+    @Test func agentConfigNamesTheRootAndTheToken() throws {
+        let c = try AgentConfig.parse("storage_root = \"/srv/nodes\"\ntoken = \"0123456789abcdef0\"")
+        #expect(c.storageRoot == "/srv/nodes")
+        #expect(c.token == "0123456789abcdef0")
         #expect(try AgentConfig.parse("data_root = \"/old/name\"").storageRoot == "/old/name", "data_root is its old name")
+        #expect(try AgentConfig.parse("token = \"\"").token == nil, "an empty token is no token")
         #expect(AgentConfig().storageRoot == "./data/nodes")
+        #expect(AgentConfig().token == nil)
+    }
+
+    @Test func tokenRules() {
+        #expect(ControlToken.listenProblem(host: "127.0.0.1", token: nil) == nil)
+        #expect(ControlToken.listenProblem(host: "localhost", token: nil) == nil)
+        #expect(ControlToken.listenProblem(host: "0.0.0.0", token: nil)?.contains("beyond loopback") == true)
+        #expect(ControlToken.listenProblem(host: "0.0.0.0", token: "short") != nil, "16 characters or more")
+        #expect(ControlToken.listenProblem(host: "10.1.2.3", token: "0123456789abcdef") == nil)
+        #expect(ControlToken.refusal(authorization: "Bearer 0123456789abcdef", token: "0123456789abcdef") == nil)
+        #expect(ControlToken.refusal(authorization: "Bearer 0123456789abcdeX", token: "0123456789abcdef")?.status == 401)
+        #expect(ControlToken.refusal(authorization: nil, token: "0123456789abcdef")?.code == "unauthorized")
+        #expect(ControlToken.resolve(nil, environment: ["GRID_MASTER_TOKEN": "m", "GRID_EVENTS_TOKEN": "e"]) == "m")
+        #expect(ControlToken.resolve("f", environment: ["GRID_MASTER_TOKEN": "m"]) == "f")
+        #expect(ControlToken.resolve(nil, environment: ["GRID_MASTER_TOKEN": "", "GRID_EVENTS_TOKEN": "e"]) == "e")
+        #expect(ControlToken.resolve(nil, environment: [:]) == nil)
     }
 }
