@@ -67,7 +67,8 @@ public struct StorageRoot: Sendable {
             if climbs && startsInside {
                 throw Refusal(description: "storage path \(requested) climbs out of storage_root \(configured) with '..'")
             }
-            throw Refusal(description: "storage path \(requested) is outside storage_root \(configured) (\(candidate))")
+            let resolved = candidate == requested ? "" : " (it resolves to \(candidate))"
+            throw Refusal(description: "storage path \(requested) is outside storage_root \(configured)\(resolved)")
         }
         try create(Self.components(String(candidate.dropFirst(real.count))).parts, requested: requested)
         return candidate
