@@ -93,7 +93,7 @@ public final class NodeSupervisor: @unchecked Sendable {
         return p.utf8.count < 100 ? p : "/tmp/grid-node-\(getpid())-\(node.info.port).sock"
     }
 
-    /// Starts the node's process and waits until it listens (its socket accepts), at most 8 s.
+    /// Starts the node's process and waits until it listens (its socket and its HTTP port accept), at most 8 s.
     private func launch(_ node: Node) throws -> Int {
         lock.withLock { node.launching = true }
         defer { lock.withLock { node.launching = false } }
@@ -138,7 +138,8 @@ public final class NodeSupervisor: @unchecked Sendable {
                 let tail = (try? String(contentsOfFile: logPath, encoding: .utf8)).map { String($0.suffix(300)) } ?? ""
                 throw SpawnError(description: "node exited during start (status \(process.terminationStatus)): \(tail.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
-            if FileManager.default.fileExists(atPath: socket), NodeSupervisor.answersUnix(socket) {
+            // The producer socket listens first, its HTTP port a moment later: up means both accept.
+            if FileManager.default.fileExists(atPath: socket), NodeSupervisor.answersUnix(socket), NodeSupervisor.answers(port: node.info.port) {
                 let stoppedMeanwhile = lock.withLock { () -> Bool in
                     node.info.state = node.info.restartCount > 0 ? "restarted" : "running"
                     return node.stopping || nodes[node.info.nodeId] !== node
