@@ -42,7 +42,8 @@ struct Spawn: ParsableCommand {
     @Option(help: "The agent that runs the node.") var agent: String
     @Option(help: "The node's id (default: node-<port>).") var node: String?
     @Option(help: "The node's HTTP port.") var port: Int
-    @Option(name: .customLong("storage-path"), help: "The node's data directory.") var storagePath: String
+    @Option(name: .customLong("storage-path"), help: "The node's data directory on the agent, below its storage_root (a relative path is taken below it).")
+    var storagePath: String
     @Option(name: .customLong("memory-limit-mb"), help: "Memory limit recorded for the node, MB.") var memoryLimitMb = 1024
 
     func run() throws {
