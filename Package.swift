@@ -122,10 +122,22 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Header and idle timeouts and connection caps for the HTTP ports (grid-eventd's API, grid-master's):
+        // two NIO handlers in Hummingbird's HTTP/1 pipeline.
+        .target(
+            name: "HTTPLimits",
+            dependencies: [
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "EventDaemon",
             dependencies: [
-                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventQuery", "EventReplication", "GridEventsLogging", "GridOTLP",
+                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventQuery", "EventReplication", "GridEventsLogging", "GridOTLP", "HTTPLimits",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -161,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "grid-master",
             dependencies: [
-                "GridVersion", "SystemdNotify", "GridMaster", "GridControl", "EventEmitter", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "GridMaster", "GridControl", "EventEmitter", "GridEventsLogging", "HTTPLimits",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -181,7 +193,7 @@ let package = Package(
         .executableTarget(
             name: "grid-eventd",
             dependencies: [
-                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore", "GridEventsLogging",
+                "GridVersion", "SystemdNotify", "EventDaemon", "EventStore", "GridEventsLogging", "HTTPLimits",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import EventQuery
+import HTTPLimits
 @_spi(Testing) import EventStore
 import GridEvents
 
@@ -51,6 +52,10 @@ public struct DaemonConfig: Sendable {
     /// Record the daemon's own log records at or above this level as `log` events (`--log-events`, `log_events`).
     public var logEvents: String?
 
+    /// The HTTP port's header and idle timeouts and connection caps (`--http-header-timeout`, `--http-idle-timeout`,
+    /// `--http-max-connections`, `--http-max-connections-per-peer`; README "HTTP limits").
+    public var httpLimits = HTTPLimits()
+
     /// Replication through NATS JetStream (`--replicate`, `--aggregate` and their settings); off by default.
     public var replication = ReplicationSettings()
 
@@ -86,6 +91,7 @@ public struct DaemonConfig: Sendable {
         if let logEvents, !LogEntry.levels.contains(logEvents) {
             return "log events level (--log-events, log_events) must be one of \(LogEntry.levels.joined(separator: ", "))"
         }
+        if let problem = httpLimits.problem { return problem }
         if segmentCapacity < 64 << 10 || segmentCapacity > 1 << 30 {
             return "segment size (--segment-size, segment_size) must be 64 KiB to 1 GiB, not \(segmentCapacity)"
         }
@@ -134,6 +140,10 @@ public struct DaemonConfig: Sendable {
                 case "frame_timeout": frameTimeoutSeconds = try e.double()
                 case "max_ingest_body": maxIngestBody = try (try? e.int()) ?? Quantity.bytes(try e.string())
                 case "otlp_default_type": otlpDefaultType = try e.string()
+                case "http_header_timeout": httpLimits.headerTimeout = try e.double()
+                case "http_idle_timeout": httpLimits.idleTimeout = try e.double()
+                case "http_max_connections": httpLimits.maxConnections = try e.int()
+                case "http_max_connections_per_peer": httpLimits.maxConnectionsPerPeer = try e.int()
                 case "log_events": logEvents = try e.string()
                 default:
                     guard try replication.apply(e) else { throw e.error("unknown key \(e.key)") }

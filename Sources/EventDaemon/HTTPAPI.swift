@@ -91,17 +91,6 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` on every route (used whenever the API binds beyond loopback).
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: String
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let value = request.headers[.authorization], constantTimeEqual(value, "Bearer " + token) else {
-            throw APIError(status: .unauthorized, code: "unauthorized", message: "send Authorization: Bearer <token>")
-        }
-        return try await next(request, context)
-    }
-}
-
 /// The routes of the HTTP API (README, "HTTP API"; docs/ARCHITECTURE.md for where they sit).
 public enum HTTPAPI {
     static let maxBody = 64 << 10
@@ -112,7 +101,7 @@ public enum HTTPAPI {
         ("/api/grid/events/recent", ["GET"]), ("/api/grid/events/query", ["POST"]), ("/api/events", ["GET", "POST"]),
         ("/api/events/stream", ["GET"]), ("/api/events/{id}", ["GET"]), ("/api/entities/{id}/events", ["GET"]),
         ("/api/graph/neighbors", ["GET"]), ("/api/grid/agents", ["GET"]), ("/api/stats", ["GET"]), ("/metrics", ["GET"]),
-        ("/v1/logs", ["POST"]),
+        ("/v1/logs", ["POST"]), ("/api/session", ["GET", "POST", "DELETE"]), ("/api/session/logout", ["POST"]),
     ])
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
@@ -121,10 +110,14 @@ public enum HTTPAPI {
     }
 
     /// The router; mount it in an `Application`.
-    public static func router(_ api: APIContext, token: String? = nil) -> Router<BasicRequestContext> {
+    /// - Parameters:
+    ///   - token: required on every route when given, as a bearer header or a session cookie (SignIn.swift).
+    ///   - sessions: the browser sessions signed in with the token (a fresh store when not given).
+    public static func router(_ api: APIContext, token: String? = nil, sessions: SessionStore = SessionStore()) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+        if let token { router.add(middleware: AccessMiddleware(token: token, sessions: sessions)) }
+        SignIn.addRoutes(to: router, token: token, sessions: sessions)
         // The dashboard's files (Sources/EventDaemon/Dashboard/), with their security headers; the page at `/` is
         // the context's `dashboardHTML`.
         for asset in Dashboard.assets.values {

@@ -8,6 +8,7 @@ import GridEvents
 import GridEventsLogging
 import Foundation
 import GridVersion
+import HTTPLimits
 import SystemdNotify
 
 @main
@@ -73,6 +74,18 @@ struct GridEventd: AsyncParsableCommand {
 
     @Option(help: "Bearer token required on every HTTP request. Required when --http binds beyond loopback. Default: $GRID_EVENTS_TOKEN.")
     var token: String?
+
+    @Option(name: .customLong("http-header-timeout"), help: "Seconds an HTTP request's head may take to arrive from its first byte before the connection is answered 408 and closed. Default 10.")
+    var httpHeaderTimeout: Double?
+
+    @Option(name: .customLong("http-idle-timeout"), help: "Seconds an HTTP connection may stay open with no request in flight (or a request body paused) before it is closed; a response being written, like the live stream, is never cut. Default 60.")
+    var httpIdleTimeout: Double?
+
+    @Option(name: .customLong("http-max-connections"), help: "Open HTTP connections in all; more are answered 503 and closed at once. Default: half the open-file limit, 64 to 4096.")
+    var httpMaxConnections: Int?
+
+    @Option(name: .customLong("http-max-connections-per-peer"), help: "Open HTTP connections from one address; more are answered 503 and closed at once. Default 64.")
+    var httpMaxConnectionsPerPeer: Int?
 
     @Option(help: "Replicate every committed batch to a NATS JetStream cluster: URL[,URL...] (nats://[user:pass@|token@]host:port, tls://...).")
     var replicate: String?
@@ -181,6 +194,10 @@ struct GridEventd: AsyncParsableCommand {
         if let natsCA { config.replication.natsCA = natsCA }
         if let logEvents { config.logEvents = logEvents }
         if let otlpDefaultType { config.otlpDefaultType = otlpDefaultType }
+        if let httpHeaderTimeout { config.httpLimits.headerTimeout = httpHeaderTimeout }
+        if let httpIdleTimeout { config.httpLimits.idleTimeout = httpIdleTimeout }
+        if let httpMaxConnections { config.httpLimits.maxConnections = httpMaxConnections }
+        if let httpMaxConnectionsPerPeer { config.httpLimits.maxConnectionsPerPeer = httpMaxConnectionsPerPeer }
         if let maxIngestBody {
             do {
                 config.maxIngestBody = try Quantity.bytes(maxIngestBody)
@@ -226,6 +243,7 @@ struct GridEventd: AsyncParsableCommand {
         }
         let app = Application(
             router: HTTPAPI.router(daemon.apiContext()!, token: token),
+            server: .http1(gate: HTTPConnectionGate(limits: config.httpLimits, logger: logger)),
             configuration: .init(address: .hostname(host, port: port), serverName: "grid-eventd"),
             onServerRunning: { channel in
                 logger.info("HTTP API and dashboard on http://\(host):\(channel.localAddress?.port ?? port)/")

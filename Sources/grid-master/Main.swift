@@ -6,6 +6,7 @@ import GridControl
 import GridEventsLogging
 import GridMaster
 import Hummingbird
+import HTTPLimits
 import Logging
 import ServiceLifecycle
 import GridVersion
@@ -54,7 +55,29 @@ struct GridMasterCommand: AsyncParsableCommand {
 
     var resolvedToken: String? { ControlToken.resolve(token, environment: ProcessInfo.processInfo.environment) }
 
+    @Option(name: .customLong("http-header-timeout"), help: "Seconds an HTTP request's head may take to arrive from its first byte before the connection is answered 408 and closed.")
+    var httpHeaderTimeout = HTTPLimits().headerTimeout
+
+    @Option(name: .customLong("http-idle-timeout"), help: "Seconds an HTTP connection may stay open with no request in flight (or a request body paused) before it is closed.")
+    var httpIdleTimeout = HTTPLimits().idleTimeout
+
+    @Option(name: .customLong("http-max-connections"), help: "Open HTTP connections in all; more are answered 503 and closed at once. Default: half the open-file limit, 64 to 4096.")
+    var httpMaxConnections: Int?
+
+    @Option(name: .customLong("http-max-connections-per-peer"), help: "Open HTTP connections from one address; more are answered 503 and closed at once.")
+    var httpMaxConnectionsPerPeer = HTTPLimits().maxConnectionsPerPeer
+
+    var httpLimits: HTTPLimits {
+        var l = HTTPLimits()
+        l.headerTimeout = httpHeaderTimeout
+        l.idleTimeout = httpIdleTimeout
+        if let httpMaxConnections { l.maxConnections = httpMaxConnections }
+        l.maxConnectionsPerPeer = httpMaxConnectionsPerPeer
+        return l
+    }
+
     func validate() throws {
+        if let problem = httpLimits.problem { throw ValidationError(problem) }
         if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
         guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else { throw ValidationError("--http must be HOST:PORT") }
         if let problem = ControlToken.listenProblem(host: String(listen.split(separator: ":")[0]), token: resolvedToken) {
@@ -92,7 +115,8 @@ struct GridMasterCommand: AsyncParsableCommand {
         let address = "\(config.host):\(config.port)"
         let loopback = isLoopbackHost(config.host)
         let router = MasterHTTP.router(master, metrics: MasterMetrics(), token: token, loopbackOnly: loopback)
-        let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
+        let app = Application(router: router, server: .http1(gate: HTTPConnectionGate(limits: httpLimits, logger: logger)),
+                              configuration: .init(address: .hostname(config.host, port: config.port), serverName: "grid-master"),
                               onServerRunning: { _ in
                                   logger.info("grid-master listening on http://\(address)")
                                   SystemdNotify.ready(status: "control API on http://\(address)")

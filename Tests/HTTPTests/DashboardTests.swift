@@ -101,8 +101,8 @@ final class DashboardDaemon: @unchecked Sendable {
         return EventEmitter(storage: daemon.config.socketPath, options: o)
     }
 
-    func application(_ context: APIContext) -> Application<GatedResponder<RouterResponder<BasicRequestContext>>> {
-        Application(responder: GatedResponder(inner: HTTPAPI.router(context).buildResponder(), gate: gate),
+    func application(_ context: APIContext, token: String? = nil) -> Application<GatedResponder<RouterResponder<BasicRequestContext>>> {
+        Application(responder: GatedResponder(inner: HTTPAPI.router(context, token: token).buildResponder(), gate: gate),
                     configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 }
@@ -413,6 +413,85 @@ struct DashboardTests {
         }
         for f in findings.failures { Issue.record(Comment(rawValue: f)) }
         #expect(findings.checks > 30)
+    }
+
+    /// A daemon with a token, in the browser: signed out the page is the sign-in form and holds no data; a wrong
+    /// token shows a message and sets no cookie; the right one opens the dashboard (data, and the live stream
+    /// through EventSource with the cookie), and the browser keeps the cookie as HttpOnly and SameSite=Strict;
+    /// signing out returns to the form and drops the cookie.
+    @Test(.enabled(if: HeadlessChromium.path != nil, "needs Debian's chromium (make test-deps installs it)"))
+    func signInWithTheTokenInTheBrowser() async throws {
+        let d = try DashboardDaemon("signin")
+        let now = StoreOptions.nowMicros()
+        try d.append((0..<20).map { i in
+            GridEvent(id: GridEvent.makeId(typeName: "node_crashed", producerTag: "signinsignin", sequence: UInt64(i + 1)),
+                      timestamp: now - Int64(60 - i) * 1_000_000, kind: .nodeCrashed(nodeId: "node-\(i)", agentId: "agent-001", exitCode: 1, signal: nil))
+        })
+        let token = "browser-token-0123456789"
+        let app = d.application(d.daemon.apiContext()!, token: token)
+        let findings = Findings()
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let emitter = d.emitter()
+            defer { emitter.close() }
+            try await onThread {
+                let b = try HeadlessChromium()
+                defer { b.quit() }
+                let base = "http://127.0.0.1:\(port)"
+                /// Polls across page loads (an evaluation during a navigation fails; it is tried again).
+                func waitAcross(_ expression: String, timeout: Double = 15) -> Bool {
+                    let end = Date().addingTimeInterval(timeout)
+                    while Date() < end {
+                        if (try? b.evaluate("document.readyState === 'complete' && !!(" + expression + ")")) as? Bool == true { return true }
+                        usleep(100_000)
+                    }
+                    return false
+                }
+                func cookies() throws -> [[String: Any]] {
+                    try b.call("Network.getCookies", ["urls": [base + "/"]])["cookies"] as? [[String: Any]] ?? []
+                }
+                try b.call("Network.enable")
+                try b.navigate(base + "/")
+                findings.check(waitAcross("document.getElementById('signin')"), "signed out: no sign-in form")
+                findings.check(try b.evaluate("window.__dash === undefined && !document.getElementById('tiles') && !document.body.textContent.includes('node-')") as? Bool == true,
+                               "signed out: the page shows data: \(try b.string("document.body.textContent") ?? "")")
+                // A wrong token.
+                try b.click("#token")
+                try b.type("not-the-token")
+                try b.press("Enter")
+                findings.check(waitAcross("document.getElementById('signin-error')"), "a wrong token shows no message")
+                findings.check(try b.string("document.getElementById('signin-error').textContent")?.contains("not right") == true, "wrong token message")
+                findings.check(try cookies().isEmpty, "a wrong token set a cookie: \(try cookies())")
+                // The right token.
+                try b.click("#token")
+                try b.type(token)
+                try b.click("#signin button")
+                findings.check(waitAcross("window.__dash && __dash.firstRender"), "signed in: the dashboard did not render")
+                findings.check(waitAcross("document.getElementById('h-events').textContent === '20'"),
+                               "signed in: stats not shown (\(try b.string("document.getElementById('h-events').textContent") ?? "-"))")
+                findings.check(waitAcross("document.getElementById('stream-status').textContent.includes('live')"), "signed in: the live stream did not open")
+                findings.check(waitAcross("__dash.auth === 'cookie' && !document.getElementById('signout').hidden"), "no sign-out button")
+                emitter.emit(.nodeCrashed(nodeId: "node-live", agentId: "agent-001", exitCode: 2, signal: nil))
+                findings.check(waitAcross("__dash.streamReceived >= 1", timeout: 10), "signed in: no live event through the stream")
+                let jar = try cookies()
+                findings.check(jar.count == 1, "cookies: \(jar)")
+                if let c = jar.first {
+                    findings.check(c["name"] as? String == "grid_session", "cookie name \(c)")
+                    findings.check(c["httpOnly"] as? Bool == true, "cookie not HttpOnly: \(c)")
+                    findings.check(c["sameSite"] as? String == "Strict", "cookie not SameSite=Strict: \(c)")
+                    findings.check(c["path"] as? String == "/", "cookie path: \(c)")
+                    findings.check((c["value"] as? String)?.contains(token) == false, "the cookie holds the token")
+                }
+                findings.check(try b.evaluate("document.cookie") as? String == "", "the page's script can read the cookie")
+                // Sign out.
+                try b.click("#signout")
+                findings.check(waitAcross("document.getElementById('signin')"), "signed out: no sign-in form after signing out")
+                findings.check(try cookies().isEmpty, "the cookie stayed after signing out: \(try cookies())")
+                findings.check(b.pageErrors.allSatisfy { $0.contains("401") }, "page errors: \(b.pageErrors)")
+            }
+        }
+        for f in findings.failures { Issue.record(Comment(rawValue: f)) }
+        #expect(findings.checks > 15)
     }
 
     /// 500 agents, 10,000 nodes, about 200,000 events: the totals match the plan, everything fits on one 1280x800

@@ -69,8 +69,17 @@
   const compareIds = new Intl.Collator('en', {numeric: true}).compare;
   const shortId = (id) => { const m = /(\d+)$/.exec(id); return m && m[1].length <= 5 ? m[1] : id.slice(-4); };
 
+  // Signed in with a session cookie (grid-eventd --token): a 401 means the session expired or was signed out
+  // elsewhere; the page reloads once, and the server answers it with the sign-in form.
+  let reloading = false;
+  function signedOut() {
+    if (reloading) return;
+    reloading = true;
+    location.reload();
+  }
   async function api(path, options) {
     const r = await fetch(path, options);
+    if (r.status === 401) signedOut();
     const body = await r.json().catch(() => ({}));
     if (!r.ok) {
       const err = new Error((body.error && body.error.message) || ('HTTP ' + r.status));
@@ -885,7 +894,14 @@
     if (source) source.close();
     source = new EventSource('/api/events/stream');
     source.addEventListener('open', () => { streamOpen = true; showStreamStatus(); });
-    source.addEventListener('error', () => { streamOpen = false; showStreamStatus(); });
+    source.addEventListener('error', () => {
+      streamOpen = false;
+      showStreamStatus();
+      // EventSource gives up on an answer other than 200 (a 401 once the session is gone): ask why.
+      if (source.readyState === EventSource.CLOSED) {
+        fetch('/api/session').then((r) => { if (r.status === 401) signedOut(); else setTimeout(connect, 3000); }, () => setTimeout(connect, 3000));
+      }
+    });
     source.addEventListener('grid_event', (m) => { try { addEvent(JSON.parse(m.data)); } catch (e) {} });
   }
   $('pause').addEventListener('click', () => { paused = !paused; $('pause').textContent = paused ? 'Resume' : 'Pause'; if (!paused) loadEvents(); });
@@ -1109,5 +1125,13 @@
   if (params.get('text')) { $('f-text').value = params.get('text'); search = parseSearch(params.get('text')); }
   loadEvents();
   if (params.get('stream') !== 'off') connect();
+  // Sign out: shown when this page was opened with a session cookie.
+  api('/api/session').then((s) => {
+    dash.auth = s.auth;
+    $('signout').hidden = s.auth !== 'cookie';
+  }, () => {});
+  $('signout').addEventListener('click', () => {
+    fetch('/api/session', {method: 'DELETE'}).finally(() => { reloading = true; location.reload(); });
+  });
   if (params.get('q')) { $('question').value = params.get('q'); ask(); }
 })();
