@@ -271,8 +271,17 @@ struct HTTPLimitsTests {
         // 2, or 3 while the closed live stream still counts (the server sees a stream's reader gone at its next
         // keepalive write, up to 15 s later).
         #expect((2...3).contains(refusedByTotal), "total cap 100 of 102: \(refusedByTotal) refused")
-        #expect(full.status == 503, "a request while 100 are open: \(full.status)")
-        try await Task.sleep(nanoseconds: 4_500_000_000)
+        // 503 while 100 are open. On a loaded machine filling may take so long that the idle timeout has already
+        // closed an admitted one (making room): then 200 is right, and only then.
+        // (The clients' thread notices a close within its poll, so closes up to 0.3 s after the answer count.)
+        let answered = Date()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let admittedClosed = fill.flatMap(\.snapshot).filter {
+            !$0.answer.hasPrefix("HTTP/1.1 503") && $0.closed.map { $0 <= answered.addingTimeInterval(0.3) } == true
+        }.count
+        #expect(full.status == 503 || (full.status == 200 && admittedClosed > 0),
+                "a request while 100 are open: \(full.status) (\(admittedClosed) admitted connections closed by then)")
+        try await Task.sleep(nanoseconds: 4_200_000_000)
         #expect(RawHTTP.request(port: port, "/api/stats").status == 200, "served again once the idle connections were closed")
         fill.forEach { $0.stop() }
     }
