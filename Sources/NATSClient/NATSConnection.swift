@@ -1,3 +1,5 @@
+// Over 400 lines: one connection's state machine (connect, handshake, reconnect over the server list, ping,
+// subscriptions, flow control) shares its lock and NIO channel; split, each part would reach into the others' state.
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
