@@ -84,19 +84,12 @@ extension EventStore {
         throws(StoreError) -> [UInt8]?
     {
         let path = directory + "/" + name
-        let fd: Int32
-        do throws(StoreError) {
-            fd = try sys.open(path, flags: O_RDONLY)
-        } catch {
-            if error.errno == ENOENT { return nil }
-            throw error
-        }
-        defer { sys.close(fd) }
-        let size = try sys.fileSize(fd, path: path)
-        guard size <= UInt64(max(0, maxBytes)) else {
+        switch try readWholeFile(path, maxBytes: maxBytes, sys) {
+        case .missing: return nil
+        case .tooLarge(let size):
             throw StoreError(.invalidArgument, "side file is \(size) bytes, more than the \(maxBytes) this read accepts", path: path)
+        case .bytes(let bytes): return bytes
         }
-        return try sys.pread(fd, count: Int(size), at: 0, path: path)
     }
 
     /// The names in `directory` (none when it cannot be listed).

@@ -75,19 +75,11 @@ struct Manifest: Equatable {
 
     /// Reads the manifest of `directory`: nil when there is none, a problem when it is damaged.
     static func read(_ directory: String, _ sys: SystemCalls) throws(StoreError) -> Result<Manifest, FormatProblem>? {
-        let path = directory + "/" + fileName
-        let fd: Int32
-        do throws(StoreError) {
-            fd = try sys.open(path, flags: O_RDONLY)
-        } catch {
-            if error.errno == ENOENT { return nil }
-            throw error
+        switch try readWholeFile(directory + "/" + fileName, maxBytes: 1 << 20, sys) {
+        case .missing: return nil
+        case .tooLarge(let size): return .failure(FormatProblem("manifest of \(size) bytes is implausibly large"))
+        case .bytes(let bytes): return parse(String(decoding: bytes, as: UTF8.self))
         }
-        defer { sys.close(fd) }
-        let size = Int(try sys.fileSize(fd, path: path))
-        guard size <= 1 << 20 else { return .failure(FormatProblem("manifest of \(size) bytes is implausibly large")) }
-        let bytes = try sys.pread(fd, count: size, at: 0, path: path)
-        return parse(String(decoding: bytes, as: UTF8.self))
     }
 
     /// Replaces the manifest atomically.
@@ -95,6 +87,31 @@ struct Manifest: Equatable {
         let path = directory + "/" + Manifest.fileName
         try writeFileAtomically(path, Array(encode().utf8), directory: directory, sys)
     }
+}
+
+/// What `readWholeFile` found.
+enum WholeFile {
+    case missing
+    case tooLarge(UInt64)
+    case bytes([UInt8])
+}
+
+/// The whole file at `path` in one read: `.missing` when there is no such file, `.tooLarge` (nothing read) when it
+/// is over `maxBytes`.
+/// - Throws: `StoreError` for any other failure (EIO, EMFILE, ...: the file may be fine, so a caller must not take
+///   this for damage).
+func readWholeFile(_ path: String, maxBytes: Int, _ sys: SystemCalls) throws(StoreError) -> WholeFile {
+    let fd: Int32
+    do throws(StoreError) {
+        fd = try sys.open(path, flags: O_RDONLY)
+    } catch {
+        if error.errno == ENOENT { return .missing }
+        throw error
+    }
+    defer { sys.close(fd) }
+    let size = try sys.fileSize(fd, path: path)
+    guard size <= UInt64(max(0, maxBytes)) else { return .tooLarge(size) }
+    return .bytes(try sys.pread(fd, count: Int(size), at: 0, path: path))
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a temporary file is written and
