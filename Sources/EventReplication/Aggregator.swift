@@ -28,8 +28,14 @@ public final class Aggregator: @unchecked Sendable {
     private var state = AggregatorStats()
     /// Per host: the order keeper (used by the pull loop only).
     private var order = FrameOrder(patience: Aggregator.gapPatience)
-    /// The positions last made durable (saved to `positionsFile` after a stored batch, before its acks).
+    /// The positions of what is stored (after the last stored batch): where a host goes back to when a store
+    /// fails. Pull loop only.
+    private var stored: [String: FrameOrder.Position] = [:]
+    /// The positions last written to `positionsFile` (the acker only).
     private var durable: [String: FrameOrder.Position] = [:]
+    /// Saves the positions of a stored batch, then acks it; the pull loop goes on meanwhile (at most one batch
+    /// behind it, so at most two batches are held).
+    private var acker: Task<Void, Never>?
     /// Where the positions survive a restart; nil: they do not (tests without a store).
     private let positionsFile: PositionsFile?
     private var positionsFailing = false
@@ -76,6 +82,7 @@ public final class Aggregator: @unchecked Sendable {
     public func stop() async {
         task?.cancel()
         await task?.value
+        await acker?.value
         await connection?.close()
     }
 
@@ -130,6 +137,7 @@ public final class Aggregator: @unchecked Sendable {
         do {
             if let saved = try f.read(stream: config.stream) {
                 durable = saved
+                stored = saved
                 order = FrameOrder(patience: Self.gapPatience, positions: saved, strictNewHosts: true)
                 logger.info("aggregator: resuming \(saved.count) host position(s) from \(f.path)")
             }
@@ -222,7 +230,7 @@ public final class Aggregator: @unchecked Sendable {
             // Order: a frame is stored only after the frame the host sent before it (a publish the stream lost
             // while a later one got in is sent again by the host, after it). Later frames wait (nak, 100 ms).
             if undo[host] == nil {
-                let back = durable[host] ?? (order.strictNewHosts || decoded.part != 0 ? nil : FrameOrder.Position(applied: decoded.previous))
+                let back = stored[host] ?? (order.strictNewHosts || decoded.part != 0 ? nil : FrameOrder.Position(applied: decoded.previous))
                 undo.updateValue(back, forKey: host)
             }
             switch order.admit(decoded, now: Date()) {
@@ -259,8 +267,17 @@ public final class Aggregator: @unchecked Sendable {
             logger.warning("aggregator: cannot store replicated events (\(error)); redelivery in 1 s")
             return
         }
-        savePositions()
-        for a in accepted { try a.message.ack() }
+        // The positions are saved and the batch acked behind the loop (an fsync or two), while it fetches and
+        // stores the next batch; the saves and acks keep their order, and a batch is acked only after the
+        // positions covering it are saved.
+        stored = order.positions
+        let positions = stored
+        let messages = accepted.map(\.message)
+        await acker?.value
+        acker = Task {
+            self.savePositions(positions)
+            for m in messages { try? m.ack() }
+        }
         let now = GridClock.nowMicros()
         note { s in
             for a in accepted {
@@ -289,8 +306,7 @@ public final class Aggregator: @unchecked Sendable {
     /// later frames back until the ones this run received and did not acknowledge come back. When it cannot be
     /// saved the acks go out anyway (nothing is lost; after a restart a host's next frames might wait for the gap
     /// patience once): reported, not retried in a loop.
-    private func savePositions() {
-        let now = order.positions
+    private func savePositions(_ now: [String: FrameOrder.Position]) {
         guard now != durable else { return }
         guard let f = positionsFile else {
             durable = now
