@@ -92,7 +92,7 @@ struct Replication: Scenario {
         // frames up to that host's cursor, and it stores at least every acknowledged event. (Its lag_frames is
         // measured against the newest head a host's messages announced, so it reads 0 before the last messages
         // arrive; and messages a killed aggregator had received but not acknowledged come again only after the
-        // consumer's ack wait, while later frames already went in.)
+        // consumer's ack wait, the restarted aggregator holding later frames of their hosts back until then.)
         let ackedEvents = reports.reduce(0) { $0 + $1.acked }
         let caughtUp = hosts[0].cluster.wait(120) {
             guard (stats(aggPort)?["events"] as? Int ?? 0) >= ackedEvents else { return false }
