@@ -135,7 +135,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             logger.info("replicating to \(c.servers.map(\.description).joined(separator: ",")) as host \(c.hostId) on \(c.subject) (stream \(c.stream)), from frame \(r.cursor + 1)")
         }
         if let urls = settings.aggregate, case .success(let c) = settings.config(urls: urls) {
-            aggregator = Aggregator(config: c, sink: WriterSink(writer: writer, store: store), logger: logger)
+            aggregator = Aggregator(config: c, sink: WriterSink(writer: writer, store: store), logger: logger, positions: PositionsFile(store: store))
             logger.info("aggregating \(c.streamSubjects) of stream \(c.stream) from \(c.servers.map(\.description).joined(separator: ",")) as consumer \(c.durableName)")
         }
         return DaemonReplication(replicator: replicator, aggregator: aggregator, floor: floor)

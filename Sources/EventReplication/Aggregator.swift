@@ -27,24 +27,34 @@ public final class Aggregator: @unchecked Sendable {
     private var task: Task<Void, Never>?
     private var state = AggregatorStats()
     /// Per host: the order keeper (used by the pull loop only).
-    private var order: [String: HostOrder] = [:]
-
-    /// Where a host's frames stand here: the last frame applied whole, a frame whose parts are being applied, and
-    /// since when a gap has held messages back.
-    struct HostOrder {
-        var applied: UInt64
-        var partial: (sequence: UInt64, nextPart: Int)?
-        var holdingSince: Date?
-    }
+    private var order = FrameOrder(patience: Aggregator.gapPatience)
+    /// The positions of what is stored (after the last stored batch): where a host goes back to when a store
+    /// fails. Pull loop only.
+    private var stored: [String: FrameOrder.Position] = [:]
+    /// The positions last written to `positionsFile` (the acker only).
+    private var durable: [String: FrameOrder.Position] = [:]
+    /// Saves the positions of a stored batch, then acks it; the pull loop goes on meanwhile (at most one batch
+    /// behind it, so at most two batches are held).
+    private var acker: Task<Void, Never>?
+    /// Where the positions survive a restart; nil: they do not (tests without a store).
+    private let positionsFile: PositionsFile?
+    private var positionsFailing = false
 
     /// How long a gap in a host's frames may hold later ones back before they are stored anyway (a frame that
     /// will never come: it left the stream by its limits).
     static let gapPatience: TimeInterval = 10
+    /// The consumer's ack wait: when a message delivered and not acknowledged is delivered again. Frames a killed
+    /// aggregator had received come back this long after it received them, and the restarted one holds later
+    /// frames of their hosts back until then, so it must be well below `gapPatience`. (A store that takes longer
+    /// makes the server deliver its messages again: they are stored once, by id.)
+    public static let ackWait: Duration = .seconds(5)
 
-    public init(config: ReplicationConfig, sink: ReplicaSink, logger: Logger) {
+    /// `positions`: where each host's position is kept across restarts (the daemon passes its store's).
+    public init(config: ReplicationConfig, sink: ReplicaSink, logger: Logger, positions: PositionsFile? = nil) {
         self.config = config
         self.sink = sink
         self.logger = logger
+        self.positionsFile = positions
         state.stream = config.stream
         state.consumer = config.durableName
     }
@@ -72,6 +82,7 @@ public final class Aggregator: @unchecked Sendable {
     public func stop() async {
         task?.cancel()
         await task?.value
+        await acker?.value
         await connection?.close()
     }
 
@@ -87,12 +98,17 @@ public final class Aggregator: @unchecked Sendable {
             do {
                 _ = try await js.ensureStream(streamConfig(config, knownServers: c.knownServers.count))
                 var cc = ConsumerConfig(durableName: config.durableName)
-                cc.ackWait = 30_000_000_000
+                cc.ackWait = Int64(Self.ackWait.components.seconds) * 1_000_000_000
                 cc.maxDeliver = -1
                 cc.maxAckPending = config.maxAckPending
                 cc.filterSubject = config.streamSubjects
-                _ = try await js.createConsumer(stream: config.stream, config: cc)
-                logger.info("aggregator: consuming \(config.stream) as \(config.durableName)")
+                let info = try await js.createConsumer(stream: config.stream, config: cc)
+                if info.numAckPending > 0 && !order.strictNewHosts {
+                    // Messages an earlier run received and never acknowledged come back after the ack wait: a host
+                    // without a saved position may have some, so its first message does not start its chain.
+                    order.strictNewHosts = true
+                }
+                logger.info("aggregator: consuming \(config.stream) as \(config.durableName) (\(info.numAckPending) delivered earlier and not acknowledged)")
                 note { $0.lastError = nil; $0.ready = true }
                 return true
             } catch let e as NATSError {
@@ -114,8 +130,27 @@ public final class Aggregator: @unchecked Sendable {
         return false
     }
 
+    /// Loads the saved positions (before the first pull). A file that cannot be used is reported, and then no
+    /// host's first message starts its chain (a gap waits `gapPatience` at most).
+    private func loadPositions() {
+        guard let f = positionsFile else { return }
+        do {
+            if let saved = try f.read(stream: config.stream) {
+                durable = saved
+                stored = saved
+                order = FrameOrder(patience: Self.gapPatience, positions: saved, strictNewHosts: true)
+                logger.info("aggregator: resuming \(saved.count) host position(s) from \(f.path)")
+            }
+        } catch {
+            logger.error("aggregator: \(error); starting without saved positions (a host's frames after a gap wait up to \(Int(Self.gapPatience)) s)")
+            note { $0.lastError = error.description }
+            order = FrameOrder(patience: Self.gapPatience, strictNewHosts: true)
+        }
+    }
+
     private func run(_ c: NATSConnection) async {
         let js = JetStream(c)
+        loadPositions()
         guard await setUp(c, js) else { return }
         var failures = 0
         while !Task.isCancelled {
@@ -159,6 +194,8 @@ public final class Aggregator: @unchecked Sendable {
 
     private func process(_ messages: [JetStreamMessage]) async throws {
         var accepted: [Accepted] = []
+        /// Per host touched here: where it goes back to when the store fails (its durable position).
+        var undo: [String: FrameOrder.Position?] = [:]
         for m in messages {
             let seq = m.metadata?.streamSequence ?? 0
             let prefix = config.subjectPrefix + "."
@@ -192,7 +229,11 @@ public final class Aggregator: @unchecked Sendable {
             }
             // Order: a frame is stored only after the frame the host sent before it (a publish the stream lost
             // while a later one got in is sent again by the host, after it). Later frames wait (nak, 100 ms).
-            switch admit(decoded) {
+            if undo[host] == nil {
+                let back = stored[host] ?? (order.strictNewHosts || decoded.part != 0 ? nil : FrameOrder.Position(applied: decoded.previous))
+                undo.updateValue(back, forKey: host)
+            }
+            switch order.admit(decoded, now: Date()) {
             case .hold:
                 try? m.nak(delay: .milliseconds(100))
                 note { $0.heldBack += 1 }
@@ -220,15 +261,23 @@ public final class Aggregator: @unchecked Sendable {
         do {
             try await sink.storeReplicated(batch)
         } catch {
-            for a in accepted {
-                try? a.message.nak(delay: .seconds(1))
-                order[a.decoded.hostId] = nil
-            }
+            for a in accepted { try? a.message.nak(delay: .seconds(1)) }
+            for (host, position) in undo { order.reset(host, to: position) }
             note { $0.lastError = "storing replicated events: \(error)" }
             logger.warning("aggregator: cannot store replicated events (\(error)); redelivery in 1 s")
             return
         }
-        for a in accepted { try a.message.ack() }
+        // The positions are saved and the batch acked behind the loop (an fsync or two), while it fetches and
+        // stores the next batch; the saves and acks keep their order, and a batch is acked only after the
+        // positions covering it are saved.
+        stored = order.positions
+        let positions = stored
+        let messages = accepted.map(\.message)
+        await acker?.value
+        acker = Task {
+            self.savePositions(positions)
+            for m in messages { try? m.ack() }
+        }
         let now = GridClock.nowMicros()
         note { s in
             for a in accepted {
@@ -253,50 +302,25 @@ public final class Aggregator: @unchecked Sendable {
         }
     }
 
-    enum Admission { case apply, hold, gapAccepted(from: UInt64) }
-
-    /// Decides whether a message may be stored now, and records it as applied when so (the pull loop stores what
-    /// it admits before it fetches again; a store failure naks the batch and resets the host's position).
-    func admit(_ m: ReplicationMessage) -> Admission {
-        guard var o = order[m.hostId] else {
-            // First message of this host since the aggregator started: nothing to compare with.
-            order[m.hostId] = HostOrder(applied: m.part == m.parts - 1 ? m.sequence : (m.sequence > 0 ? m.previous : 0),
-                                        partial: m.part == m.parts - 1 ? nil : (m.sequence, m.part + 1))
-            return .apply
+    /// Saves every host's position once the batch is durable and before its acks: a restart then holds a host's
+    /// later frames back until the ones this run received and did not acknowledge come back. When it cannot be
+    /// saved the acks go out anyway (nothing is lost; after a restart a host's next frames might wait for the gap
+    /// patience once): reported, not retried in a loop.
+    private func savePositions(_ now: [String: FrameOrder.Position]) {
+        guard now != durable else { return }
+        guard let f = positionsFile else {
+            durable = now
+            return
         }
-        defer { order[m.hostId] = o }
-        if m.sequence <= o.applied { return .apply }  // a redelivery or a resend: the store dedups by id
-        if let p = o.partial, p.sequence == m.sequence {
-            if m.part < p.nextPart { return .apply }
-            if m.part > p.nextPart { return hold(&o) }
-            advance(&o, m)
-            return .apply
-        }
-        if m.previous <= o.applied && o.partial == nil && m.part == 0 {
-            advance(&o, m)
-            return .apply
-        }
-        if let since = o.holdingSince, Date().timeIntervalSince(since) > Self.gapPatience, m.part == 0 {
-            let from = o.applied
-            o.partial = nil
-            advance(&o, m)
-            return .gapAccepted(from: from)
-        }
-        return hold(&o)
-    }
-
-    private func hold(_ o: inout HostOrder) -> Admission {
-        if o.holdingSince == nil { o.holdingSince = Date() }
-        return .hold
-    }
-
-    private func advance(_ o: inout HostOrder, _ m: ReplicationMessage) {
-        o.holdingSince = nil
-        if m.part == m.parts - 1 {
-            o.applied = m.sequence
-            o.partial = nil
-        } else {
-            o.partial = (m.sequence, m.part + 1)
+        do {
+            try f.write(stream: config.stream, now)
+            durable = now
+            if positionsFailing { logger.info("aggregator: positions saved again to \(f.path)") }
+            positionsFailing = false
+        } catch {
+            if !positionsFailing { logger.error("aggregator: \(error)") }
+            positionsFailing = true
+            note { $0.lastError = error.description }
         }
     }
 

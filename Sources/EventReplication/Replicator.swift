@@ -109,7 +109,9 @@ public final class Replicator: @unchecked Sendable {
                     }
                 }
                 if inflight.isEmpty {
-                    if cursor != lastSaved {
+                    // At most every 100 ms, here too: a save (an fsync) after every message would be on the path of
+                    // the next one. Idle, the loop comes back every 5 ms and saves once the 100 ms are up.
+                    if cursor != lastSaved, Date().timeIntervalSince(lastSaveTime) > 0.1 {
                         try cursorFile.write(stream: config.stream, sequence: cursor)
                         lastSaved = cursor
                         lastSaveTime = Date()
@@ -129,7 +131,7 @@ public final class Replicator: @unchecked Sendable {
                     $0.lastPublish = GridClock.nowMicros()
                     $0.lastError = nil
                 }
-                if cursor != lastSaved, inflight.isEmpty || Date().timeIntervalSince(lastSaveTime) > 0.1 {
+                if cursor != lastSaved, Date().timeIntervalSince(lastSaveTime) > 0.1 {
                     try cursorFile.write(stream: config.stream, sequence: cursor)
                     lastSaved = cursor
                     lastSaveTime = Date()

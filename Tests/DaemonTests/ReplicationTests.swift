@@ -34,20 +34,28 @@ struct ReplicationTests {
         return obj
     }
 
-    @Test(.timeLimit(.minutes(4))) func hostsReplicateThroughFaultsAndTheAggregatorHasEverythingOnce() async throws {
+    /// A three-node NATS cluster, an aggregator (`agg`, its HTTP on the returned port) and host daemons
+    /// replicating, all started, in a temporary directory.
+    func startGrid(_ label: String, hosts ids: [String]) throws
+        -> (NATSClusterProcesses, TempDir, [DaemonProcess], DaemonProcess, Int)
+    {
         let cluster = NATSClusterProcesses(size: 3)
         try cluster.start()
-        let dir = TempDir("repl")
+        let dir = TempDir(label)
         let aggPort = freeLoopbackPort()
-        func makeHost(_ id: String) -> DaemonProcess {
+        let hosts = ids.map { id in
             DaemonProcess(dataDir: dir.file("\(id)-data"), socket: dir.file("\(id).sock"), extra: ["--replicate", cluster.urls, "--host-id", id])
         }
-        let hosts = ["h1", "h2", "h3"].map(makeHost)
         let aggregator = DaemonProcess(
             dataDir: dir.file("agg-data"), socket: dir.file("agg.sock"), extra: ["--aggregate", cluster.urls, "--host-id", "agg"])
         aggregator.extraHTTP = "127.0.0.1:\(aggPort)"
         try aggregator.start()
         for h in hosts { try h.start() }
+        return (cluster, dir, hosts, aggregator, aggPort)
+    }
+
+    @Test(.timeLimit(.minutes(4))) func hostsReplicateThroughFaultsAndTheAggregatorHasEverythingOnce() async throws {
+        let (cluster, dir, hosts, aggregator, aggPort) = try startGrid("repl", hosts: ["h1", "h2", "h3"])
         var acked: [String] = []
 
         // Phase 1: three producers at once; one NATS server SIGKILLed mid-replication.
@@ -93,21 +101,11 @@ struct ReplicationTests {
         acked += finish(p5, count: 500)
 
         // Wait until the aggregator has every acknowledged event (bounded).
-        let expected = acked.count
-        let deadline = Date().addingTimeInterval(90)
-        var have = 0
-        while Date() < deadline {
-            if let s = stats(aggPort), let agg = s["aggregation"] as? [String: Any], let n = agg["events"] as? Int {
-                have = n
-                let hosts = agg["hosts"] as? [String: Any] ?? [:]
-                let lags = hosts.values.compactMap { ($0 as? [String: Any])?["lag_frames"] as? Int }
-                if hosts.count == 3, lags.allSatisfy({ $0 == 0 }), n >= expected { break }
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
+        let waitStart = Date()
+        let have = try await waitForAggregator(aggPort, hosts: 3, expected: acked.count)
         let finalStats = stats(aggPort)
         if ProcessInfo.processInfo.environment["REPL_DEBUG"] != nil {
-            print("REPL_DEBUG waited \(90 - deadline.timeIntervalSinceNow) s; aggregation: \(String(describing: finalStats?["aggregation"]))")
+            print("REPL_DEBUG waited \(Date().timeIntervalSince(waitStart)) s; aggregation: \(String(describing: finalStats?["aggregation"]))")
             print(aggregator.log().split(separator: "\n").filter { $0.contains("never arrived") || $0.contains("warning") || $0.contains("error") }.joined(separator: "\n"))
         }
         let aggStats = finalStats?["aggregation"] as? [String: Any]
@@ -132,10 +130,16 @@ struct ReplicationTests {
         for h in hosts { #expect(h.stop() == 0) }
 
         // Every acknowledged event exactly once on the aggregator, with its host entity; each producer in order.
+        try expectEverythingOnceInOrder(aggregator.dataDir, acked: acked, have: have)
+    }
+
+    /// Reads the aggregator's store: every acknowledged event exactly once, with its host entity, and each
+    /// producer's events in the order it sent them.
+    func expectEverythingOnceInOrder(_ dataDir: String, acked: [String], have: Int) throws {
         var count: [String: Int] = [:]
         var order: [String: [UInt64]] = [:]
         var missingHostEntity = 0
-        try withStore(aggregator.dataDir) { store in
+        try withStore(dataDir) { store in
             store.forEachEvent { e in
                 guard e.id.hasPrefix("event-"), !e.id.hasPrefix("event-storage_metrics") else { return true }
                 count[e.id, default: 0] += 1
@@ -151,8 +155,76 @@ struct ReplicationTests {
         #expect(missing.isEmpty, "\(missing.count) of \(acked.count) acknowledged events missing on the aggregator (have \(have)), e.g. \(missing.prefix(3))")
         #expect(count.values.allSatisfy { $0 == 1 }, "no event stored twice")
         #expect(missingHostEntity == 0, "every replicated event carries host-<id>")
-        let outOfOrder = order.filter { $0.value != $0.value.sorted() }.map(\.key)
-        #expect(outOfOrder.isEmpty, "producers whose events arrived out of order: \(outOfOrder)")
+        // Per producer: how many times an event is stored right after a later one of the same producer.
+        let inversions = order.mapValues { seqs in zip(seqs, seqs.dropFirst()).filter { $0.0 > $0.1 }.count }.filter { $0.value > 0 }
+        #expect(inversions.isEmpty, "producers whose events were stored out of order (inversions per producer tag)")
+    }
+
+    /// Waits (bounded) until the aggregator has stored `expected` events and no host lags; returns its events.
+    func waitForAggregator(_ port: Int, hosts: Int, expected: Int, seconds: Double = 90) async throws -> Int {
+        let deadline = Date().addingTimeInterval(seconds)
+        var have = 0
+        while Date() < deadline {
+            if let s = stats(port), let agg = s["aggregation"] as? [String: Any], let n = agg["events"] as? Int {
+                have = n
+                let per = agg["hosts"] as? [String: Any] ?? [:]
+                let lags = per.values.compactMap { ($0 as? [String: Any])?["lag_frames"] as? Int }
+                if per.count == hosts, lags.allSatisfy({ $0 == 0 }), n >= expected { break }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        return have
+    }
+
+    /// The defect of issue 15's chaos runs: messages a killed aggregator had received and not acknowledged come
+    /// back only after the consumer's ack wait, after later ones. The test takes the killed aggregator's place
+    /// for one pull: it fetches the next messages from the aggregator's durable consumer and never acks them,
+    /// then the aggregator restarts, and each host's events must still be stored in order (its saved positions
+    /// hold the later frames back until the unacknowledged ones return), nothing lost, nothing twice.
+    @Test(.timeLimit(.minutes(3))) func aggregatorRestartWithUnacknowledgedMessagesKeepsEachHostsOrder() async throws {
+        let (cluster, dir, hosts, aggregator, aggPort) = try startGrid("repl-order", hosts: ["h1", "h2"])
+        var acked: [String] = []
+
+        // Phase 1: the aggregator stores each host's first events (and saves each host's position).
+        var running = try hosts.enumerated().map { try produce($0.element, dir, "o1-h\($0.offset + 1)", count: 1500, rate: 3000) }
+        for p in running { acked += finish(p, count: 1500) }
+        _ = try await waitForAggregator(aggPort, hosts: 2, expected: acked.count)
+        let saved = (try? String(contentsOfFile: dir.file("agg-data") + "/aggregation/positions", encoding: .utf8)) ?? ""
+        #expect(saved.contains("host h1 ") && saved.contains("host h2 "), "positions saved: \(saved)")
+        aggregator.kill()
+
+        // Phase 2, the aggregator down: the hosts replicate more; then a pull of the next messages that is never
+        // acknowledged (what a killed aggregator leaves behind; they come back after the consumer's ack wait).
+        let before = acked.count
+        for round in ["o2", "o3"] {
+            running = try hosts.enumerated().map { try produce($0.element, dir, "\(round)-h\($0.offset + 1)", count: 1500, rate: 3000) }
+            for p in running { acked += finish(p, count: 1500) }
+        }
+        let client = try await NATSConnection.connect({
+            var o = try NATSOptions(urls: cluster.urls)
+            o.requestTimeout = .seconds(5)
+            return o
+        }())
+        let taken = try await eventuallyAsync(30) { () async throws -> [JetStreamMessage] in
+            let m = try await JetStream(client).fetch(stream: "GRID_EVENTS", consumer: "aggregator-agg", batch: 40, expires: .seconds(2))
+            guard m.count >= 10 else { throw HarnessError("only \(m.count) messages waiting") }
+            return m
+        }
+        let takenHosts = Set(taken.map(\.subject))
+        await client.close()
+
+        // Phase 3: the aggregator restarts at once; the consumer hands it the later frames first.
+        try aggregator.start()
+        // (Its counters start again at 0: it must store what was produced while it was down.)
+        let have = try await waitForAggregator(aggPort, hosts: 2, expected: acked.count - before, seconds: 60)
+        let agg = stats(aggPort)?["aggregation"] as? [String: Any]
+        #expect((agg?["held_back"] as? Int ?? 0) > 0, "later frames were held back: \(String(describing: agg))")
+        #expect(agg?["gaps_accepted"] as? Int == 0, "no gap given up on: \(String(describing: agg))")
+        #expect(aggregator.log().contains("resuming 2 host position(s)"), "\(aggregator.log().suffix(800))")
+        #expect(aggregator.stop() == 0)
+        for h in hosts { #expect(h.stop() == 0) }
+        #expect(!takenHosts.isEmpty, "\(taken.count) messages left unacknowledged on \(takenHosts)")
+        try expectEverythingOnceInOrder(aggregator.dataDir, acked: acked, have: have)
     }
 }
 
