@@ -79,12 +79,16 @@ public final class NATSServerProcess: @unchecked Sendable {
         process = nil
     }
 
-    /// SIGTERM and wait (at most 10 s, then SIGKILL).
+    /// SIGTERM and wait (at most 30 s, then SIGKILL, said on standard error: a server killed before it flushed its
+    /// JetStream store may lose what it acknowledged, so a run that lost events can be told apart).
     public func stop() {
         guard let p = process else { return }
         if p.isRunning { p.terminate() }
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(30)
         while p.isRunning, Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            FileHandle.standardError.write(Data("nats-server \(name) did not stop within 30 s of SIGTERM: SIGKILL (what it had not flushed may be lost)\n".utf8))
+        }
         kill()
     }
 
