@@ -11,7 +11,7 @@ extension HTTPAPI {
                 throw APIError(status: .notFound, code: "not_found", message: "this server keeps no metrics")
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: render())))
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try await api.blocking(render))))
         }
     }
 }

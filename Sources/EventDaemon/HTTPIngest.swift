@@ -32,25 +32,13 @@ public final class HTTPIngest: Sendable {
         var seen = Set<String>()
         let unique = events.filter { seen.insert($0.id).inserted }
         let writer = self.writer
-        let box = FreshCount()
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-            do {
-                let job = try writer.makeJob(producer: producer, firstSequence: 1, events: unique, receivedAt: receivedAt) { result in
-                    switch result {
-                    case .success: c.resume()
-                    case .failure(let e): c.resume(throwing: e)
-                    }
-                }
-                box.value = job.newEvents.count
-                writer.submit(job)
-            } catch {
-                c.resume(throwing: error)
-            }
+        // The duplicate check and the preparation run on the writer thread; this task only waits.
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, Error>) in
+            writer.submit(BatchWriter.Job(producer: producer, firstSequence: 1, events: unique, receivedAt: receivedAt) { result in
+                c.resume(with: result.map(\.stored).mapError { $0 as any Error })
+            })
         }
-        return box.value
     }
-
-    private final class FreshCount: @unchecked Sendable { var value = 0 }
 
     // MARK: POST /api/events
 
