@@ -28,6 +28,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     /// The grid state kept as events arrive, with its checkpoints (`/api/grid/agents`).
     public private(set) var gridState: GridStateKeeper?
     private var group: MultiThreadedEventLoopGroup?
+    /// The threads the HTTP API reaches the store through (`APIContext.pool`): this daemon's own, so a slow read
+    /// (a grid state far in the past, a large answer) waits for one of them and nothing else in the process does.
+    /// More than the cores: a read mostly waits on page faults of the mapped segments.
+    private let apiPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
     private var replication: DaemonReplication?
@@ -116,6 +120,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             store.close()
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
+        apiPool.start()  // after the last step that can fail: a pool that started is shut down by shutdown()
         replication?.start()
         logger.info("grid-eventd listening on \(path), data in \(config.dataDirectory), sync \(config.durability.rawValue)")
         let interval = TimeAmount.milliseconds(Int64(config.metricsIntervalSeconds * 1000))
@@ -240,6 +245,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         context.replicationStats = { replication?.statsJSON() }
         context.ownLogs = { [weak self] in self?.ownLogCounts }
         context.httpIngest = httpIngest
+        context.pool = apiPool
         let metrics = self.metrics
         let feed = writer.feed
         context.metricsText = { [weak self] in
@@ -299,8 +305,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }
     }
 
-    /// Stops the writer (drained), closes the grid state and the store (their last syncs). Blocks.
+    /// Stops the writer (drained), closes the grid state and the store (their last syncs). Blocks. An HTTP request
+    /// still running gets an error from the stopped API pool (500), never a closed store.
     private func closeStorage() {
+        try? apiPool.syncShutdownGracefully()
         writer?.stop()
         gridState?.close()
         store?.close()

@@ -29,9 +29,17 @@ public struct APIContext: Sendable {
     /// The Prometheus text exposition for `GET /metrics`; nil: 404.
     public var metricsText: (@Sendable () -> [UInt8])?
     /// The threads a handler reaches the store and the grid state through (`blocking(_:)`): a read that waits on
-    /// the disk holds one of them, never a SwiftNIO event loop or a thread of the async executor. Default: NIO's
-    /// shared pool (one thread per core).
-    public var pool: NIOThreadPool = .singleton
+    /// the disk holds one of them, never a SwiftNIO event loop or a thread of the async executor. `GridEventDaemon`
+    /// gives its own; the default is one pool shared by the contexts made without one (tests, tools).
+    public var pool: NIOThreadPool = APIContext.sharedPool
+
+    /// Twice the cores, at least 4 (a read mostly waits on page faults of the mapped segments); started once,
+    /// never stopped.
+    static let sharedPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
+        pool.start()
+        return pool
+    }()
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper,
                 translator: Translator = Translator(),
