@@ -61,14 +61,13 @@ public struct APIContext: Sendable {
     }
 }
 
-/// An API error: a status and the JSON body `{"error": {"code", "message"}}`.
+/// An API error: a status and the JSON body `{"error": {"code", "message"}}`; the codes and their statuses are the
+/// catalogue's (`APIErrorCode`, APIErrors.swift).
 struct APIError: Error {
     var status: HTTPResponse.Status
     var code: String
     var message: String
     var extra: [(String, [String])] = []
-
-    static func bad(_ code: String, _ message: String) -> APIError { APIError(status: .badRequest, code: code, message: message) }
 
     var response: Response {
         var w = JSONWriter()
@@ -97,15 +96,14 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             if error.status == .notFound, let allowed = HTTPAPI.routes.methods(for: request.uri.path),
                !allowed.contains(request.method.rawValue) {
-                var r = APIError(status: .methodNotAllowed, code: "method_not_allowed",
-                                 message: "\(request.uri.path) takes \(allowed.joined(separator: ", "))").response
+                var r = APIError(.methodNotAllowed, "\(request.uri.path) takes \(allowed.joined(separator: ", "))").response
                 r.headers[.allow] = allowed.joined(separator: ", ")
                 return r
             }
-            let code = error.status == .notFound ? "not_found" : (error.status.code < 500 ? "bad_request" : "internal")
-            return APIError(status: error.status, code: code, message: error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)")).response
+            let entry: APIErrorCode = error.status == .notFound ? .notFound : (error.status.code < 500 ? .badRequest : .internalError)
+            return APIError(entry, error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)"), status: error.status).response
         } catch {
-            return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
+            return APIError(.internalError, "\(error)").response
         }
     }
 }
@@ -194,16 +192,16 @@ public enum HTTPAPI {
             do {
                 value = try JSONValue.parse(Array(buffer: body), limit: maxBody)
             } catch {
-                throw APIError.bad("malformed_body", "\((error as? EventError)?.message ?? "\(error)"); send {\"query\": \"show spawn failures today\"}")
+                throw APIError(.malformedBody, "\((error as? EventError)?.message ?? "\(error)"); send {\"query\": \"show spawn failures today\"}")
             }
             guard let question = value["query"]?.stringValue else {
-                throw APIError.bad("malformed_body", "send {\"query\": \"...\"} with the question as a string")
+                throw APIError(.malformedBody, "send {\"query\": \"...\"} with the question as a string")
             }
             let interpretation: Interpretation
             do {
                 interpretation = try api.translator.interpret(question)
             } catch let error as TranslationError {
-                var e = APIError.bad("not_understood", error.message)
+                var e = APIError(.notUnderstood, error.message)
                 e.extra = [("suggestions", error.suggestions)]
                 throw e
             }
@@ -220,11 +218,11 @@ public enum HTTPAPI {
         router.get("/api/events/{id}") { _, context in
             let id = try context.parameters.require("id")
             guard (try? GridEvent.validateId(id, what: "event id")) != nil else {
-                throw APIError.bad("bad_id", "an event id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+                throw APIError(.badId, "an event id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
             }
             return json(try await api.blocking {
                 guard let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
-                    throw APIError(status: .notFound, code: "not_found", message: "no event with id \(id.prefix(256))")
+                    throw APIError(.notFound, "no event with id \(id.prefix(256))")
                 }
                 // An event has at most 64 entities and one time bucket: every one of its edges fits.
                 let graph = try run { try api.engine.neighbors(of: id, depth: 1, limit: 5000, perNode: 5000) }
@@ -253,16 +251,16 @@ public enum HTTPAPI {
         router.get("/api/entities/{id}/events") { request, context in
             let id = try context.parameters.require("id")
             guard (try? GridEvent.validateId(id, what: "entity id")) != nil else {
-                throw APIError.bad("bad_entity", "invalid entity id")
+                throw APIError(.badEntity, "invalid entity id")
             }
             var query = try structuredQuery(request)
             query.entity = id
             return json(try await api.blocking { [query] in eventsJSON(try run { try api.engine.find(query) }) })
         }
         router.get("/api/graph/neighbors") { request, _ in
-            guard let id = try parameter(request, "id") else { throw APIError.bad("missing_id", "pass ?id= (an entity, event or time bucket id)") }
+            guard let id = try parameter(request, "id") else { throw APIError(.missingId, "pass ?id= (an entity, event or time bucket id)") }
             guard (try? GridEvent.validateId(id, what: "id")) != nil else {
-                throw APIError.bad("bad_id", "an id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+                throw APIError(.badId, "an id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
             }
             let depth = try intParameter(request, "depth", default: 1, range: 1...4)
             let limit = try intParameter(request, "limit", default: 200, range: 1...5000)
@@ -308,7 +306,7 @@ public enum HTTPAPI {
                         states = api.gridState.states()
                     }
                 } catch {
-                    throw APIError(status: .gone, code: "history_deleted", message: error.description)
+                    throw APIError(.historyDeleted, error.description)
                 }
                 return agentsJSON(states.agents, nodes: states.nodes, at: at)
             })
@@ -365,14 +363,14 @@ public enum HTTPAPI {
     /// - Throws: 413 `body_too_large` beyond `limit`; 400 `body_unreadable` when the body could not be read to its
     ///   end (the client reset the connection, sent a malformed chunk, ...).
     static func collect(_ request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
-        let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(limit) bytes")
+        let tooLarge = APIError(.bodyTooLarge, "request body exceeds \(limit) bytes")
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
         do {
             return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw tooLarge
         } catch {
-            throw APIError.bad("body_unreadable", "the request body could not be read: \(error)")
+            throw APIError(.bodyUnreadable, "the request body could not be read: \(error)")
         }
     }
 
@@ -390,7 +388,7 @@ public enum HTTPAPI {
         do {
             return try body()
         } catch {
-            throw APIError.bad(error.code, error.message)
+            throw APIError(.parameter(error.code), error.message)
         }
     }
 
@@ -415,7 +413,7 @@ public enum HTTPAPI {
         do {
             return try body()
         } catch let error as QueryError {
-            throw APIError(status: error.code == .notFound ? .notFound : .badRequest, code: error.code.rawValue, message: error.message)
+            throw APIError(.query(error.code), error.message)
         }
     }
 

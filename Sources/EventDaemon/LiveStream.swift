@@ -41,12 +41,12 @@ enum LiveStream {
         let fromQuery = try HTTPAPI.parameter(request, "last_event_id")
         if let text = (header?.isEmpty == false ? header : nil) ?? fromQuery {
             guard let p = StreamPosition(text) else {
-                throw APIError.bad("bad_last_event_id", "Last-Event-ID \"\(text.prefix(40))\" is not a position this server issued (<sequence>:<skip>)")
+                throw APIError(.badLastEventId, "Last-Event-ID \"\(text.prefix(40))\" is not a position this server issued (<sequence>:<skip>)")
             }
             resume = p
         }
         guard let subscription = api.feed.subscribe() else {
-            throw APIError(status: .serviceUnavailable, code: "too_many_streams", message: "at most \(LiveFeed.maxSubscribers) live streams at once")
+            throw APIError(.tooManyStreams, "at most \(LiveFeed.maxSubscribers) live streams at once")
         }
         // Read after subscribing: every frame above it is published to this subscription.
         let store = api.store
