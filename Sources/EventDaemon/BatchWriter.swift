@@ -7,39 +7,103 @@ import Glibc
 #endif
 
 /// The daemon's single writer. Connections hand it decoded batches; it takes everything waiting, drops what is
-/// already stored (a batch resent after a lost ack), appends each batch as its own frame in one store call, so
-/// all of them share one fdatasync (group commit across producers), and then completes each batch.
+/// already stored (a batch resent after a lost ack), prepares the rest, appends each batch as its own frame in one
+/// store call, so all of them share one fdatasync (group commit across producers), and then completes each batch.
+/// The store is touched only here (and by reads through the HTTP thread pool), never on a SwiftNIO event loop.
 final class BatchWriter: @unchecked Sendable {
+    /// A batch for the writer, as it arrived: the writer thread checks it against the store and prepares its
+    /// frame (`prepare(_:)`), so no event loop or async task ever waits on the store's index or the disk.
     struct Job {
+        /// What the events are, before the writer prepared them.
+        enum Input {
+            /// Events from a producer, HTTP or the daemon itself: mapped to records (`GridEvent.records()`).
+            case events([GridEvent])
+            /// Events replicated from another host, with the records they were stored as there.
+            case replicated([(event: GridEvent, records: [Record])])
+        }
+
         var producer: String
         /// Sequence of the batch's last event: what the ack confirms.
         var through: UInt64
         var eventCount: Int
-        /// The events not yet stored, validated and encoded on the connection's thread: one frame, or several
-        /// when the batch is larger than a segment holds; empty when all were already stored (a resend).
-        var prepared: [EventStore.PreparedBatch]
+        var input: Input
+        /// The events not yet stored, prepared on the writer thread: one frame, or several when the batch is larger
+        /// than a segment holds; empty when all were already stored (a resend).
+        var prepared: [EventStore.PreparedBatch] = []
         /// The events being stored (for the live feed).
-        var newEvents: [GridEvent]
+        var newEvents: [GridEvent] = []
         /// How many of `newEvents` each of `prepared` holds, in order (so each event's frame is known).
-        var batchEventCounts: [Int]
+        var batchEventCounts: [Int] = []
         var receivedAt: UInt64
-        var completion: @Sendable (Result<UInt64, StoreError>) -> Void
+        var completion: @Sendable (Result<Done, StoreError>) -> Void
+
+        /// A producer's batch of `events`, the first with sequence `firstSequence`.
+        init(producer: String, firstSequence: UInt64, events: [GridEvent], receivedAt: UInt64,
+             completion: @escaping @Sendable (Result<Done, StoreError>) -> Void) {
+            self.producer = producer
+            self.through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
+            self.eventCount = events.count
+            self.input = .events(events)
+            self.receivedAt = receivedAt
+            self.completion = completion
+        }
+
+        /// Replicated events with their records (the aggregator's sink); acknowledged as sequence 0.
+        init(replicated batch: [(event: GridEvent, records: [Record])], receivedAt: UInt64,
+             completion: @escaping @Sendable (Result<Done, StoreError>) -> Void) {
+            self.producer = "replication"
+            self.through = 0
+            self.eventCount = batch.count
+            self.input = .replicated(batch)
+            self.receivedAt = receivedAt
+            self.completion = completion
+        }
     }
 
-    /// Turns decoded events into a job: drops those already stored (a resend after a lost ack, a reconnect or a
-    /// daemon restart carries the same ids), maps the rest to records and prepares them. Runs on the caller's
-    /// thread so the single writer only writes, indexes and syncs.
-    func makeJob(producer: String, firstSequence: UInt64, events: [GridEvent], receivedAt: UInt64,
-                 completion: @escaping @Sendable (Result<UInt64, StoreError>) -> Void) throws(StoreError) -> Job {
-        let stored = store.contains(ids: events.map(\.id), timestamps: events.map(\.timestamp))
-        var fresh: [GridEvent] = []
-        fresh.reserveCapacity(events.count)
-        for (e, isStored) in zip(events, stored) where !isStored { fresh.append(e) }
-        let prepared = fresh.isEmpty ? [] : try prepare(fresh[...])
-        let through = events.isEmpty ? (firstSequence == 0 ? 0 : firstSequence - 1) : firstSequence + UInt64(events.count) - 1
-        return Job(producer: producer, through: through, eventCount: events.count,
-                   prepared: prepared.map(\.0), newEvents: fresh, batchEventCounts: prepared.map(\.1),
-                   receivedAt: receivedAt, completion: completion)
+    /// A job once durable: the sequence its ack confirms and how many of its events were new to the store.
+    struct Done: Sendable {
+        var through: UInt64
+        var stored: Int
+    }
+
+    /// Fills in a job's frames on the writer thread: drops the events already stored (a resend after a lost ack,
+    /// a reconnect or a daemon restart carries the same ids), maps the rest to records and prepares them.
+    /// - Throws: `StoreError` (`batchTooLarge`, `invalidArgument`) when an event cannot be stored at all; the job
+    ///   is then refused alone.
+    func prepare(_ job: inout Job) throws(StoreError) {
+        switch job.input {
+        case .events(let events):
+            let stored = store.contains(ids: events.map(\.id), timestamps: events.map(\.timestamp))
+            var fresh: [GridEvent] = []
+            fresh.reserveCapacity(events.count)
+            for (e, isStored) in zip(events, stored) where !isStored { fresh.append(e) }
+            let prepared = fresh.isEmpty ? [] : try prepare(fresh[...])
+            job.prepared = prepared.map(\.0)
+            job.batchEventCounts = prepared.map(\.1)
+            job.newEvents = fresh
+        case .replicated(let batch):
+            let stored = store.contains(ids: batch.map(\.event.id), timestamps: batch.map(\.event.timestamp))
+            var fresh: [(event: GridEvent, records: [Record])] = []
+            var seen = Set<String>()
+            for (b, isStored) in zip(batch, stored) where !isStored && seen.insert(b.event.id).inserted { fresh.append(b) }
+            var records: [Record] = []
+            var count = 0
+            for b in fresh {
+                if records.count + b.records.count > 16_384 {
+                    job.prepared.append(try store.prepare(records))
+                    job.batchEventCounts.append(count)
+                    records = []
+                    count = 0
+                }
+                records += b.records
+                count += 1
+            }
+            if !records.isEmpty {
+                job.prepared.append(try store.prepare(records))
+                job.batchEventCounts.append(count)
+            }
+            job.newEvents = fresh.map(\.event)
+        }
     }
 
     /// Encodes `events` as one frame, or, when that is more than a segment holds (a small `--segment-size`), as
@@ -94,7 +158,8 @@ final class BatchWriter: @unchecked Sendable {
         thread = t
     }
 
-    /// Queues a batch; `completion` runs on the writer thread with the sequence now durable, or the error.
+    /// Queues a batch; `completion` runs on the writer thread once it is durable, or with the error (a job whose
+    /// events cannot be stored at all fails alone, before the group is written).
     func submit(_ job: Job) {
         lock.withLock {
             queue.append(job)
@@ -104,6 +169,20 @@ final class BatchWriter: @unchecked Sendable {
 
     /// Jobs queued or being written.
     var pending: Int { lock.withLock { queue.count + running } }
+
+    /// Blocks until no job is queued or being written, or `seconds` have passed; true when drained. Call it off
+    /// the async executor and the event loops (shutdown runs it on a pool thread).
+    func waitDrained(seconds: Double) -> Bool {
+        let deadline = monotonicNanos() + UInt64(max(0, seconds) * 1e9)
+        return lock.withLock {
+            while queue.count + running > 0 {
+                let now = monotonicNanos()
+                guard now < deadline else { return false }
+                _ = lock.wait(seconds: Double(deadline - now) / 1e9)
+            }
+            return true
+        }
+    }
 
     /// Finishes every queued job, then stops the thread.
     func stop() {
@@ -126,14 +205,27 @@ final class BatchWriter: @unchecked Sendable {
             }
             if jobs.isEmpty { return }  // stopping and drained
             write(jobs)
-            lock.withLock { running = 0 }
+            lock.withLock {
+                running = 0
+                if queue.isEmpty { lock.broadcast() }  // wakes `waitDrained`
+            }
         }
     }
 
     /// Writes a group and completes its jobs in submission order, only after everything they cover is durable:
     /// a job whose events were all stored already (a resend) is acked after the same sync, or after a barrier,
     /// never before the data it found in the index is on disk.
-    private func write(_ jobs: [Job]) {
+    private func write(_ received: [Job]) {
+        var jobs: [Job] = []
+        jobs.reserveCapacity(received.count)
+        for var job in received {
+            do throws(StoreError) {
+                try prepare(&job)
+                jobs.append(job)
+            } catch {
+                job.completion(.failure(error))  // this job alone: its events cannot be stored
+            }
+        }
         let writing = jobs.flatMap(\.prepared)
         let toFold = gridState == nil ? [] : gridEventsToFold(jobs)
         var failure: StoreError?
@@ -164,25 +256,20 @@ final class BatchWriter: @unchecked Sendable {
         for job in jobs {
             let mine = failure == nil && receipts.count >= next + job.prepared.count ? Array(receipts[next..<(next + job.prepared.count)]) : []
             next += job.prepared.count
-            finish(job, receipts: mine, result: failure.map { .failure($0) } ?? .success(job.through))
+            finish(job, receipts: mine, result: failure.map { .failure($0) } ?? .success(Done(through: job.through, stored: job.newEvents.count)))
         }
     }
 
-    /// The grid events of a group the store will index, in the order it stores them. A job's events were checked
-    /// against the store when it was made; a copy stored since (the same batch resent on another connection and
-    /// written by an earlier group) or repeated inside this group is left out, as the store will ignore it.
+    /// The grid events of a group the store will index, in the order it stores them. Each job's events were
+    /// checked against the store on this thread just before the group (`prepare(_:)`), so none is stored yet; an
+    /// event repeated inside the group (the same batch resent on another connection) is left out after its first
+    /// copy, as the store will ignore it.
     private func gridEventsToFold(_ jobs: [Job]) -> [GridEvent] {
-        var events: [GridEvent] = []
-        for job in jobs {
-            for e in job.newEvents where GridFold.folds(e.type) { events.append(e) }
-        }
-        guard !events.isEmpty else { return [] }
-        let stored = store.contains(ids: events.map(\.id), timestamps: events.map(\.timestamp))
         var seen = Set<String>()
-        seen.reserveCapacity(events.count)
         var out: [GridEvent] = []
-        out.reserveCapacity(events.count)
-        for (e, isStored) in zip(events, stored) where !isStored && seen.insert(e.id).inserted { out.append(e) }
+        for job in jobs {
+            for e in job.newEvents where GridFold.folds(e.type) && seen.insert(e.id).inserted { out.append(e) }
+        }
         return out
     }
 
@@ -222,7 +309,7 @@ final class BatchWriter: @unchecked Sendable {
         }
     }
 
-    private func finish(_ job: Job, receipts: [AppendReceipt], result: Result<UInt64, StoreError>) {
+    private func finish(_ job: Job, receipts: [AppendReceipt], result: Result<Done, StoreError>) {
         if case .success = result {
             metrics.record(events: job.eventCount, receivedAt: job.receivedAt)
             feed.publish(Self.positioned(job, receipts: receipts))
@@ -251,82 +338,6 @@ final class BatchWriter: @unchecked Sendable {
 
     /// Appends one event the daemon produced itself (its metrics), through the same writer.
     func appendOwn(_ event: GridEvent) {
-        if let job = try? makeJob(producer: "grid-eventd", firstSequence: 1, events: [event], receivedAt: monotonicNanos(), completion: { _ in }) {
-            submit(job)
-        }
+        submit(Job(producer: "grid-eventd", firstSequence: 1, events: [event], receivedAt: monotonicNanos(), completion: { _ in }))
     }
 }
-
-/// Ingest counters and receive-to-ack latencies (the last 4096), for /api/stats and `storage_metrics`.
-final class IngestMetrics: @unchecked Sendable {
-    private let lock = ConditionLock()
-    private var totalEvents = 0
-    private var latencies = [UInt64](repeating: 0, count: 4096)
-    private var latencyCount = 0
-    private var windowStart = monotonicNanos()
-    private var windowEvents = 0
-    private var lastRate = 0.0
-
-    func record(events: Int, receivedAt: UInt64) {
-        let now = monotonicNanos()
-        lock.withLock {
-            totalEvents += events
-            windowEvents += events
-            latencies[latencyCount % latencies.count] = now - receivedAt
-            latencyCount += 1
-        }
-    }
-
-    /// Events per second since the previous call (or since start).
-    func takeRate() -> Double {
-        lock.withLock {
-            let now = monotonicNanos()
-            let seconds = Double(now - windowStart) / 1e9
-            lastRate = seconds > 0 ? Double(windowEvents) / seconds : 0
-            windowStart = now
-            windowEvents = 0
-            return lastRate
-        }
-    }
-
-    var ingestedEvents: Int { lock.withLock { totalEvents } }
-
-    /// Events per second over the current window (without resetting it).
-    var currentRate: Double {
-        lock.withLock {
-            let seconds = Double(monotonicNanos() - windowStart) / 1e9
-            return seconds > 0.5 ? Double(windowEvents) / seconds : lastRate
-        }
-    }
-
-    /// p99 of receive-to-ack time, microseconds.
-    var ackP99Micros: Int {
-        lock.withLock {
-            let n = min(latencyCount, latencies.count)
-            guard n > 0 else { return 0 }
-            let sorted = latencies[0..<n].sorted()
-            return Int(sorted[min(n - 1, n * 99 / 100)] / 1000)
-        }
-    }
-}
-
-/// Resident memory of this process, bytes (from /proc/self/statm).
-func residentBytes() -> Int {
-    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(f) }
-    var size = 0
-    var resident = 0
-    guard fscanf_statm(f, &size, &resident) else { return 0 }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-private func fscanf_statm(_ f: UnsafeMutablePointer<FILE>, _ size: inout Int, _ resident: inout Int) -> Bool {
-    var buffer = [CChar](repeating: 0, count: 256)
-    guard fgets(&buffer, 256, f) != nil else { return false }
-    let fields = String(cString: buffer).split(separator: " ")
-    guard fields.count >= 2, let s = Int(fields[0]), let r = Int(fields[1]) else { return false }
-    size = s
-    resident = r
-    return true
-}
-

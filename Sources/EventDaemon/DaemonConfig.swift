@@ -2,17 +2,26 @@ import EventQuery
 import HTTPLimits
 @_spi(Testing) import EventStore
 import GridEvents
+import Logging
 
-/// Everything grid-eventd is configured with. Defaults are the README's (data dir `./data`, socket
-/// `DIR/grid-eventd.sock`, HTTP `127.0.0.1:7780`).
+/// Everything grid-eventd is configured with, and the only place its settings come from: `resolve(file:environment:
+/// flags:)` (DaemonConfig+Sources.swift) merges the config file, the environment and the flags and checks the
+/// result once. Defaults are the README's (data dir `./data`, socket `DIR/grid-eventd.sock`, HTTP
+/// `127.0.0.1:7780`).
 public struct DaemonConfig: Sendable {
     /// The data directory (default `./data`).
     public var dataDirectory = "./data"
     /// The Unix socket producers connect to (default `<data dir>/grid-eventd.sock`).
     public var socketPath: String?
-    /// HTTP listen address (default 127.0.0.1:7780); nil disables HTTP.
+    /// HTTP listen address (`--http`, `http`; default 127.0.0.1:7780).
     public var httpHost = "127.0.0.1"
     public var httpPort = 7780
+    /// The bearer token every HTTP request must carry (`--token`, `token`, `GRID_EVENTS_TOKEN`, or the one line of
+    /// `--token-file`, `token_file`, `GRID_EVENTS_TOKEN_FILE`); nil: none. Required (16 characters or more) when
+    /// the HTTP address is not loopback.
+    public var token: String?
+    /// The level of the log on standard error (`--log-level`, `log_level`; default info).
+    public var logLevel: Logger.Level = .info
     public var durability: Durability = .batch
     public var segmentCapacity = 64 << 20
     /// How sealed segments are compacted (LZ4 fast by default; `high` is LZ4 HC: smaller, slower to write).
@@ -21,9 +30,10 @@ public struct DaemonConfig: Sendable {
     public var retainMicros: Int64?
     /// Retention: delete the oldest sealed segments while the store is larger than this (bytes).
     public var maxBytes: Int?
-    /// Uids allowed to connect besides the daemon's own and root.
+    /// Uids allowed to connect besides the daemon's own and root (`--allow-uid`, repeatable; `allow_uid`, one
+    /// number or several separated by commas).
     public var allowedUids: Set<UInt32> = []
-    /// Gids whose members may connect.
+    /// Gids whose members may connect (`--allow-gid`, `allow_gid`).
     public var allowedGids: Set<UInt32> = []
     /// Largest frame body accepted from a producer.
     public var maxFrame = 4 << 20
@@ -70,6 +80,9 @@ public struct DaemonConfig: Sendable {
 
     /// What is wrong with these settings (from flags and a config file alike), or nil when they can be used.
     public var problem: String? {
+        if !Self.isLoopback(httpHost), (token?.count ?? 0) < 16 {
+            return "http \(httpHost):\(httpPort) binds beyond loopback: pass --token (16 characters or more), --token-file, or set \(Self.tokenVariable)"
+        }
         if maxFrame < 1024 || maxFrame > 64 << 20 { return "max frame (--max-frame, max_frame) must be 1 KiB to 64 MiB, not \(maxFrame)" }
         if !(frameTimeoutSeconds >= 0.1) { return "frame timeout (--frame-timeout, frame_timeout) must be at least 0.1 seconds" }
         if !(metricsIntervalSeconds >= 0.1) {
@@ -107,32 +120,30 @@ public struct DaemonConfig: Sendable {
         return o
     }
 
-    /// The `log_events` value of a config file, read before everything else (logging is set up first).
-    public static func logEventsSetting(_ file: ConfigFile) -> String? {
-        file.entries.first { $0.key == "log_events" }.flatMap { try? $0.string() }
-    }
-
     /// Settings from a config file (`grid-eventd --config FILE`): the same names as the flags, with `_` for `-`:
-    /// `data_dir`, `socket`, `http`, `sync`, `segment_size`, `compression`, `retain`, `max_bytes`, `max_frame`,
-    /// `metrics_interval`, `frame_timeout`, `token`. Returns the `http` value separately (the caller parses HOST:PORT).
+    /// `data_dir`, `socket`, `http`, `token`, `token_file`, `sync`, `segment_size`, `compression`, `retain`,
+    /// `max_bytes`, `max_frame`, `metrics_interval`, `frame_timeout`, `allow_uid`, `allow_gid`, `log_level`,
+    /// `log_events`, `max_ingest_body`, `otlp_default_type` and the replication keys. Returns where the file says
+    /// the token is (read once every source is merged).
     /// - Throws: `ConfigFile.ParseError` naming the line of an unknown key or a bad value.
-    public mutating func apply(_ file: ConfigFile) throws -> (http: String?, token: String?) {
-        var http: String?
-        var token: String?
+    @discardableResult
+    mutating func apply(_ file: ConfigFile) throws -> TokenSource? {
+        var token: TokenSource?
         for e in file.entries {
             do {
                 switch e.key {
                 case "data_dir": dataDirectory = try e.string()
                 case "socket": socketPath = try e.string()
-                case "http": http = try e.string()
-                case "token": token = try e.string()
-                case "sync":
-                    guard let d = Durability(rawValue: try e.string()) else { throw e.error("sync must be batch, always or none") }
-                    durability = d
+                case "http": try setHTTP(try e.string(), "http")
+                case "token", "token_file":
+                    if token != nil { throw e.error("give token or token_file, not both") }
+                    token = e.key == "token" ? .value(try e.string(), "token") : .file(try e.string(), "\(e.location): token_file")
+                case "log_level": logLevel = try Self.parseLevel(try e.string(), "log_level")
+                case "allow_uid": allowedUids = try Self.ids(e)
+                case "allow_gid": allowedGids = try Self.ids(e)
+                case "sync": durability = try Self.parseDurability(try e.string(), "sync")
                 case "segment_size": segmentCapacity = try e.int()
-                case "compression":
-                    guard let c = Compression(rawValue: try e.string()) else { throw e.error("compression must be fast, high or none") }
-                    compression = c
+                case "compression": compression = try Self.parseCompression(try e.string(), "compression")
                 case "retain": retainMicros = try Quantity.duration(try e.string())
                 case "max_bytes": maxBytes = try Quantity.bytes(try e.string())
                 case "max_frame": maxFrame = try e.int()
@@ -152,8 +163,10 @@ public struct DaemonConfig: Sendable {
                 throw e.error(error.message)
             } catch let error as StoreError {
                 throw e.error(error.message)
+            } catch let error as ConfigProblem {
+                throw e.error(error.description)
             }
         }
-        return (http, token)
+        return token
     }
 }

@@ -117,17 +117,36 @@ final class DaemonReplication: @unchecked Sendable {
         aggregator?.start()
     }
 
-    /// Stops both (bounded: at most 10 s), saving the replicator's cursor.
-    func stop() {
-        let done = DispatchSemaphore(value: 0)
+    /// Stops both, saving the replicator's cursor; returns after `seconds` at most (default 10) even when one of
+    /// them has not finished stopping.
+    func stop(within seconds: Double = 10) async {
         let r = replicator
         let a = aggregator
-        Task {
-            await a?.stop()
-            await r?.stop()
-            done.signal()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let once = ResumeOnce(c)
+            Task {
+                await a?.stop()
+                await r?.stop()
+                once.resume()
+            }
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+                once.resume()
+            }
         }
-        _ = done.wait(timeout: .now() + 10)
+    }
+
+    /// Resumes a continuation the first time `resume()` is called.
+    private final class ResumeOnce: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var continuation: CheckedContinuation<Void, Never>?
+        init(_ c: CheckedContinuation<Void, Never>) { continuation = c }
+        func resume() {
+            lock.withLock { () -> CheckedContinuation<Void, Never>? in
+                defer { continuation = nil }
+                return continuation
+            }?.resume()
+        }
     }
 
     /// The `replication` and `aggregation` members of `/api/stats` (JSON), or nil when neither runs.
@@ -144,44 +163,14 @@ final class DaemonReplication: @unchecked Sendable {
 /// The aggregator's sink: the daemon's single writer (group commit with the producers, the live feed).
 struct WriterSink: ReplicaSink {
     let writer: BatchWriter
-    let store: EventStore
 
     func storeReplicated(_ batch: [(event: GridEvent, records: [Record])]) async throws {
-        let stored = store.contains(ids: batch.map(\.event.id), timestamps: batch.map(\.event.timestamp))
-        var fresh: [(event: GridEvent, records: [Record])] = []
-        var seen = Set<String>()
-        for (b, isStored) in zip(batch, stored) where !isStored && seen.insert(b.event.id).inserted { fresh.append(b) }
-        var prepared: [EventStore.PreparedBatch] = []
-        var counts: [Int] = []
-        var records: [Record] = []
-        var count = 0
-        for b in fresh {
-            if records.count + b.records.count > 16_384 {
-                prepared.append(try store.prepare(records))
-                counts.append(count)
-                records = []
-                count = 0
-            }
-            records += b.records
-            count += 1
-        }
-        if !records.isEmpty {
-            prepared.append(try store.prepare(records))
-            counts.append(count)
-        }
-        let events = fresh.map(\.event)
+        // The duplicate check and the preparation run on the writer thread; this task only waits.
         let w = writer
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-            let job = BatchWriter.Job(
-                producer: "replication", through: 0, eventCount: batch.count, prepared: prepared, newEvents: events, batchEventCounts: counts,
-                receivedAt: monotonicNanos(),
-                completion: { result in
-                    switch result {
-                    case .success: c.resume()
-                    case .failure(let e): c.resume(throwing: e)
-                    }
-                })
-            w.submit(job)
+            w.submit(BatchWriter.Job(replicated: batch, receivedAt: monotonicNanos()) { result in
+                c.resume(with: result.map { _ in }.mapError { $0 as any Error })
+            })
         }
     }
 }

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,10 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
     /// The grid state kept as events arrive, with its checkpoints (`/api/grid/agents`).
     public private(set) var gridState: GridStateKeeper?
     private var group: MultiThreadedEventLoopGroup?
+    /// The threads the HTTP API reaches the store through (`APIContext.pool`): this daemon's own, so a slow read
+    /// (a grid state far in the past, a large answer) waits for one of them and nothing else in the process does.
+    /// More than the cores: a read mostly waits on page faults of the mapped segments.
+    private let apiPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
     private var serverChannel: Channel?
     private var metricsTask: RepeatedTask?
     private var replication: DaemonReplication?
@@ -115,6 +120,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             store.close()
             throw SocketPath.Refused(description: "cannot listen on \(path): \(error)")
         }
+        apiPool.start()  // after the last step that can fail: a pool that started is shut down by shutdown()
         replication?.start()
         logger.info("grid-eventd listening on \(path), data in \(config.dataDirectory), sync \(config.durability.rawValue)")
         let interval = TimeAmount.milliseconds(Int64(config.metricsIntervalSeconds * 1000))
@@ -135,7 +141,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
             logger.info("replicating to \(c.servers.map(\.description).joined(separator: ",")) as host \(c.hostId) on \(c.subject) (stream \(c.stream)), from frame \(r.cursor + 1)")
         }
         if let urls = settings.aggregate, case .success(let c) = settings.config(urls: urls) {
-            aggregator = Aggregator(config: c, sink: WriterSink(writer: writer, store: store), logger: logger, positions: PositionsFile(store: store))
+            aggregator = Aggregator(config: c, sink: WriterSink(writer: writer), logger: logger, positions: PositionsFile(store: store))
             logger.info("aggregating \(c.streamSubjects) of stream \(c.stream) from \(c.servers.map(\.description).joined(separator: ",")) as consumer \(c.durableName)")
         }
         return DaemonReplication(replicator: replicator, aggregator: aggregator, floor: floor)
@@ -204,28 +210,25 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         await shutdownGracefully()
     }
 
-    /// `shutdown()` for async code: its blocking steps (closing channels, draining the writer, syncing the store,
-    /// stopping the event loops) run on a thread of their own, so no thread of the async executor or of an event
-    /// loop blocks on them.
+    /// Stops accepting, finishes and acks every batch already received, syncs, closes everything; idempotent. The
+    /// async form of `shutdown()`: it waits on futures, and runs its blocking steps (waiting for the writer to
+    /// drain, closing the store) on `NIOThreadPool.singleton`, so no thread of the async executor or of an event
+    /// loop blocks.
     public func shutdownGracefully() async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            var thread = pthread_t()
-            let box = Unmanaged.passRetained(ShutdownJob { [self] in
-                shutdown()
-                done.resume()
-            })
-            if pthread_create(&thread, nil, { raw in
-                let job = Unmanaged<ShutdownJob>.fromOpaque(raw!).takeRetainedValue()
-                job.body()
-                return nil
-            }, box.toOpaque()) == 0 {
-                pthread_detach(thread)
-            } else {
-                box.release()
-                shutdown()
-                done.resume()
-            }
+        guard beginShutdown() else { return }
+        await replication?.stop()
+        try? await serverChannel?.close().get()
+        pauseProducers()
+        // Everything received is written and acked before the connections close.
+        let writer = self.writer
+        _ = try? await NIOThreadPool.singleton.runIfActive { writer?.waitDrained(seconds: Self.drainSeconds) }
+        for channel in connections.all {
+            try? await channel.eventLoop.submit { }.get()  // let queued acks reach the socket
+            try? await channel.close().get()
         }
+        try? await NIOThreadPool.singleton.runIfActive { [self] in closeStorage() }
+        try? await group?.shutdownGracefully()
+        finishShutdown()
     }
 
     /// The live feed of acknowledged events (for `/api/events/stream`).
@@ -242,6 +245,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         context.replicationStats = { replication?.statsJSON() }
         context.ownLogs = { [weak self] in self?.ownLogCounts }
         context.httpIngest = httpIngest
+        context.pool = apiPool
         let metrics = self.metrics
         let feed = writer.feed
         context.metricsText = { [weak self] in
@@ -253,38 +257,65 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         return context
     }
 
+    /// How long shutdown waits for the writer to finish what was received.
+    static let drainSeconds = 30.0
+
     /// Stops accepting, finishes and acks every batch already received, syncs, closes everything. Idempotent.
+    /// Blocks: for code that is not async (tests, tools); async code awaits `shutdownGracefully()`.
     public func shutdown() {
-        let already = stateLock.withLock { () -> Bool in
-            defer { stopped = true }
-            return stopped
+        guard beginShutdown() else { return }
+        if let replication {
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                await replication.stop()
+                done.signal()
+            }
+            done.wait()
         }
-        if already { return }
-        logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
-        stateLock.withLock { ownLogs }?.detach()
-        metricsTask?.cancel()
-        replication?.stop()
-        writer?.feed.finishAll()
         try? serverChannel?.close().wait()
-        for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }
+        pauseProducers()
         // Everything received is written and acked before the connections close.
-        let deadline = monotonicNanos() + 30_000_000_000
-        while let writer, writer.pending > 0, monotonicNanos() < deadline { usleep(1000) }
+        _ = writer?.waitDrained(seconds: Self.drainSeconds)
         for channel in connections.all {
             try? channel.eventLoop.submit { }.wait()  // let queued acks reach the socket
             try? channel.close().wait()
         }
+        closeStorage()
+        try? group?.syncShutdownGracefully()
+        finishShutdown()
+    }
+
+    /// The first steps of either shutdown: false when one already ran. Stops the daemon's own events and the
+    /// live streams.
+    private func beginShutdown() -> Bool {
+        let already = stateLock.withLock { () -> Bool in
+            defer { stopped = true }
+            return stopped
+        }
+        if already { return false }
+        logger.info("shutting down: draining \(writer?.pending ?? 0) batch(es)")
+        stateLock.withLock { ownLogs }?.detach()
+        metricsTask?.cancel()
+        writer?.feed.finishAll()
+        return true
+    }
+
+    /// Producers' connections stop reading: what they already sent is drained and acked, nothing more is taken.
+    private func pauseProducers() {
+        for channel in connections.all { _ = channel.setOption(ChannelOptions.autoRead, value: false) }
+    }
+
+    /// Stops the writer (drained), closes the grid state and the store (their last syncs). Blocks. An HTTP request
+    /// still running gets an error from the stopped API pool (500), never a closed store.
+    private func closeStorage() {
+        try? apiPool.syncShutdownGracefully()
         writer?.stop()
         gridState?.close()
         store?.close()
-        try? group?.syncShutdownGracefully()
+    }
+
+    private func finishShutdown() {
         unlink(config.resolvedSocketPath)
         logger.info("grid-eventd stopped")
     }
-}
-
-/// The work of `shutdownGracefully()`'s thread.
-private final class ShutdownJob: @unchecked Sendable {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
 }

@@ -8,10 +8,10 @@ extension HTTPAPI {
         HTTPIngest.addRoutes(to: router, api)
         router.get("/metrics") { _, _ in
             guard let render = api.metricsText else {
-                throw APIError(status: .notFound, code: "not_found", message: "this server keeps no metrics")
+                throw APIError(.notFound, "this server keeps no metrics")
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: render())))
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try await api.blocking(render))))
         }
     }
 }

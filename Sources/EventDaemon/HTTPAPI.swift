@@ -5,6 +5,7 @@ import GridBase
 import GridEvents
 import Hummingbird
 import NIOCore
+import NIOPosix
 
 /// What the HTTP API reads from: the store, the query engine, the live feed and the daemon's counters.
 public struct APIContext: Sendable {
@@ -27,6 +28,18 @@ public struct APIContext: Sendable {
     public var httpIngest: HTTPIngest?
     /// The Prometheus text exposition for `GET /metrics`; nil: 404.
     public var metricsText: (@Sendable () -> [UInt8])?
+    /// The threads a handler reaches the store and the grid state through (`blocking(_:)`): a read that waits on
+    /// the disk holds one of them, never a SwiftNIO event loop or a thread of the async executor. `GridEventDaemon`
+    /// gives its own; the default is one pool shared by the contexts made without one (tests, tools).
+    public var pool: NIOThreadPool = APIContext.sharedPool
+
+    /// Twice the cores, at least 4 (a read mostly waits on page faults of the mapped segments); started once,
+    /// never stopped.
+    static let sharedPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
+        pool.start()
+        return pool
+    }()
 
     public init(store: EventStore, feed: LiveFeed = LiveFeed(), gridState: GridStateKeeper,
                 translator: Translator = Translator(),
@@ -40,16 +53,21 @@ public struct APIContext: Sendable {
         self.ingest = ingest
         self.dashboardHTML = dashboardHTML
     }
+
+    /// Runs `body` on `pool` and returns what it returns or throws. Every store, query-engine and grid-state call
+    /// of an HTTP handler goes through here.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await pool.runIfActive(body)
+    }
 }
 
-/// An API error: a status and the JSON body `{"error": {"code", "message"}}`.
+/// An API error: a status and the JSON body `{"error": {"code", "message"}}`; the codes and their statuses are the
+/// catalogue's (`APIErrorCode`, APIErrors.swift).
 struct APIError: Error {
     var status: HTTPResponse.Status
     var code: String
     var message: String
     var extra: [(String, [String])] = []
-
-    static func bad(_ code: String, _ message: String) -> APIError { APIError(status: .badRequest, code: code, message: message) }
 
     var response: Response {
         var w = JSONWriter()
@@ -78,15 +96,14 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             if error.status == .notFound, let allowed = HTTPAPI.routes.methods(for: request.uri.path),
                !allowed.contains(request.method.rawValue) {
-                var r = APIError(status: .methodNotAllowed, code: "method_not_allowed",
-                                 message: "\(request.uri.path) takes \(allowed.joined(separator: ", "))").response
+                var r = APIError(.methodNotAllowed, "\(request.uri.path) takes \(allowed.joined(separator: ", "))").response
                 r.headers[.allow] = allowed.joined(separator: ", ")
                 return r
             }
-            let code = error.status == .notFound ? "not_found" : (error.status.code < 500 ? "bad_request" : "internal")
-            return APIError(status: error.status, code: code, message: error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)")).response
+            let entry: APIErrorCode = error.status == .notFound ? .notFound : (error.status.code < 500 ? .badRequest : .internalError)
+            return APIError(entry, error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : "\(error.status)"), status: error.status).response
         } catch {
-            return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
+            return APIError(.internalError, "\(error)").response
         }
     }
 }
@@ -134,32 +151,33 @@ public enum HTTPAPI {
             let span = Int64(minutes) * 60_000_000
             let width = max(1, span / Int64(buckets))
             let start = now - width * Int64(buckets)
-            var w = JSONWriter()
-            w.raw("{\"start\":")
-            w.string(TimeText.format(start))
-            w.raw(",\"bucket_seconds\":")
-            w.number(Double(width) / 1e6)
-            w.raw(",\"buckets\":\(buckets),\"series\":{")
-            var first = true
-            for code in api.store.typeCounts().keys.sorted() {
-                // Two binary searches per bucket and segment, no record read, and no cap on how many are counted.
-                let counts = (0..<buckets).map { i in
-                    let from = start + Int64(i) * width
-                    return api.store.count(type: code, in: from..<(from + width))
+            return json(try await api.blocking {
+                var w = JSONWriter()
+                w.raw("{\"start\":")
+                w.string(TimeText.format(start))
+                w.raw(",\"bucket_seconds\":")
+                w.number(Double(width) / 1e6)
+                w.raw(",\"buckets\":\(buckets),\"series\":{")
+                var first = true
+                for code in api.store.typeCounts().keys.sorted() {
+                    // Two binary searches per bucket and segment, no record read, and no cap on how many are counted.
+                    let counts = (0..<buckets).map { i in
+                        let from = start + Int64(i) * width
+                        return api.store.count(type: code, in: from..<(from + width))
+                    }
+                    guard counts.contains(where: { $0 > 0 }) else { continue }
+                    if !first { w.raw(",") }
+                    first = false
+                    w.string(EventType(rawValue: code)?.name ?? String(code))
+                    w.raw(":[" + counts.map(String.init).joined(separator: ",") + "]")
                 }
-                guard counts.contains(where: { $0 > 0 }) else { continue }
-                if !first { w.raw(",") }
-                first = false
-                w.string(EventType(rawValue: code)?.name ?? String(code))
-                w.raw(":[" + counts.map(String.init).joined(separator: ",") + "]")
-            }
-            w.raw("}}")
-            return json(w.text)
+                w.raw("}}")
+                return w.text
+            })
         }
         router.get("/api/grid/events/recent") { request, _ in
             let limit = try intParameter(request, "limit", default: 50, range: 1...QueryEngine.maxLimit)
-            let page = try run { try api.engine.find(EventQuery(limit: limit)) }
-            return json(eventsJSON(page))
+            return json(try await api.blocking { eventsJSON(try run { try api.engine.find(EventQuery(limit: limit)) }) })
         }
         router.post("/api/grid/events/query") { request, _ in
             let body = try await collect(request, limit: maxBody)
@@ -167,160 +185,165 @@ public enum HTTPAPI {
             do {
                 value = try JSONValue.parse(Array(buffer: body), limit: maxBody)
             } catch {
-                throw APIError.bad("malformed_body", "\((error as? EventError)?.message ?? "\(error)"); send {\"query\": \"show spawn failures today\"}")
+                throw APIError(.malformedBody, "\((error as? EventError)?.message ?? "\(error)"); send {\"query\": \"show spawn failures today\"}")
             }
             guard let question = value["query"]?.stringValue else {
-                throw APIError.bad("malformed_body", "send {\"query\": \"...\"} with the question as a string")
+                throw APIError(.malformedBody, "send {\"query\": \"...\"} with the question as a string")
             }
             let interpretation: Interpretation
             do {
                 interpretation = try api.translator.interpret(question)
             } catch let error as TranslationError {
-                var e = APIError.bad("not_understood", error.message)
+                var e = APIError(.notUnderstood, error.message)
                 e.extra = [("suggestions", error.suggestions)]
                 throw e
             }
-            let answer = try run { try api.engine.answer(interpretation) }
-            return json(answerJSON(question, interpretation, answer))
+            return json(try await api.blocking { answerJSON(question, interpretation, try run { try api.engine.answer(interpretation) }) })
         }
         router.get("/api/events") { request, _ in
             let query = try structuredQuery(request)
-            let page = try run { try api.engine.find(query) }
-            return json(eventsJSON(page))
+            return json(try await api.blocking { eventsJSON(try run { try api.engine.find(query) }) })
         }
         router.get("/api/events/stream") { request, _ in
             // Resumable server-sent events (LiveStream.swift).
-            try LiveStream.response(request, api: api)
+            try await LiveStream.response(request, api: api)
         }
         router.get("/api/events/{id}") { _, context in
             let id = try context.parameters.require("id")
             guard (try? GridEvent.validateId(id, what: "event id")) != nil else {
-                throw APIError.bad("bad_id", "an event id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+                throw APIError(.badId, "an event id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
             }
-            guard let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
-                throw APIError(status: .notFound, code: "not_found", message: "no event with id \(id.prefix(256))")
-            }
-            // An event has at most 64 entities and one time bucket: every one of its edges fits.
-            let graph = try run { try api.engine.neighbors(of: id, depth: 1, limit: 5000, perNode: 5000) }
-            var w = JSONWriter()
-            w.raw("{\"event\":")
-            event.apiJSON(into: &w)
-            w.raw(",\"adjacency\":[")
-            for (i, edge) in graph.edges.enumerated() {
-                if i > 0 { w.raw(",") }
-                let outgoing = edge.source == id
-                let other = outgoing ? edge.target : edge.source
-                w.raw("{\"node\":")
-                w.string(other)
-                w.raw(",\"kind\":")
-                w.string(graph.nodes.first { $0.id == other }?.kind.rawValue ?? "entity")
-                w.raw(",\"direction\":")
-                w.string(outgoing ? "out" : "in")
-                w.raw(",\"edge_type\":\(edge.edgeType),\"timestamp\":")
-                w.string(TimeText.format(edge.timestamp))
-                w.raw("}")
-            }
-            w.raw("]}")
-            return json(w.text)
+            return json(try await api.blocking {
+                guard let stored = api.store.event(id: id), let event = try? GridEvent(stored: stored) else {
+                    throw APIError(.notFound, "no event with id \(id.prefix(256))")
+                }
+                // An event has at most 64 entities and one time bucket: every one of its edges fits.
+                let graph = try run { try api.engine.neighbors(of: id, depth: 1, limit: 5000, perNode: 5000) }
+                var w = JSONWriter()
+                w.raw("{\"event\":")
+                event.apiJSON(into: &w)
+                w.raw(",\"adjacency\":[")
+                for (i, edge) in graph.edges.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    let outgoing = edge.source == id
+                    let other = outgoing ? edge.target : edge.source
+                    w.raw("{\"node\":")
+                    w.string(other)
+                    w.raw(",\"kind\":")
+                    w.string(graph.nodes.first { $0.id == other }?.kind.rawValue ?? "entity")
+                    w.raw(",\"direction\":")
+                    w.string(outgoing ? "out" : "in")
+                    w.raw(",\"edge_type\":\(edge.edgeType),\"timestamp\":")
+                    w.string(TimeText.format(edge.timestamp))
+                    w.raw("}")
+                }
+                w.raw("]}")
+                return w.text
+            })
         }
         router.get("/api/entities/{id}/events") { request, context in
             let id = try context.parameters.require("id")
             guard (try? GridEvent.validateId(id, what: "entity id")) != nil else {
-                throw APIError.bad("bad_entity", "invalid entity id")
+                throw APIError(.badEntity, "invalid entity id")
             }
             var query = try structuredQuery(request)
             query.entity = id
-            let page = try run { try api.engine.find(query) }
-            return json(eventsJSON(page))
+            return json(try await api.blocking { [query] in eventsJSON(try run { try api.engine.find(query) }) })
         }
         router.get("/api/graph/neighbors") { request, _ in
-            guard let id = try parameter(request, "id") else { throw APIError.bad("missing_id", "pass ?id= (an entity, event or time bucket id)") }
+            guard let id = try parameter(request, "id") else { throw APIError(.missingId, "pass ?id= (an entity, event or time bucket id)") }
             guard (try? GridEvent.validateId(id, what: "id")) != nil else {
-                throw APIError.bad("bad_id", "an id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
+                throw APIError(.badId, "an id is 1-256 of A-Z a-z 0-9 - _ . : @ /")
             }
             let depth = try intParameter(request, "depth", default: 1, range: 1...4)
             let limit = try intParameter(request, "limit", default: 200, range: 1...5000)
             let perNode = try intParameter(request, "per_node", default: 50, range: 1...5000)
-            let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit, perNode: perNode) }
-            var w = JSONWriter()
-            w.raw("{\"id\":")
-            w.string(id)
-            w.raw(",\"depth\":\(depth),\"nodes\":[")
-            for (i, n) in graph.nodes.enumerated() {
-                if i > 0 { w.raw(",") }
+            return json(try await api.blocking {
+                let graph = try run { try api.engine.neighbors(of: id, depth: depth, limit: limit, perNode: perNode) }
+                var w = JSONWriter()
                 w.raw("{\"id\":")
-                w.string(n.id)
-                w.raw(",\"kind\":")
-                w.string(n.kind.rawValue)
-                w.raw(",\"depth\":\(n.depth)}")
-            }
-            w.raw("],\"edges\":[")
-            for (i, e) in graph.edges.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.raw("{\"source\":")
-                w.string(e.source)
-                w.raw(",\"target\":")
-                w.string(e.target)
-                w.raw(",\"edge_type\":\(e.edgeType),\"timestamp\":")
-                w.string(TimeText.format(e.timestamp))
-                w.raw("}")
-            }
-            w.raw("],\"truncated\":\(graph.truncated)}")
-            return json(w.text)
+                w.string(id)
+                w.raw(",\"depth\":\(depth),\"nodes\":[")
+                for (i, n) in graph.nodes.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    w.raw("{\"id\":")
+                    w.string(n.id)
+                    w.raw(",\"kind\":")
+                    w.string(n.kind.rawValue)
+                    w.raw(",\"depth\":\(n.depth)}")
+                }
+                w.raw("],\"edges\":[")
+                for (i, e) in graph.edges.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    w.raw("{\"source\":")
+                    w.string(e.source)
+                    w.raw(",\"target\":")
+                    w.string(e.target)
+                    w.raw(",\"edge_type\":\(e.edgeType),\"timestamp\":")
+                    w.string(TimeText.format(e.timestamp))
+                    w.raw("}")
+                }
+                w.raw("],\"truncated\":\(graph.truncated)}")
+                return w.text
+            })
         }
         router.get("/api/grid/agents") { request, _ in
             // `at`: the state as of that moment (every event with a timestamp at or before it).
             let at = try adapt { () throws(ParameterError) in try QueryParameters.time(lookup(request), "at") }
-            let states: (agents: [AgentState], nodes: [NodeState])
-            do throws(GridStateError) {
-                if let at {
-                    states = try api.gridState.states(at: at)
-                } else {
-                    states = api.gridState.states()
+            return json(try await api.blocking {
+                let states: (agents: [AgentState], nodes: [NodeState])
+                do throws(GridStateError) {
+                    if let at {
+                        states = try api.gridState.states(at: at)
+                    } else {
+                        states = api.gridState.states()
+                    }
+                } catch {
+                    throw APIError(.historyDeleted, error.description)
                 }
-            } catch {
-                throw APIError(status: .gone, code: "history_deleted", message: error.description)
-            }
-            return json(agentsJSON(states.agents, nodes: states.nodes, at: at))
+                return agentsJSON(states.agents, nodes: states.nodes, at: at)
+            })
         }
         router.get("/api/stats") { _, _ in
-            let s = api.store.stats
-            let ingest = api.ingest()
-            var w = JSONWriter()
-            w.raw("{\"events\":\(s.events),\"adjacency_entries\":\(s.adjacencyEntries),\"segments\":\(s.segments),")
-            w.raw("\"sealed_segments\":\(s.sealedSegments),\"data_bytes\":\(s.dataBytes),\"file_bytes\":\(s.fileBytes),")
-            w.raw("\"disk_bytes\":\(s.diskBytes),")
-            w.raw("\"duplicates_ignored\":\(s.duplicatesIgnored),\"last_sequence\":\(s.lastSequence),")
-            w.raw("\"oldest\":")
-            if let t = s.minTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
-            w.raw(",\"newest\":")
-            if let t = s.maxTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
-            w.raw(",\"ingest\":{\"events_total\":\(ingest.total),\"rate_per_second\":")
-            w.number(ingest.rate)
-            w.raw(",\"ack_p99_micros\":\(ingest.ackP99Micros),\"connections\":\(ingest.connections)},")
-            w.raw("\"live_streams\":\(api.feed.subscriberCount),\"resident_bytes\":\(residentBytes()),\"types\":{")
-            let counts = api.store.typeCounts().sorted { $0.key < $1.key }
-            for (i, (code, n)) in counts.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.string(EventType(rawValue: code)?.name ?? String(code))
-                w.raw(":\(n)")
-            }
-            w.raw("},\"compaction\":{\"compacted_segments\":\(s.compactedSegments),\"compacted_bytes\":\(s.compactedBytes),")
-            w.raw("\"compacted_events\":\(s.compactedEvents),\"uncompacted_data_bytes\":\(s.uncompactedDataBytes),")
-            w.raw("\"index_files\":\(s.indexFiles),\"index_bytes\":\(s.indexBytes),\"disk_bytes\":\(s.diskBytes)},")
-            w.raw("\"retention\":{\"deleted_segments\":\(s.retention.segments),\"deleted_events\":\(s.retention.events),")
-            w.raw("\"deleted_bytes\":\(s.retention.bytes),\"last_deleted_segment\":\(s.retention.lastSegment),\"last_deletion\":")
-            if s.retention.lastDeletion > 0 { w.string(TimeText.format(s.retention.lastDeletion)) } else { w.raw("null") }
-            w.raw("},\"read_damage\":[")
-            for (i, d) in s.readDamage.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.string(d.description)
-            }
-            w.raw("]")
-            if let o = api.ownLogs() { w.raw(",\"own_logs\":{\"dropped\":\(o.dropped),\"suppressed\":\(o.suppressed)}") }
-            if let r = api.replicationStats() { w.raw("," + r) }
-            w.raw("}")
-            return json(w.text)
+            json(try await api.blocking {
+                let s = api.store.stats
+                let ingest = api.ingest()
+                var w = JSONWriter()
+                w.raw("{\"events\":\(s.events),\"adjacency_entries\":\(s.adjacencyEntries),\"segments\":\(s.segments),")
+                w.raw("\"sealed_segments\":\(s.sealedSegments),\"data_bytes\":\(s.dataBytes),\"file_bytes\":\(s.fileBytes),")
+                w.raw("\"disk_bytes\":\(s.diskBytes),")
+                w.raw("\"duplicates_ignored\":\(s.duplicatesIgnored),\"last_sequence\":\(s.lastSequence),")
+                w.raw("\"oldest\":")
+                if let t = s.minTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
+                w.raw(",\"newest\":")
+                if let t = s.maxTimestamp { w.string(TimeText.format(t)) } else { w.raw("null") }
+                w.raw(",\"ingest\":{\"events_total\":\(ingest.total),\"rate_per_second\":")
+                w.number(ingest.rate)
+                w.raw(",\"ack_p99_micros\":\(ingest.ackP99Micros),\"connections\":\(ingest.connections)},")
+                w.raw("\"live_streams\":\(api.feed.subscriberCount),\"resident_bytes\":\(residentBytes()),\"types\":{")
+                let counts = api.store.typeCounts().sorted { $0.key < $1.key }
+                for (i, (code, n)) in counts.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    w.string(EventType(rawValue: code)?.name ?? String(code))
+                    w.raw(":\(n)")
+                }
+                w.raw("},\"compaction\":{\"compacted_segments\":\(s.compactedSegments),\"compacted_bytes\":\(s.compactedBytes),")
+                w.raw("\"compacted_events\":\(s.compactedEvents),\"uncompacted_data_bytes\":\(s.uncompactedDataBytes),")
+                w.raw("\"index_files\":\(s.indexFiles),\"index_bytes\":\(s.indexBytes),\"disk_bytes\":\(s.diskBytes)},")
+                w.raw("\"retention\":{\"deleted_segments\":\(s.retention.segments),\"deleted_events\":\(s.retention.events),")
+                w.raw("\"deleted_bytes\":\(s.retention.bytes),\"last_deleted_segment\":\(s.retention.lastSegment),\"last_deletion\":")
+                if s.retention.lastDeletion > 0 { w.string(TimeText.format(s.retention.lastDeletion)) } else { w.raw("null") }
+                w.raw("},\"read_damage\":[")
+                for (i, d) in s.readDamage.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    w.string(d.description)
+                }
+                w.raw("]")
+                if let o = api.ownLogs() { w.raw(",\"own_logs\":{\"dropped\":\(o.dropped),\"suppressed\":\(o.suppressed)}") }
+                if let r = api.replicationStats() { w.raw("," + r) }
+                w.raw("}")
+                return w.text
+            })
         }
         addInteropRoutes(to: router, api)
         return router
@@ -333,14 +356,14 @@ public enum HTTPAPI {
     /// - Throws: 413 `body_too_large` beyond `limit`; 400 `body_unreadable` when the body could not be read to its
     ///   end (the client reset the connection, sent a malformed chunk, ...).
     static func collect(_ request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
-        let tooLarge = APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(limit) bytes")
+        let tooLarge = APIError(.bodyTooLarge, "request body exceeds \(limit) bytes")
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
         do {
             return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw tooLarge
         } catch {
-            throw APIError.bad("body_unreadable", "the request body could not be read: \(error)")
+            throw APIError(.bodyUnreadable, "the request body could not be read: \(error)")
         }
     }
 
@@ -358,7 +381,7 @@ public enum HTTPAPI {
         do {
             return try body()
         } catch {
-            throw APIError.bad(error.code, error.message)
+            throw APIError(.parameter(error.code), error.message)
         }
     }
 
@@ -383,7 +406,7 @@ public enum HTTPAPI {
         do {
             return try body()
         } catch let error as QueryError {
-            throw APIError(status: error.code == .notFound ? .notFound : .badRequest, code: error.code.rawValue, message: error.message)
+            throw APIError(.query(error.code), error.message)
         }
     }
 

@@ -32,25 +32,13 @@ public final class HTTPIngest: Sendable {
         var seen = Set<String>()
         let unique = events.filter { seen.insert($0.id).inserted }
         let writer = self.writer
-        let box = FreshCount()
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-            do {
-                let job = try writer.makeJob(producer: producer, firstSequence: 1, events: unique, receivedAt: receivedAt) { result in
-                    switch result {
-                    case .success: c.resume()
-                    case .failure(let e): c.resume(throwing: e)
-                    }
-                }
-                box.value = job.newEvents.count
-                writer.submit(job)
-            } catch {
-                c.resume(throwing: error)
-            }
+        // The duplicate check and the preparation run on the writer thread; this task only waits.
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, Error>) in
+            writer.submit(BatchWriter.Job(producer: producer, firstSequence: 1, events: unique, receivedAt: receivedAt) { result in
+                c.resume(with: result.map(\.stored).mapError { $0 as any Error })
+            })
         }
-        return box.value
     }
-
-    private final class FreshCount: @unchecked Sendable { var value = 0 }
 
     // MARK: POST /api/events
 
@@ -121,7 +109,7 @@ public final class HTTPIngest: Sendable {
     static func addRoutes(to router: Router<BasicRequestContext>, _ api: APIContext) {
         router.post("/api/events") { request, _ in
             guard let ingest = api.httpIngest else {
-                throw APIError(status: .serviceUnavailable, code: "ingest_unavailable", message: "this server does not take events over HTTP")
+                throw APIError(.ingestUnavailable, "this server does not take events over HTTP")
             }
             let receivedAt = monotonicNanos()
             // `time`: the timestamp of lines without one (default now).
@@ -132,19 +120,21 @@ public final class HTTPIngest: Sendable {
             let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
             if decoded.events.isEmpty {
                 var w = JSONWriter()
-                w.raw("{\"error\":{\"code\":\"no_events\",\"message\":")
+                w.raw("{\"error\":{\"code\":")
+                w.string(APIErrorCode.noEvents.code)
+                w.raw(",\"message\":")
                 w.string(decoded.refused.isEmpty ? "the body holds no event: send one JSON event, or one per line"
                                                  : "no line holds a valid event; refused: \(decoded.refused.count)")
                 w.raw(",\"refused\":")
                 refusalsJSON(decoded.refused, into: &w)
                 w.raw("}}")
-                return HTTPAPI.json(w.text, status: .badRequest)
+                return HTTPAPI.json(w.text, status: APIErrorCode.noEvents.status)
             }
             let stored: Int
             do {
                 stored = try await ingest.store(decoded.events, producer: jsonProducer, receivedAt: receivedAt)
             } catch let error as StoreError {
-                throw APIError(status: .serviceUnavailable, code: "store_unavailable", message: "nothing was stored: \(error.message)")
+                throw APIError(.storeUnavailable, "nothing was stored: \(error.message)")
             }
             var w = JSONWriter()
             w.raw("{\"stored\":\(stored),\"duplicates\":\(decoded.events.count - stored),\"accepted\":\(decoded.events.count),")

@@ -207,12 +207,12 @@ enum SignIn {
         router.post("/api/session") { request, _ in
             let form = wantsForm(request)
             guard let token else {
-                throw APIError.bad("no_token", "this daemon has no --token: every route is open, there is nothing to sign in to")
+                throw APIError(.noToken, "this daemon has no --token: every route is open, there is nothing to sign in to")
             }
             let body = String(buffer: try await HTTPAPI.collect(request, limit: 4096))
             guard sessions.mayTry() else {
                 var r = form ? page(message: "Too many failed sign-ins; wait a minute and try again.", status: .tooManyRequests)
-                    : APIError(status: .tooManyRequests, code: "too_many_attempts", message: "too many failed sign-ins; try again later").response
+                    : APIError(.tooManyAttempts, "too many failed sign-ins; try again later").response
                 r.headers[.retryAfter] = String(sessions.retryAfter())
                 return r
             }
@@ -221,7 +221,7 @@ enum SignIn {
                 given = formValue(body, "token")
             } else {
                 guard let value = try? JSONValue.parse(Array(body.utf8), limit: 4096), let t = value["token"]?.stringValue else {
-                    throw APIError.bad("malformed_body", "send {\"token\": \"...\"} as JSON, or token=... as a form")
+                    throw APIError(.malformedBody, "send {\"token\": \"...\"} as JSON, or token=... as a form")
                 }
                 given = t
             }
@@ -229,7 +229,7 @@ enum SignIn {
                 sessions.failed()
                 try? await Task.sleep(nanoseconds: UInt64(sessions.failureDelaySeconds * 1e9))
                 return form ? page(message: "That token is not right.", status: .unauthorized)
-                    : APIError(status: .unauthorized, code: "unauthorized", message: "wrong token").response
+                    : APIError(.unauthorized, "wrong token").response
             }
             let cookie = setCookie(sessions.open(), maxAge: Int(sessions.ttlSeconds), secure: overTLS(request))
             if form { return redirectHome(cookie: cookie) }
@@ -273,6 +273,6 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         if request.method == .get, request.uri.path == "/" { return SignIn.page() }
-        throw APIError(status: .unauthorized, code: "unauthorized", message: "send Authorization: Bearer <token>, or sign in at / for a session cookie")
+        throw APIError(.unauthorized, "send Authorization: Bearer <token>, or sign in at / for a session cookie")
     }
 }

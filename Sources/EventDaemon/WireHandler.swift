@@ -8,7 +8,8 @@ import Glibc
 #endif
 
 /// One producer connection: checks the peer's credentials, decodes frames with hard limits, hands batches to
-/// the writer and acks each batch once it is durable. Any protocol error gets an error frame, then the
+/// the writer (which checks them against the store and prepares them on its own thread: nothing here blocks the
+/// event loop) and acks each batch once it is durable. Any protocol error gets an error frame, then the
 /// connection is closed; other connections and the store are untouched.
 final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -159,16 +160,13 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
             if inFlight >= config.maxInFlightPerConnection { updateReading(context) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
-            let job: BatchWriter.Job
-            do throws(StoreError) {
-                job = try writer.makeJob(producer: producerId, firstSequence: first, events: events, receivedAt: monotonicNanos()) { result in
-                    eventLoop.execute {
-                        let (handler, context) = loopBound.value
-                        handler.completed(producerId, result, context)
-                    }
+            // The duplicate check and the frame's preparation run on the writer thread: nothing here waits on the
+            // store. The writer completes this connection's jobs in the order they were submitted.
+            let job = BatchWriter.Job(producer: producerId, firstSequence: first, events: events, receivedAt: monotonicNanos()) { result in
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.completed(producerId, result, context)
                 }
-            } catch {
-                throw WireError(.invalidEvent, error.description)
             }
             writer.submit(job)
         case .ping(let nonce):
@@ -181,16 +179,20 @@ final class WireHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func completed(_ producerId: String, _ result: Result<UInt64, StoreError>, _ context: ChannelHandlerContext) {
+    private func completed(_ producerId: String, _ result: Result<BatchWriter.Done, StoreError>, _ context: ChannelHandlerContext) {
         inFlight -= 1
         guard context.channel.isActive else { return }
         defer { updateReading(context) }
         switch result {
-        case .success(let through):
-            send(.ack(producerId: producerId, durableThrough: through), context)
+        case .success(let done):
+            send(.ack(producerId: producerId, durableThrough: done.through), context)
+        case .failure(let error) where error.code == .invalidArgument || error.code == .batchTooLarge:
+            // The batch holds an event the store cannot take (the writer refused it alone): as for any invalid
+            // frame, an error frame, then the connection is closed.
+            logger.info("closing connection of \(producer ?? "unknown producer"): \(error)")
+            fail(context, WireError(.invalidEvent, error.description))
         case .failure(let error):
-            let code: WireErrorCode = error.code == .invalidArgument || error.code == .batchTooLarge ? .invalidEvent : .storeUnavailable
-            send(.error(code: code, message: error.description, supportedVersions: []), context)
+            send(.error(code: .storeUnavailable, message: error.description, supportedVersions: []), context)
         }
     }
 

@@ -26,7 +26,8 @@ struct GridEventd: AsyncParsableCommand {
             segments only; what was deleted is logged and shown in /api/stats).
 
             --config FILE reads the same settings from a file, one `name = value` per line with `_` for `-`
-            (e.g. retain = "30d", max_bytes = "50GB", compression = "high"); flags given on the command line win.
+            (e.g. retain = "30d", max_bytes = "50GB", compression = "high"). Each setting comes from the flag when
+            given, else the environment (GRID_EVENTS_TOKEN, GRID_EVENTS_TOKEN_FILE), else the file, else its default.
             """,
         version: GridVersion.current)
 
@@ -87,6 +88,9 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("http-max-connections-per-peer"), help: "Open HTTP connections from one address; more are answered 503 and closed at once. Default 64.")
     var httpMaxConnectionsPerPeer: Int?
 
+    @Option(name: .customLong("token-file"), help: "A file holding the bearer token on one line (instead of --token; keeps it out of the process list). Default: $GRID_EVENTS_TOKEN_FILE.")
+    var tokenFile: String?
+
     @Option(help: "Replicate every committed batch to a NATS JetStream cluster: URL[,URL...] (nats://[user:pass@|token@]host:port, tls://...).")
     var replicate: String?
 
@@ -111,8 +115,8 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("nats-ca"), help: "PEM file of the CA that signed the NATS servers' certificates (tls:// URLs).")
     var natsCA: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Default info.")
+    var logLevel: String?
 
     @Option(name: .customLong("log-events"), help: "Also store the daemon's own log records at or above this level as log events (straight into its store; at most 200 a second; never what its writer logs). Default: off.")
     var logEvents: String?
@@ -123,28 +127,59 @@ struct GridEventd: AsyncParsableCommand {
     @Option(name: .customLong("otlp-default-type"), help: "Event type of an OpenTelemetry log record without an event.name attribute. Default log.")
     var otlpDefaultType: String?
 
-    func validate() throws {
-        if let sync, Durability(rawValue: sync) == nil { throw ValidationError("--sync must be batch, always or none") }
-        if let compression, Compression(rawValue: compression) == nil { throw ValidationError("--compression must be fast, high or none") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        if let logEvents, Logger.Level(rawValue: logEvents) == nil { throw ValidationError("unknown --log-events level \(logEvents)") }
-        if let http, parseHostPort(http) == nil { throw ValidationError("--http must be HOST:PORT, like 127.0.0.1:7780") }
-        do {
-            if let retain { _ = try Quantity.duration(retain) }
-            if let maxBytes { _ = try Quantity.bytes(maxBytes) }
-        } catch {
-            throw ValidationError(error.message)
-        }
-        // Ranges are checked on the merged settings (flags and --config file) by `DaemonConfig.problem` in run().
+    /// The flags as given, for `DaemonConfig.resolve` (which checks them with the file and the environment).
+    var flags: DaemonFlags {
+        var f = DaemonFlags()
+        f.dataDir = dataDir
+        f.socket = socket
+        f.http = http
+        f.sync = sync
+        f.segmentSize = segmentSize
+        f.compression = compression
+        f.retain = retain
+        f.maxBytes = maxBytes
+        f.allowUid = allowUid
+        f.allowGid = allowGid
+        f.maxFrame = maxFrame
+        f.frameTimeout = frameTimeout
+        f.metricsInterval = metricsInterval
+        f.token = token
+        f.tokenFile = tokenFile
+        f.logLevel = logLevel
+        f.logEvents = logEvents
+        f.maxIngestBody = maxIngestBody
+        f.otlpDefaultType = otlpDefaultType
+        f.replication.replicate = replicate
+        f.httpHeaderTimeout = httpHeaderTimeout
+        f.httpIdleTimeout = httpIdleTimeout
+        f.httpMaxConnections = httpMaxConnections
+        f.httpMaxConnectionsPerPeer = httpMaxConnectionsPerPeer
+        f.replication.aggregate = aggregate
+        f.replication.hostId = hostId
+        f.replication.stream = stream
+        f.replication.subjectPrefix = subjectPrefix
+        f.replication.replicas = replicas
+        f.replication.consumer = consumer
+        f.replication.natsCA = natsCA
+        return f
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel)!
-        // Records become events only with --log-events (or log_events in the config file, read below: the sink is
-        // there from the start and stores nothing until the daemon attaches it).
+        // Every setting, from the file, the environment and the flags, checked once before anything starts.
+        let config: DaemonConfig
+        do {
+            let file = try self.config.map { try ConfigFile.load(path: $0) }
+            config = try DaemonConfig.resolve(file: file, environment: ProcessInfo.processInfo.environment, flags: flags)
+        } catch {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            Logger(label: "grid-eventd").critical("\(error)")
+            throw ExitCode(1)
+        }
+        // Records become events only with --log-events (or log_events): the sink is there from the start and
+        // stores nothing until the daemon attaches it.
         let ownLogs = DaemonLogSink()
-        let fileLogEvents = self.config.flatMap { try? DaemonConfig.logEventsSetting(ConfigFile.load(path: $0)) } ?? nil
-        let eventLevel = (logEvents ?? fileLogEvents).flatMap(Logger.Level.init(rawValue:))
+        let level = config.logLevel
+        let eventLevel = config.logEvents.flatMap(Logger.Level.init(rawValue:))
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -154,84 +189,10 @@ struct GridEventd: AsyncParsableCommand {
             return MultiplexLogHandler([handler, events])
         }
         let logger = Logger(label: "grid-eventd")
-        var config = DaemonConfig()
-        var fileHTTP: String?
-        var fileToken: String?
-        if let path = self.config {
-            do {
-                (fileHTTP, fileToken) = try config.apply(ConfigFile.load(path: path))
-            } catch {
-                logger.critical("\(error)")
-                throw ExitCode(1)
-            }
+        if config.faults != nil {
+            logger.warning("test faults armed from GRID_EVENTD_FAULTS; never use this in production")
         }
-        if let dataDir { config.dataDirectory = dataDir }
-        if let socket { config.socketPath = socket }
-        let http = self.http ?? fileHTTP ?? "127.0.0.1:7780"
-        guard let (host, port) = parseHostPort(http) else {
-            logger.critical("http must be HOST:PORT, like 127.0.0.1:7780 (got \(http))")
-            throw ExitCode(1)
-        }
-        config.httpHost = host
-        config.httpPort = port
-        if let sync { config.durability = Durability(rawValue: sync)! }
-        if let segmentSize { config.segmentCapacity = segmentSize }
-        if let compression { config.compression = Compression(rawValue: compression)! }
-        if let retain { config.retainMicros = try Quantity.duration(retain) }
-        if let maxBytes { config.maxBytes = try Quantity.bytes(maxBytes) }
-        config.allowedUids = Set(allowUid)
-        config.allowedGids = Set(allowGid)
-        if let maxFrame { config.maxFrame = maxFrame }
-        if let metricsInterval { config.metricsIntervalSeconds = metricsInterval }
-        if let frameTimeout { config.frameTimeoutSeconds = frameTimeout }
-        if let replicate { config.replication.replicate = replicate }
-        if let aggregate { config.replication.aggregate = aggregate }
-        if let hostId { config.replication.hostId = hostId }
-        if let stream { config.replication.stream = stream }
-        if let subjectPrefix { config.replication.subjectPrefix = subjectPrefix }
-        if let replicas { config.replication.replicas = replicas }
-        if let consumer { config.replication.consumer = consumer }
-        if let natsCA { config.replication.natsCA = natsCA }
-        if let logEvents { config.logEvents = logEvents }
-        if let otlpDefaultType { config.otlpDefaultType = otlpDefaultType }
-        if let httpHeaderTimeout { config.httpLimits.headerTimeout = httpHeaderTimeout }
-        if let httpIdleTimeout { config.httpLimits.idleTimeout = httpIdleTimeout }
-        if let httpMaxConnections { config.httpLimits.maxConnections = httpMaxConnections }
-        if let httpMaxConnectionsPerPeer { config.httpLimits.maxConnectionsPerPeer = httpMaxConnectionsPerPeer }
-        if let maxIngestBody {
-            do {
-                config.maxIngestBody = try Quantity.bytes(maxIngestBody)
-            } catch {
-                logger.critical("--max-ingest-body: \(error)")
-                throw ExitCode(1)
-            }
-        }
-        if let problem = config.problem {
-            logger.critical("\(problem)")
-            throw ExitCode(1)
-        }
-        #if GRID_FAULT_INJECTION
-        if let spec = ProcessInfo.processInfo.environment[TestFaults.environmentVariable], !spec.isEmpty {
-            do {
-                config.faults = try TestFaults.parse(spec)
-            } catch {
-                logger.critical("\(TestFaults.environmentVariable): \(error)")
-                throw ExitCode(1)
-            }
-            logger.warning("test faults armed from \(TestFaults.environmentVariable)=\(spec); never use this in production")
-        }
-        #else
-        if let spec = ProcessInfo.processInfo.environment["GRID_EVENTD_FAULTS"], !spec.isEmpty {
-            logger.critical("GRID_EVENTD_FAULTS is set, but this is a release build, which cannot inject faults; unset it")
-            throw ExitCode(1)
-        }
-        #endif
-        let token = self.token ?? fileToken ?? ProcessInfo.processInfo.environment["GRID_EVENTS_TOKEN"]
-        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        if !loopback, token == nil || token!.count < 16 {
-            logger.critical("--http \(http) binds beyond loopback: pass --token (16 characters or more) or set GRID_EVENTS_TOKEN")
-            throw ExitCode(1)
-        }
+        let (host, port, token) = (config.httpHost, config.httpPort, config.token)
         let daemon = GridEventDaemon(config: config, logger: logger)
         let socketPath = config.resolvedSocketPath
         if config.logEvents != nil { daemon.recordOwnLogs(into: ownLogs) }
@@ -263,10 +224,4 @@ struct GridEventd: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
-}
-
-func parseHostPort(_ s: String) -> (String, Int)? {
-    guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-    let host = String(s[..<colon])
-    return host.isEmpty ? nil : (host, port)
 }

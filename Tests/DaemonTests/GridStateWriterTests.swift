@@ -34,18 +34,18 @@ struct GridStateWriterTests {
         let writer = BatchWriter(store: store, logger: logger, gridState: keeper)
         let first = Self.events(400, seed: 3, tag: "aaaaaaaaaaaa")
         let second = Self.events(400, seed: 4, tag: "bbbbbbbbbbbb")
-        func job(_ events: [GridEvent]) throws -> BatchWriter.Job {
-            try writer.makeJob(producer: "p", firstSequence: 1, events: events, receivedAt: monotonicNanos(), completion: { _ in })
+        func job(_ events: [GridEvent]) -> BatchWriter.Job {
+            BatchWriter.Job(producer: "p", firstSequence: 1, events: events, receivedAt: monotonicNanos(), completion: { _ in })
         }
-        // Made before anything is written: every job passes the duplicate check of `makeJob`.
-        let a = try job(first)
-        let resendOfA = try job(Array(first.reversed().prefix(250)))  // the same events again, some other order
-        let b = try job(second + Array(second.prefix(60)))  // repeated inside one batch
-        let resendOfB = try job(Array(second[100..<300]))
+        let a = job(first)
+        let resendOfA = job(Array(first.reversed().prefix(250)))  // the same events again, some other order
+        let b = job(second + Array(second.prefix(60)))  // repeated inside one batch
+        let resendOfB = job(Array(second[100..<300]))
         writer.start()
         writer.submit(a)
         while writer.pending > 0 { usleep(1000) }
-        // A's resend now meets A's copies in the store (an earlier group); B and its resend share one group.
+        // A's resend now meets A's copies in the store (an earlier group); B and its resend share one group, so
+        // the writer's duplicate check (made on its thread before the group is written) passes both.
         writer.submit(resendOfA)
         writer.submit(b)
         writer.submit(resendOfB)
@@ -63,5 +63,39 @@ struct GridStateWriterTests {
         for e in first + first.reversed().prefix(250) + second + second.prefix(60) + second[100..<300] { naive.apply(e) }
         #expect(naive != replay, "fixture: folding the duplicates would be wrong")
         #expect(!keeper.checkpoints.isEmpty, "checkpoints were written while folding")
+    }
+
+    /// The duplicate check runs on the writer thread as the job's group is written, not when the job is made: a
+    /// resend made before its first copy was stored (a reconnect racing the ack) is found stored and dropped
+    /// before the store sees it, and its completion reports no new event.
+    @Test func theWriterChecksDuplicatesWhenItWrites() throws {
+        let dir = TempDir("writerdup")
+        let store = try EventStore.open(at: dir.path, options: StoreOptions(durability: .none))
+        defer { store.close() }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let writer = BatchWriter(store: store, logger: logger)
+        let events = Self.events(50, seed: 7, tag: "cccccccccccc")
+        let results = Results()
+        let first = BatchWriter.Job(producer: "p", firstSequence: 1, events: events, receivedAt: monotonicNanos()) { results.add($0) }
+        let resend = BatchWriter.Job(producer: "p", firstSequence: 1, events: events, receivedAt: monotonicNanos()) { results.add($0) }
+        writer.start()
+        writer.submit(first)
+        #expect(writer.waitDrained(seconds: 30))
+        writer.submit(resend)
+        writer.stop()
+        #expect(results.all == ["50 through 50", "0 through 50"])
+        #expect(store.stats.events == 50)
+        #expect(store.stats.duplicatesIgnored == 0, "the resend never reached the store: \(store.stats.duplicatesIgnored)")
+    }
+
+    final class Results: @unchecked Sendable {
+        private let lock = NSLock()
+        private var texts: [String] = []
+        func add(_ r: Result<BatchWriter.Done, StoreError>) {
+            let text = (try? r.get()).map { "\($0.stored) through \($0.through)" } ?? "failed"
+            lock.withLock { texts.append(text) }
+        }
+        var all: [String] { lock.withLock { texts } }
     }
 }

@@ -1,4 +1,4 @@
-import EventDaemon
+@testable import EventDaemon
 import EventStore
 import GridEvents
 import Foundation

@@ -1,4 +1,4 @@
-import EventDaemon
+@testable import EventDaemon
 import EventStore
 import Foundation
 import GridEvents
@@ -75,7 +75,7 @@ struct RetentionDaemonTests {
 
     @Test func configValuesMapOntoStoreOptions() throws {
         var c = DaemonConfig()
-        let (http, token) = try c.apply(ConfigFile.parse("""
+        try c.apply(ConfigFile.parse("""
             data_dir = "/var/lib/grid"
             http = "0.0.0.0:7780"
             token = "0123456789abcdef0123"
@@ -84,7 +84,7 @@ struct RetentionDaemonTests {
             retain = "30d"
             max_bytes = "50GB"
             """))
-        #expect(http == "0.0.0.0:7780" && token == "0123456789abcdef0123")
+        #expect(c.httpHost == "0.0.0.0" && c.httpPort == 7780)
         let o = c.storeOptions
         #expect(c.dataDirectory == "/var/lib/grid")
         #expect(o.durability == .always && o.compression == Compression.none)

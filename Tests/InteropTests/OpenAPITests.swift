@@ -35,6 +35,20 @@ struct OpenAPITests {
             "the spec lists no route the servers lack")
     }
 
+    /// Every code of grid-eventd's error catalogue is in the spec's table with its status, once.
+    @Test func everyErrorCodeIsInTheSpec() throws {
+        let text = try String(contentsOfFile: Self.spec, encoding: .utf8)
+        let codes = APIErrorCode.catalogue.map(\.code)
+        #expect(Set(codes).count == codes.count, "a code is listed twice: \(codes)")
+        for entry in APIErrorCode.catalogue {
+            let status = entry.code == "bad_request" ? "4xx" : String(entry.status.code)
+            let row = "| `\(entry.code)` | \(status) | \(entry.meaning) |"
+            #expect(text.contains(row), "docs/openapi.yaml lacks the row \(row)")
+        }
+        let rows = text.split(separator: "\n").filter { $0.hasPrefix("    | `") }
+        #expect(rows.count == codes.count + 2, "the spec's table has rows the catalogue lacks: \(rows.count)")
+    }
+
     func schemathesis(_ base: String, tag: String, exclude: [String], dir: TempDir) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
