@@ -57,7 +57,7 @@ extension DaemonConfig {
     /// - Throws: `ConfigProblem` for a bad value from any source, or `ConfigFile.ParseError` (`FILE:LINE: ...`)
     ///   for a bad line of the config file.
     public static func resolve(file: ConfigFile?, environment: [String: String], flags: DaemonFlags,
-                               readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }) throws -> DaemonConfig {
+                               readFile: (String) throws -> String = DaemonConfig.readTokenFile) throws -> DaemonConfig {
         var c = DaemonConfig()
         var token: TokenSource?
         if let file { token = try c.apply(file) }
@@ -82,6 +82,22 @@ extension DaemonConfig {
         return c
     }
 
+    /// The largest token file read (a token is a line; a bigger file is a wrong path, such as a log or a device).
+    public static let maxTokenFileBytes = 4096
+
+    /// The text of a token file, reading at most `maxTokenFileBytes` (+1, to tell a file that is larger).
+    public static func readTokenFile(_ path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ConfigProblem("no such readable file")
+        }
+        defer { try? handle.close() }
+        let data = try handle.read(upToCount: maxTokenFileBytes + 1) ?? Data()
+        guard data.count <= maxTokenFileBytes else {
+            throw ConfigProblem("larger than \(maxTokenFileBytes) bytes: not a token")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Where the token comes from, with the setting that said so (for messages).
     enum TokenSource {
         case value(String, String)
@@ -95,7 +111,7 @@ extension DaemonConfig {
                 do {
                     text = try readFile(path)
                 } catch {
-                    throw ConfigProblem("token file (\(setting)) \(path) cannot be read: \(error.localizedDescription)")
+                    throw ConfigProblem("token file (\(setting)) \(path) cannot be read: \((error as? ConfigProblem)?.description ?? error.localizedDescription)")
                 }
                 // One line: a trailing newline (as editors and `echo` write it) is not part of the token.
                 let token = text.hasSuffix("\r\n") ? String(text.dropLast(2)) : (text.hasSuffix("\n") ? String(text.dropLast()) : text)

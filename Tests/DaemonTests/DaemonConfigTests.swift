@@ -71,6 +71,28 @@ struct DaemonConfigTests {
         #expect(fromFlags.replication.hostId == "web-1")
     }
 
+    /// The real reader (no injected files): a token file is read up to 4 KiB; a larger one (a wrong path: a log, a
+    /// device) is refused without reading it all, and a missing one is named.
+    @Test func aTokenFileIsReadWithASizeLimit() throws {
+        let dir = NSTemporaryDirectory() + "token-file-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var flags = DaemonFlags()
+        flags.tokenFile = dir + "/token"
+        try Data("real-token-file-0123456789\n".utf8).write(to: URL(fileURLWithPath: dir + "/token"))
+        #expect(try DaemonConfig.resolve(file: nil, environment: [:], flags: flags).token == "real-token-file-0123456789")
+        flags.tokenFile = dir + "/big"
+        try Data(repeating: UInt8(ascii: "a"), count: 4097).write(to: URL(fileURLWithPath: dir + "/big"))
+        let big = Self.refusal { try DaemonConfig.resolve(file: nil, environment: [:], flags: flags) }
+        #expect(big?.contains("--token-file") == true && big?.contains("larger than 4096 bytes") == true, "\(big ?? "nil")")
+        flags.tokenFile = "/dev/zero"
+        let device = Self.refusal { try DaemonConfig.resolve(file: nil, environment: [:], flags: flags) }
+        #expect(device?.contains("larger than 4096 bytes") == true, "\(device ?? "nil")")
+        flags.tokenFile = dir + "/none"
+        let none = Self.refusal { try DaemonConfig.resolve(file: nil, environment: [:], flags: flags) }
+        #expect(none?.contains(dir + "/none") == true && none?.contains("no such readable file") == true, "\(none ?? "nil")")
+    }
+
     @Test func theTokenCanComeFromAFile() throws {
         let files = ["/run/a": "token-in-file-a-0123\n", "/run/b": "token-in-file-b-0123", "/run/two": "x\ny\n", "/run/empty": "\n"]
         let file = try Self.file("token_file = \"/run/a\"")
