@@ -27,12 +27,15 @@ public final class Aggregator: @unchecked Sendable {
     private var task: Task<Void, Never>?
     private var state = AggregatorStats()
     /// Per host: the order keeper (used by the pull loop only).
-    private var order = FrameOrder(patience: Aggregator.gapPatience)
+    var order = FrameOrder(patience: Aggregator.gapPatience)
     /// The positions of what is stored (after the last stored batch): where a host goes back to when a store
     /// fails. Pull loop only.
     private var stored: [String: FrameOrder.Position] = [:]
-    /// The positions last written to `positionsFile` (the acker only).
+    /// The positions and processed floor last written to `positionsFile` (the acker only).
     private var durable: [String: FrameOrder.Position] = [:]
+    private var durableFloor: UInt64?
+    /// The processed floor the positions file had at start (the pull loop's first setUp reads it).
+    var savedFloor: UInt64?
     /// Saves the positions of a stored batch, then acks it; the pull loop goes on meanwhile (at most one batch
     /// behind it, so at most two batches are held).
     private var acker: Task<Void, Never>?
@@ -42,7 +45,12 @@ public final class Aggregator: @unchecked Sendable {
 
     /// How long a gap in a host's frames may hold later ones back before they are stored anyway (a frame that
     /// will never come: it left the stream by its limits).
-    static let gapPatience: TimeInterval = 10
+    static let gapPatience: TimeInterval = 20
+    /// How long a stream sequence may be missing while later ones arrive, or nothing may arrive while the stream
+    /// holds messages not yet processed, before the consumer is made again from the first one not processed
+    /// (`StreamProgress`). Above the ack wait (a killed run's messages come back after it) and below `gapPatience`
+    /// (so the frames this brings back are stored in their order).
+    static let stallLimit: TimeInterval = 12
     /// The consumer's ack wait: when a message delivered and not acknowledged is delivered again. Frames a killed
     /// aggregator had received come back this long after it received them, and the restarted one holds later
     /// frames of their hosts back until then, so it must be well below `gapPatience`. (A store that takes longer
@@ -86,58 +94,18 @@ public final class Aggregator: @unchecked Sendable {
         await connection?.close()
     }
 
-    private func note(_ update: (inout AggregatorStats) -> Void) { lock.withLock { update(&state) } }
-
-    private func setUp(_ c: NATSConnection, _ js: JetStream) async -> Bool {
-        var logged = false
-        while !Task.isCancelled {
-            if c.connectionState != .connected {
-                try? await Task.sleep(for: .milliseconds(50))
-                continue
-            }
-            do {
-                _ = try await js.ensureStream(streamConfig(config, knownServers: c.knownServers.count))
-                var cc = ConsumerConfig(durableName: config.durableName)
-                cc.ackWait = Int64(Self.ackWait.components.seconds) * 1_000_000_000
-                cc.maxDeliver = -1
-                cc.maxAckPending = config.maxAckPending
-                cc.filterSubject = config.streamSubjects
-                let info = try await js.createConsumer(stream: config.stream, config: cc)
-                if info.numAckPending > 0 && !order.strictNewHosts {
-                    // Messages an earlier run received and never acknowledged come back after the ack wait: a host
-                    // without a saved position may have some, so its first message does not start its chain.
-                    order.strictNewHosts = true
-                }
-                logger.info("aggregator: consuming \(config.stream) as \(config.durableName) (\(info.numAckPending) delivered earlier and not acknowledged)")
-                note { $0.lastError = nil; $0.ready = true }
-                return true
-            } catch let e as NATSError {
-                if case .streamConfigConflict = e {
-                    logger.error("aggregator: \(e); retrying every 30 s")
-                    note { $0.lastError = e.description }
-                    try? await Task.sleep(for: .seconds(30))
-                    continue
-                }
-                if !logged { logger.warning("aggregator: cannot set up the consumer yet: \(e); retrying") }
-                logged = true
-                note { $0.lastError = e.description }
-                try? await Task.sleep(for: .milliseconds(500))
-            } catch {
-                note { $0.lastError = "\(error)" }
-                try? await Task.sleep(for: .milliseconds(500))
-            }
-        }
-        return false
-    }
+    func note(_ update: (inout AggregatorStats) -> Void) { lock.withLock { update(&state) } }
 
     /// Loads the saved positions (before the first pull). A file that cannot be used is reported, and then no
     /// host's first message starts its chain (a gap waits `gapPatience` at most).
     private func loadPositions() {
         guard let f = positionsFile else { return }
         do {
-            if let saved = try f.read(stream: config.stream) {
+            if let (saved, processed) = try f.load(stream: config.stream) {
                 durable = saved
                 stored = saved
+                savedFloor = processed
+                durableFloor = processed
                 order = FrameOrder(patience: Self.gapPatience, positions: saved, strictNewHosts: true)
                 logger.info("aggregator: resuming \(saved.count) host position(s) from \(f.path)")
             }
@@ -147,6 +115,16 @@ public final class Aggregator: @unchecked Sendable {
             order = FrameOrder(patience: Self.gapPatience, strictNewHosts: true)
         }
     }
+
+    // Pull loop only: what this run processed of the stream, when a pull last brought messages, when the consumer
+    // was last checked, when a store last failed, whether the stream holds only our subjects (then every sequence
+    // is delivered to us), and whether the consumer was set up once already.
+    var progress = StreamProgress()
+    var lastDelivery = Date()
+    var lastCheck = Date()
+    var lastStoreFailure: Date?
+    var streamIsOurs = false
+    var setUpBefore = false
 
     private func run(_ c: NATSConnection) async {
         let js = JetStream(c)
@@ -169,7 +147,11 @@ public final class Aggregator: @unchecked Sendable {
                     messages = try await js.fetch(stream: config.stream, consumer: config.durableName, batch: 1, expires: .seconds(1))
                 }
                 failures = 0
-                if !messages.isEmpty { try await process(messages) }
+                if !messages.isEmpty {
+                    lastDelivery = Date()
+                    try await process(messages)
+                }
+                try await watch(js)
             } catch is CancellationError {
                 return
             } catch NATSError.pullTerminated(let why) {
@@ -196,8 +178,10 @@ public final class Aggregator: @unchecked Sendable {
         var accepted: [Accepted] = []
         /// Per host touched here: where it goes back to when the store fails (its durable position).
         var undo: [String: FrameOrder.Position?] = [:]
+        let now = Date()
         for m in messages {
             let seq = m.metadata?.streamSequence ?? 0
+            if seq > 0 { progress.delivered(seq, now: now) }
             let prefix = config.subjectPrefix + "."
             guard m.subject.hasPrefix(prefix), !m.subject.dropFirst(prefix.count).contains(".") else {
                 reject(m, seq, "subject \(m.subject) is not <prefix>.<host id>")
@@ -261,6 +245,7 @@ public final class Aggregator: @unchecked Sendable {
         do {
             try await sink.storeReplicated(batch)
         } catch {
+            lastStoreFailure = Date()
             for a in accepted { try? a.message.nak(delay: .seconds(1)) }
             for (host, position) in undo { order.reset(host, to: position) }
             note { $0.lastError = "storing replicated events: \(error)" }
@@ -271,14 +256,19 @@ public final class Aggregator: @unchecked Sendable {
         // stores the next batch; the saves and acks keep their order, and a batch is acked only after the
         // positions covering it are saved.
         stored = order.positions
+        let storedAt = Date()
+        for a in accepted {
+            if let seq = a.message.metadata?.streamSequence { progress.processed(seq, now: storedAt) }
+        }
         let positions = stored
+        let floor = progress.floor
         let messages = accepted.map(\.message)
         await acker?.value
         acker = Task {
-            self.savePositions(positions)
+            self.savePositions(positions, processed: floor)
             for m in messages { try? m.ack() }
         }
-        let now = GridClock.nowMicros()
+        let micros = GridClock.nowMicros()
         note { s in
             for a in accepted {
                 var h = s.hosts[a.decoded.hostId] ?? HostReplicationStats()
@@ -289,10 +279,10 @@ public final class Aggregator: @unchecked Sendable {
                 if let head = a.head { h.headSequence = max(h.headSequence, head) }
                 h.headSequence = max(h.headSequence, h.lastSequence)
                 h.events += a.events.count
-                h.lastHeard = now
+                h.lastHeard = micros
                 if let p = a.published {
                     h.lastPublished = p
-                    h.lastDelaySeconds = Double(now - p) / 1e6
+                    h.lastDelaySeconds = Double(micros - p) / 1e6
                 }
                 s.hosts[a.decoded.hostId] = h
             }
@@ -306,15 +296,17 @@ public final class Aggregator: @unchecked Sendable {
     /// later frames back until the ones this run received and did not acknowledge come back. When it cannot be
     /// saved the acks go out anyway (nothing is lost; after a restart a host's next frames might wait for the gap
     /// patience once): reported, not retried in a loop.
-    private func savePositions(_ now: [String: FrameOrder.Position]) {
-        guard now != durable else { return }
+    private func savePositions(_ now: [String: FrameOrder.Position], processed: UInt64) {
+        guard now != durable || processed != durableFloor else { return }
         guard let f = positionsFile else {
             durable = now
+            durableFloor = processed
             return
         }
         do {
-            try f.write(stream: config.stream, now)
+            try f.write(stream: config.stream, now, processed: processed)
             durable = now
+            durableFloor = processed
             if positionsFailing { logger.info("aggregator: positions saved again to \(f.path)") }
             positionsFailing = false
         } catch {
@@ -327,6 +319,7 @@ public final class Aggregator: @unchecked Sendable {
     private func reject(_ m: JetStreamMessage, _ seq: UInt64, _ why: String) {
         logger.error("aggregator: stream \(config.stream) sequence \(seq) on \(m.subject) rejected and terminated: \(why)")
         try? m.term()
+        if seq > 0 { progress.processed(seq, now: Date()) }
         note {
             $0.rejected += 1
             $0.rejections.append(Rejection(streamSequence: seq, subject: m.subject, reason: why, at: GridClock.nowMicros()))
@@ -340,66 +333,5 @@ public final class Aggregator: @unchecked Sendable {
         var tagged = e
         if !tagged.entities.contains(hostEntity) { tagged.extraEntities.append(hostEntity) }
         return tagged
-    }
-}
-
-/// A message the aggregator refused.
-public struct Rejection: Sendable, Codable, Equatable {
-    public var streamSequence: UInt64
-    public var subject: String
-    public var reason: String
-    public var at: Int64
-    enum CodingKeys: String, CodingKey { case streamSequence = "stream_sequence", subject, reason, at }
-}
-
-/// Per origin host, on the aggregator.
-public struct HostReplicationStats: Sendable, Codable, Equatable {
-    /// Highest frame sequence of the host stored here.
-    public var lastSequence: UInt64 = 0
-    /// The host's newest frame sequence, as its last message said.
-    public var headSequence: UInt64 = 0
-    /// Frames (batches) the host has committed that are not here yet, as of its last message.
-    public var lagFrames: UInt64 = 0
-    /// Events in those frames, estimated from the host's average events per frame.
-    public var lagEvents = 0
-    /// Seconds behind: while frames are missing, the age of the last one received; else the delay from the
-    /// host's publish to the store here for the last message.
-    public var lagSeconds = 0.0
-    public var lastDelaySeconds = 0.0
-    public var lastPublished: Int64?
-    /// When the aggregator last stored a message of this host (microseconds).
-    public var lastHeard: Int64?
-    public var frames = 0
-    public var events = 0
-
-    enum CodingKeys: String, CodingKey {
-        case lastSequence = "last_replicated_sequence", headSequence = "host_head_sequence", lagFrames = "lag_frames"
-        case lagEvents = "lag_events", lagSeconds = "lag_seconds", lastDelaySeconds = "last_delay_seconds"
-        case lastPublished = "last_published", lastHeard = "last_heard", frames, events
-    }
-}
-
-/// The aggregator's state in `/api/stats` (`aggregation`).
-public struct AggregatorStats: Sendable, Codable {
-    public var stream = ""
-    public var consumer = ""
-    public var connected = false
-    public var ready = false
-    public var server: String?
-    public var messages = 0
-    public var events = 0
-    public var rejected = 0
-    /// Messages held back (nak'ed) because an earlier frame of their host had not arrived yet.
-    public var heldBack = 0
-    /// Gaps given up on after waiting (frames that never arrived).
-    public var gapsAccepted = 0
-    public var rejections: [Rejection] = []
-    public var hosts: [String: HostReplicationStats] = [:]
-    public var lastError: String?
-
-    enum CodingKeys: String, CodingKey {
-        case stream, consumer, connected, ready, server, messages, events, rejected, rejections, hosts
-        case heldBack = "held_back", gapsAccepted = "gaps_accepted"
-        case lastError = "last_error"
     }
 }

@@ -154,6 +154,11 @@ public final class Replicator: @unchecked Sendable {
                     logger.warning("replication: publish failed (\(error)); resending from frame \(cursor + 1) when NATS is back")
                 }
                 try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(failures, 6)))))
+                if case NATSError.noResponders = error, c.connectionState == .connected {
+                    // No stream takes the subject any more (deleted, or lost by the cluster): made again.
+                    logger.warning("replication: no stream takes \(config.subject); setting up stream \(config.stream) again")
+                    await ensureStream(c, js)
+                }
             }
         }
         for f in inflight { f.task.cancel() }

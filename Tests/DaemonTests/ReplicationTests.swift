@@ -210,20 +210,76 @@ struct ReplicationTests {
             guard m.count >= 10 else { throw HarnessError("only \(m.count) messages waiting") }
             return m
         }
+        let takenAt = Date()
         let takenHosts = Set(taken.map(\.subject))
         await client.close()
 
         // Phase 3: the aggregator restarts at once; the consumer hands it the later frames first.
         try aggregator.start()
+        // On a loaded machine the restart may take most of the consumer's 5 s ack wait: then the taken messages
+        // come back before the later ones, nothing needs holding back, and only order and completeness are checked.
+        let restartedWithinAckWait = Date().timeIntervalSince(takenAt) < 2.0
         // (Its counters start again at 0: it must store what was produced while it was down.)
         let have = try await waitForAggregator(aggPort, hosts: 2, expected: acked.count - before, seconds: 60)
         let agg = stats(aggPort)?["aggregation"] as? [String: Any]
-        #expect((agg?["held_back"] as? Int ?? 0) > 0, "later frames were held back: \(String(describing: agg))")
+        if restartedWithinAckWait {
+            #expect((agg?["held_back"] as? Int ?? 0) > 0, "later frames were held back: \(String(describing: agg))")
+        }
         #expect(agg?["gaps_accepted"] as? Int == 0, "no gap given up on: \(String(describing: agg))")
         #expect(aggregator.log().contains("resuming 2 host position(s)"), "\(aggregator.log().suffix(800))")
         #expect(aggregator.stop() == 0)
         for h in hosts { #expect(h.stop() == 0) }
         #expect(!takenHosts.isEmpty, "\(taken.count) messages left unacknowledged on \(takenHosts)")
+        try expectEverythingOnceInOrder(aggregator.dataDir, acked: acked, have: have)
+    }
+
+    /// The nats-server 2.9 failure seen in the chaos runs: after a cluster restart the aggregator's consumer no
+    /// longer delivered what it had handed to a killed aggregator. Here the consumer is made again past messages the
+    /// aggregator never stored (while it is down), so the server will never deliver them. The restarted aggregator
+    /// sees later sequences arrive while the one after its processed floor does not, makes the consumer again from
+    /// that floor, and ends with every acknowledged event once and in each host's order.
+    @Test(.timeLimit(.minutes(3))) func aConsumerThatSkipsMessagesIsMadeAgainFromTheProcessedFloor() async throws {
+        let (cluster, dir, hosts, aggregator, aggPort) = try startGrid("repl-skip", hosts: ["h1"])
+        var acked = finish(try produce(hosts[0], dir, "s1", count: 1000, rate: 4000), count: 1000)
+        _ = try await waitForAggregator(aggPort, hosts: 1, expected: acked.count)
+        aggregator.kill()
+        let client = try await NATSConnection.connect({
+            var o = try NATSOptions(urls: cluster.urls)
+            o.requestTimeout = .seconds(5)
+            return o
+        }())
+        let js = JetStream(client)
+        // Replicated while the aggregator is down: in the stream, never delivered to it (the consumer skips them).
+        acked += finish(try produce(hosts[0], dir, "s2", count: 1000, rate: 4000), count: 1000)
+        // Shipped once the stream's last sequence stops moving (h1 publishes within milliseconds of a commit).
+        var skippedThrough: UInt64 = 0
+        var steady = 0
+        let deadline = Date().addingTimeInterval(30)
+        while steady < 4, Date() < deadline {
+            let last = try await js.streamInfo("GRID_EVENTS")?.state.lastSeq ?? 0
+            steady = last == skippedThrough && last > 0 ? steady + 1 : 0
+            skippedThrough = last
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(steady >= 4, "the stream settled at sequence \(skippedThrough)")
+        let old = try #require(try await js.consumerInfo(stream: "GRID_EVENTS", consumer: "aggregator-agg"))
+        try await js.deleteConsumer(stream: "GRID_EVENTS", consumer: "aggregator-agg")
+        var skipping = old.config
+        skipping.deliverPolicy = "by_start_sequence"
+        skipping.optStartSeq = skippedThrough + 1
+        _ = try await js.createConsumer(stream: "GRID_EVENTS", config: skipping)
+        await client.close()
+        // Later events, which the skipping consumer does deliver; then the aggregator restarts.
+        acked += finish(try produce(hosts[0], dir, "s3", count: 500, rate: 4000), count: 500)
+        try aggregator.start()
+        let remade = await waitUntil(60) { aggregator.log().contains("making consumer aggregator-agg again") }
+        #expect(remade, "the aggregator made its consumer again: \(aggregator.log().suffix(1200))")
+        let have = try await waitForAggregator(aggPort, hosts: 1, expected: 1500, seconds: 60)
+        let agg = stats(aggPort)?["aggregation"] as? [String: Any]
+        #expect(agg?["consumer_remade"] as? Int ?? 0 >= 1, "counted: \(String(describing: agg))")
+        #expect(agg?["gaps_accepted"] as? Int == 0, "no gap given up on: \(String(describing: agg))")
+        #expect(aggregator.stop() == 0)
+        #expect(hosts[0].stop() == 0)
         try expectEverythingOnceInOrder(aggregator.dataDir, acked: acked, have: have)
     }
 }

@@ -141,4 +141,18 @@ import Testing
             #expect(throws: PositionsError.self) { try file.read(stream: "S") }
         }
     }
+
+    @Test func positionsFileKeepsTheProcessedFloor() throws {
+        try withStore { store in
+            let file = PositionsFile(store: store)
+            try file.write(stream: "S", ["h1": .init(applied: 7)], processed: 52017)
+            let text = String(decoding: try #require(FileManager.default.contents(atPath: file.path)), as: UTF8.self)
+            #expect(text.hasPrefix("sutra-grid-events aggregation positions 1\nstream S\nprocessed 52017\nhost h1 7\nchecksum "))
+            let loaded = try #require(try file.load(stream: "S"))
+            #expect(loaded.positions == ["h1": .init(applied: 7)] && loaded.processed == 52017)
+            // A file written before the floor was kept has none.
+            try file.write(stream: "S", ["h1": .init(applied: 7)])
+            #expect(try file.load(stream: "S")?.processed == nil)
+        }
+    }
 }

@@ -41,10 +41,17 @@ struct Replication: Scenario {
         }
         var rng = SystemRandomNumberGenerator()
         var faults: [String: Int] = [:]
+        var sequence: [Int] = []
         let rounds = min(ctx.rounds, 12)
+        // GRID_CHAOS_REPLICATION_FAULTS=1,1,3,...: the faults in this order (0 nats server, 1 all nats, 2 host,
+        // 3 aggregator), to replay a sequence a run reported; random otherwise.
+        let forced = (ProcessInfo.processInfo.environment["GRID_CHAOS_REPLICATION_FAULTS"] ?? "")
+            .split(separator: ",").compactMap { Int($0) }.filter { (0..<4).contains($0) }
         for round in 1...rounds {
             hosts[0].cluster.watch(Double.random(in: 0.3...1.2, using: &rng))
-            switch Int.random(in: 0..<4, using: &rng) {
+            let fault = forced.isEmpty ? Int.random(in: 0..<4, using: &rng) : forced[(round - 1) % forced.count]
+            sequence.append(fault)
+            switch fault {
             case 0:
                 let s = nats.servers.randomElement(using: &rng)!
                 s.kill()
@@ -113,17 +120,27 @@ struct Replication: Scenario {
         }
         if !caughtUp {
             let hostStats = hosts.map { h in (stats(h.port)?["replication"]).map { "\($0)" } ?? "?" }
-            let aggStats = (stats(aggPort)?["aggregation"] as? [String: Any])?["hosts"].map { "\($0)" } ?? "?"
+            let aggStats = (stats(aggPort)?["aggregation"]).map { "\($0)" } ?? "?"
             result.failures.append("the aggregator did not catch up within 120 s: hosts \(hostStats); aggregator \(aggStats)")
+            // What the processes said: the warnings and errors of the aggregator, the hosts and the NATS servers.
+            var logs = [("aggregator", aggregator.logPath)]
+            for (i, h) in hosts.enumerated() { logs.append(("h\(i + 1)", h.cluster.daemon.logPath)) }
+            for s in nats.servers { logs.append((s.name, s.logPath)) }
+            for (name, path) in logs {
+                let lines = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .filter { $0.contains("warning") || $0.contains("error") || $0.contains("[WRN]") || $0.contains("[ERR]") }
+                result.failures.append("\(name) log (last warnings of \(lines.count)):\n  " + lines.suffix(12).map { String($0.prefix(300)) }.joined(separator: "\n  "))
+            }
         }
         result.maxDaemonRSS = max(result.maxDaemonRSS, aggregator.maxRSS)
         // Per-host order holds across aggregator restarts (it saves each host's position and holds later frames
         // back until the ones a killed run received without acknowledging come back, after the ack wait). Only a
-        // gap given up on after the aggregator's patience (10 s, reported in its log and `gaps_accepted`) stores
+        // gap given up on after the aggregator's patience (20 s, reported in its log and `gaps_accepted`) stores
         // frames after later ones: order is checked in every run without one; loss and duplicates always. (The
         // log, not the counter: the counter starts again at each restart, the log file is appended to.)
-        let gapsAccepted = ((try? String(contentsOfFile: aggregator.logPath, encoding: .utf8)) ?? "")
-            .split(separator: "\n").filter { $0.contains("never arrived in") }.count
+        let aggLog = ((try? String(contentsOfFile: aggregator.logPath, encoding: .utf8)) ?? "").split(separator: "\n")
+        let gapsAccepted = aggLog.filter { $0.contains("never arrived in") }.count
+        let remade = aggLog.filter { $0.contains("making consumer") }.count
         let heldBack = (stats(aggPort)?["aggregation"] as? [String: Any])?["held_back"] as? Int ?? 0
         result.check(aggregator.stop() == 0, "the aggregator exited badly on SIGTERM: \(aggregator.logTail())")
         for (i, h) in hosts.enumerated() {
@@ -139,8 +156,9 @@ struct Replication: Scenario {
         if agg.orderViolations > 0 || gapsAccepted > 0 {
             result.notes.append("\(agg.orderViolations) event(s) stored out of order after \(gapsAccepted) gap(s) the aggregator gave up on (accepted and reported: order not checked in this run)")
         }
+        result.notes.append("fault sequence (GRID_CHAOS_REPLICATION_FAULTS to replay it): " + sequence.map(String.init).joined(separator: ","))
         result.notes.append("faults: " + faults.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                            + "; \(heldBack) message(s) held back for order; the aggregator holds \(agg.served) events of \(reports.count) producers on 3 hosts")
+                            + "; \(heldBack) message(s) held back for order; \(remade) consumer(s) made again; the aggregator holds \(agg.served) events of \(reports.count) producers on 3 hosts")
         return result
     }
 
