@@ -32,6 +32,8 @@ public struct APIContext: Sendable {
     /// the disk holds one of them, never a SwiftNIO event loop or a thread of the async executor. `GridEventDaemon`
     /// gives its own; the default is one pool shared by the contexts made without one (tests, tools).
     public var pool: NIOThreadPool = APIContext.sharedPool
+    /// The current time in microseconds since the epoch (`/api/timeline` counts back from it); tests fix it.
+    public var now: @Sendable () -> Int64 = { GridClock.nowMicros() }
 
     /// Twice the cores, at least 4 (a read mostly waits on page faults of the mapped segments); started once,
     /// never stopped.
@@ -147,7 +149,7 @@ public enum HTTPAPI {
             // Events per type per bucket over the last `minutes` (the dashboard's chart).
             let minutes = try intParameter(request, "minutes", default: 60, range: 1...10_080)
             let buckets = try intParameter(request, "buckets", default: 60, range: 1...500)
-            let now = GridClock.nowMicros()
+            let now = api.now()
             let span = Int64(minutes) * 60_000_000
             let width = max(1, span / Int64(buckets))
             let start = now - width * Int64(buckets)
