@@ -43,7 +43,7 @@ final class GoldenAPI: @unchecked Sendable {
         context.translator = Translator(now: { GoldenAPI.now })
         context.ingest = { (1234, 2.5, 300, 2) }
         context.ownLogs = { (3, 4) }
-        context.replicationStats = { #""replication":{"role":"golden","lag":[1,2]}"# }
+        context.replicationStats = { (RawJSON(#"{"role":"golden","lag":[1,2]}"#), nil) }
         self.context = context
     }
 
@@ -143,7 +143,7 @@ struct HTTPGoldenTests {
         // replicates nor stores its own logs.
         var plain = api.context
         plain.ownLogs = { nil }
-        plain.replicationStats = { nil }
+        plain.replicationStats = { (nil, nil) }
         let tokenApp = Application(router: HTTPAPI.router(plain, token: "golden-token"))
         text += try await tokenApp.test(.router) { client in
             let signIn = try await client.execute(uri: "/api/session", method: .post, headers: [.contentType: "application/json"],
