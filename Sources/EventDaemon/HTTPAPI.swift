@@ -52,6 +52,7 @@ public enum HTTPAPI {
         ("/v1/logs", ["POST"]), ("/api/session", ["GET", "POST", "DELETE"]), ("/api/session/logout", ["POST"]),
     ])
 
+    /// `text`, already JSON, as a response (a `String` passed here is not encoded again).
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
                  body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -84,19 +85,14 @@ public enum HTTPAPI {
         try JSONStreamEncoder().encode(value)
     }
 
-    /// `value`'s JSON, or the `internal` error's when it cannot be encoded (the answer types throw nothing of
-    /// their own).
-    static func encodedOrInternal(_ value: some Encodable) -> String {
-        do {
-            return try encoded(value)
-        } catch {
-            return #"{"error":{"code":"internal","message":"the answer could not be encoded"}}"#
-        }
-    }
-
     /// `value` as a JSON response, encoded where it is called (small answers; large ones: `APIContext.answer`).
+    /// The answer types throw nothing of their own; should one, the answer is the `internal` error (500).
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
-        json(encodedOrInternal(value), status: status)
+        do {
+            return json(try encoded(value), status: status)
+        } catch {
+            return json(#"{"error":{"code":"internal","message":"the answer could not be encoded"}}"#, status: .internalServerError)
+        }
     }
 
     // MARK: Bodies
