@@ -150,13 +150,15 @@ final class DaemonReplication: @unchecked Sendable {
     }
 
     /// The `replication` and `aggregation` members of `/api/stats` (JSON), or nil when neither runs.
-    func statsJSON() -> String? {
+    func stats() -> (replication: RawJSON?, aggregation: RawJSON?) {
+        // Foundation's encoder with sorted keys: `hosts` is a dictionary, which JSONStreamEncoder would write in
+        // hash order.
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
-        var parts: [String] = []
-        if let r = replicator, let d = try? e.encode(r.stats) { parts.append("\"replication\":" + String(decoding: d, as: UTF8.self)) }
-        if let a = aggregator, let d = try? e.encode(a.stats) { parts.append("\"aggregation\":" + String(decoding: d, as: UTF8.self)) }
-        return parts.isEmpty ? nil : parts.joined(separator: ",")
+        func json(_ value: some Encodable) -> RawJSON? {
+            (try? e.encode(value)).map { RawJSON(String(decoding: $0, as: UTF8.self)) }
+        }
+        return (replicator.flatMap { json($0.stats) }, aggregator.flatMap { json($0.stats) })
     }
 }
 

@@ -69,6 +69,16 @@ public enum Dashboard {
     public static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
         + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+    /// The dashboard's files, with their security headers; the page at `/` is the context's `dashboardHTML`.
+    static func addRoutes(to router: Router<BasicRequestContext>, api: APIContext) {
+        for asset in assets.values {
+            let body = asset.route == "/" ? api.dashboardHTML : asset.body
+            router.get(RouterPath(asset.route)) { _, _ in
+                response(body, contentType: asset.contentType, cacheControl: "no-cache")
+            }
+        }
+    }
+
     /// A dashboard file as a response: its content type, caching, and the security headers (content security
     /// policy, `nosniff`, no framing, no referrer).
     static func response(_ body: String, contentType: String, cacheControl: String) -> Response {

@@ -242,7 +242,7 @@ public final class GridEventDaemon: Service, @unchecked Sendable {
         var context = APIContext(store: store, feed: writer.feed, gridState: gridState, ingest: {
             (writer.metrics.ingestedEvents, writer.metrics.currentRate, writer.metrics.ackP99Micros, connections.count)
         })
-        context.replicationStats = { replication?.statsJSON() }
+        context.replicationStats = { replication?.stats() ?? (nil, nil) }
         context.ownLogs = { [weak self] in self?.ownLogCounts }
         context.httpIngest = httpIngest
         context.pool = apiPool

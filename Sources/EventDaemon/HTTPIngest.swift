@@ -43,7 +43,7 @@ public final class HTTPIngest: Sendable {
     // MARK: POST /api/events
 
     /// One answer line of `POST /api/events`: a refused line and why.
-    struct Refusal {
+    struct Refusal: Encodable {
         var line: Int
         var error: String
     }
@@ -119,16 +119,11 @@ public final class HTTPIngest: Sendable {
             let body = try await HTTPAPI.collect(request, limit: ingest.maxBody)
             let decoded = decodeLines(Array(buffer: body), defaultTime: defaultTime, maxLine: 1 << 20)
             if decoded.events.isEmpty {
-                var w = JSONWriter()
-                w.raw("{\"error\":{\"code\":")
-                w.string(APIErrorCode.noEvents.code)
-                w.raw(",\"message\":")
-                w.string(decoded.refused.isEmpty ? "the body holds no event: send one JSON event, or one per line"
-                                                 : "no line holds a valid event; refused: \(decoded.refused.count)")
-                w.raw(",\"refused\":")
-                refusalsJSON(decoded.refused, into: &w)
-                w.raw("}}")
-                return HTTPAPI.json(w.text, status: APIErrorCode.noEvents.status)
+                let message = decoded.refused.isEmpty ? "the body holds no event: send one JSON event, or one per line"
+                    : "no line holds a valid event; refused: \(decoded.refused.count)"
+                return HTTPAPI.json(ErrorBody(error: .init(code: APIErrorCode.noEvents.code, message: message,
+                                                           refused: Array(decoded.refused.prefix(100)))),
+                                    status: APIErrorCode.noEvents.status)
             }
             let stored: Int
             do {
@@ -136,29 +131,13 @@ public final class HTTPIngest: Sendable {
             } catch let error as StoreError {
                 throw APIError(.storeUnavailable, "nothing was stored: \(error.message)")
             }
-            var w = JSONWriter()
-            w.raw("{\"stored\":\(stored),\"duplicates\":\(decoded.events.count - stored),\"accepted\":\(decoded.events.count),")
-            w.raw("\"refused_count\":\(decoded.refused.count),\"refused\":")
-            refusalsJSON(decoded.refused, into: &w)
-            w.raw(",\"ids\":")
-            w.stringArray(decoded.events.prefix(1000).map(\.id))
-            w.raw("}")
-            return HTTPAPI.json(w.text)
+            return HTTPAPI.json(IngestAnswer(stored: stored, duplicates: decoded.events.count - stored, accepted: decoded.events.count,
+                                             refusedCount: decoded.refused.count, refused: Array(decoded.refused.prefix(100)),
+                                             ids: decoded.events.prefix(1000).map(\.id)))
         }
         router.post("/v1/logs") { request, _ in
             await otlp(request, api)
         }
-    }
-
-    static func refusalsJSON(_ refused: [Refusal], into w: inout JSONWriter) {
-        w.raw("[")
-        for (i, r) in refused.prefix(100).enumerated() {
-            if i > 0 { w.raw(",") }
-            w.raw("{\"line\":\(r.line),\"error\":")
-            w.string(r.error)
-            w.raw("}")
-        }
-        w.raw("]")
     }
 
     // MARK: POST /v1/logs (OTLP/HTTP)

@@ -30,6 +30,12 @@ enum LiveStream {
         }
     }
 
+    static func addRoutes(to router: Router<BasicRequestContext>, api: APIContext) {
+        router.get("/api/events/stream") { request, _ in
+            try await response(request, api: api)
+        }
+    }
+
     static func response(_ request: Request, api: APIContext) async throws -> Response {
         let get = HTTPAPI.lookup(request)
         let filter = Filter(

@@ -202,7 +202,7 @@ enum SignIn {
         router.get("/api/session") { request, _ in
             // Behind the access check when there is a token: answered only to a signed-in client.
             let how = token.flatMap { credential(request, token: $0, sessions: sessions) }
-            return HTTPAPI.json("{\"auth\":\"" + (token == nil ? "none" : how?.rawValue ?? "none") + "\"}")
+            return HTTPAPI.json(SessionAnswer.Auth(auth: token == nil ? "none" : how?.rawValue ?? "none"))
         }
         router.post("/api/session") { request, _ in
             let form = wantsForm(request)
@@ -233,7 +233,7 @@ enum SignIn {
             }
             let cookie = setCookie(sessions.open(), maxAge: Int(sessions.ttlSeconds), secure: overTLS(request))
             if form { return redirectHome(cookie: cookie) }
-            var r = HTTPAPI.json("{\"ok\":true,\"expires_in\":\(Int(sessions.ttlSeconds))}")
+            var r = HTTPAPI.json(SessionAnswer.SignedIn(expiresIn: Int(sessions.ttlSeconds)))
             r.headers[.setCookie] = cookie
             return r
         }
@@ -243,7 +243,7 @@ enum SignIn {
         let clear = "\(SessionStore.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
         router.delete("/api/session") { request, _ in
             signOut(request)
-            var r = HTTPAPI.json("{\"ok\":true}")
+            var r = HTTPAPI.json(SessionAnswer.SignedOut())
             r.headers[.setCookie] = clear
             return r
         }

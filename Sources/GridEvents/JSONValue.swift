@@ -81,42 +81,77 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     }
 }
 
-/// Writes JSON text with keys in the order given.
+/// Writes JSON text with keys in the order given, into UTF-8 bytes (appending to an array of bytes is a copy;
+/// appending to a `String` also checks and updates its flags, which costs more than the copy for short pieces).
 public struct JSONWriter {
-    public private(set) var text = ""
+    /// The UTF-8 of the text written so far.
+    public private(set) var bytes: [UInt8] = []
 
-    public init() { text.reserveCapacity(256) }
+    /// The text written so far.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    public mutating func raw(_ s: String) { text += s }
+    public init() { bytes.reserveCapacity(256) }
+
+    init(reserving capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    public mutating func raw(_ s: String) { append(s) }
+
+    @inline(__always)
+    private mutating func append(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    /// Takes back the last `n` bytes written (`JSONStreamEncoder`'s placeholder for a super encoder).
+    mutating func dropLast(_ n: Int) { bytes.removeLast(n) }
+
+    /// Whether `s` is written as it is between quotes (printable ASCII but `"`, `\\`, `<`, `>`, `&`).
+    static func isPlain(_ s: String) -> Bool {
+        func plain(_ c: UInt8) -> Bool { c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5C && c != 0x3C && c != 0x3E && c != 0x26 }
+        return s.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(plain) } ?? s.utf8.allSatisfy(plain)
+    }
+
+    /// An object member's key and colon, after a comma unless it is the `first`.
+    mutating func member(_ key: String, first: Bool) {
+        if !first { bytes.append(0x2C) }
+        if Self.isPlain(key) {
+            bytes.append(0x22)
+            append(key)
+            bytes.append(0x22)
+        } else {
+            string(key)
+        }
+        bytes.append(0x3A)
+    }
 
     public mutating func string(_ s: String) {
-        text += "\""
         // Most strings (ids, names, times) need no escaping: copied whole.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 && $0 != 0x22 && $0 != 0x5C && $0 != 0x3C && $0 != 0x3E && $0 != 0x26 }) {
-            text += s
-            text += "\""
+        bytes.append(0x22)
+        if Self.isPlain(s) {
+            append(s)
+            bytes.append(0x22)
             return
         }
         for u in s.unicodeScalars {
             switch u {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case "<": text += "\\u003c"  // safe to embed in HTML
-            case ">": text += "\\u003e"
-            case "&": text += "\\u0026"
+            case "\"": append("\\\"")
+            case "\\": append("\\\\")
+            case "\n": append("\\n")
+            case "\r": append("\\r")
+            case "\t": append("\\t")
+            case "<": append("\\u003c")  // safe to embed in HTML
+            case ">": append("\\u003e")
+            case "&": append("\\u0026")
             default:
                 if u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029 {
                     let hex = String(u.value, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
                 } else {
-                    text.unicodeScalars.append(u)
+                    bytes.append(contentsOf: UTF8.encode(u)!)
                 }
             }
         }
-        text += "\""
+        bytes.append(0x22)
     }
 
     /// A time as a JSON string in the project's one text form (`TimeText.format`: RFC 3339, UTC, six fractional
@@ -169,22 +204,22 @@ public struct JSONWriter {
         put(fraction, at: 21, width: 6)
         b[27] = 90
         b[28] = 34
-        text += String(decoding: b, as: UTF8.self)
+        bytes.append(contentsOf: b)
     }
 
     public mutating func number(_ d: Double) {
         if d.isFinite {
-            if d.rounded() == d && abs(d) < 1e15 { text += String(Int64(d)) + ".0" } else { text += String(d) }
+            if d.rounded() == d && abs(d) < 1e15 { append(String(Int64(d)) + ".0") } else { append(String(d)) }
         } else {
-            text += "null"
+            append("null")
         }
     }
 
     public mutating func value(_ v: FieldValue) {
         switch v {
-        case .null: text += "null"
-        case .bool(let b): text += b ? "true" : "false"
-        case .int(let i): text += String(i)
+        case .null: append("null")
+        case .bool(let b): append(b ? "true" : "false")
+        case .int(let i): append(String(i))
         case .double(let d): number(d)
         case .string(let s): string(s)
         case .time(let t): string(TimeText.format(t))
@@ -193,36 +228,36 @@ public struct JSONWriter {
 
     public mutating func value(_ v: JSONValue) {
         switch v {
-        case .null: text += "null"
-        case .bool(let b): text += b ? "true" : "false"
-        case .int(let i): text += String(i)
+        case .null: append("null")
+        case .bool(let b): append(b ? "true" : "false")
+        case .int(let i): append(String(i))
         case .double(let d): number(d)
         case .string(let s): string(s)
         case .array(let a):
-            text += "["
+            append("[")
             for (i, x) in a.enumerated() {
-                if i > 0 { text += "," }
+                if i > 0 { append(",") }
                 value(x)
             }
-            text += "]"
+            append("]")
         case .object(let o):
-            text += "{"
+            append("{")
             for (i, k) in o.keys.sorted().enumerated() {
-                if i > 0 { text += "," }
+                if i > 0 { append(",") }
                 string(k)
-                text += ":"
+                append(":")
                 value(o[k]!)
             }
-            text += "}"
+            append("}")
         }
     }
 
     public mutating func stringArray(_ a: [String]) {
-        text += "["
+        append("[")
         for (i, s) in a.enumerated() {
-            if i > 0 { text += "," }
+            if i > 0 { append(",") }
             string(s)
         }
-        text += "]"
+        append("]")
     }
 }

@@ -234,12 +234,11 @@ struct DashboardTests {
         var context = d.daemon.apiContext()!
         // What an aggregator's /api/stats says (Sources/EventReplication/Aggregator.swift, AggregatorStats).
         let heard1 = now - 2_000_000, heard2 = now - 200_000_000
-        context.replicationStats = {
-            #""aggregation":{"stream":"GRID_EVENTS","consumer":"aggregator-view","connected":true,"ready":true,"messages":12,"events":10,"#
+        context.replicationStats = { (nil, RawJSON(
+            #"{"stream":"GRID_EVENTS","consumer":"aggregator-view","connected":true,"ready":true,"messages":12,"events":10,"#
                 + #""rejected":0,"held_back":0,"gaps_accepted":0,"rejections":[],"hosts":{"#
                 + #""h1":{"last_replicated_sequence":9,"host_head_sequence":9,"lag_frames":0,"lag_events":0,"lag_seconds":0.2,"last_delay_seconds":0.2,"last_heard":\#(heard1),"frames":9,"events":7},"#
-                + #""h2":{"last_replicated_sequence":3,"host_head_sequence":5,"lag_frames":2,"lag_events":40,"lag_seconds":195.5,"last_delay_seconds":0.3,"last_heard":\#(heard2),"frames":3,"events":3}}}"#
-        }
+                + #""h2":{"last_replicated_sequence":3,"host_head_sequence":5,"lag_frames":2,"lag_events":40,"lag_seconds":195.5,"last_delay_seconds":0.3,"last_heard":\#(heard2),"frames":3,"events":3}}}"#)) }
         let app = d.application(context)
         let findings = Findings()
         try await app.test(.live) { client in
@@ -517,10 +516,9 @@ struct DashboardTests {
             return #""\#(h)":{"last_replicated_sequence":100,"host_head_sequence":\#(100 + frames),"lag_frames":\#(frames),"lag_events":\#(frames * 500),"#
                 + #""lag_seconds":\#(lag),"last_delay_seconds":0.1,"last_heard":\#(heard),"frames":100,"events":20000}"#
         } }
-        context.replicationStats = {
-            #""aggregation":{"stream":"GRID_EVENTS","consumer":"aggregator-view","connected":true,"ready":true,"messages":1000,"events":200000,"#
-                + #""rejected":0,"held_back":0,"gaps_accepted":0,"rejections":[],"hosts":{"# + hostRows().joined(separator: ",") + "}}"
-        }
+        context.replicationStats = { (nil, RawJSON(
+            #"{"stream":"GRID_EVENTS","consumer":"aggregator-view","connected":true,"ready":true,"messages":1000,"events":200000,"#
+                + #""rejected":0,"held_back":0,"gaps_accepted":0,"rejections":[],"hosts":{"# + hostRows().joined(separator: ",") + "}}")) }
         let app = d.application(context)
         let findings = Findings()
         findings.note(String(format: "grid fixture: %d events, %d agents, %d nodes on %d hosts, generated, stored and compacted in %.1f s; ",

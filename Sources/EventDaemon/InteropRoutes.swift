@@ -1,10 +1,10 @@
 import Hummingbird
 import NIOCore
 
-extension HTTPAPI {
-    /// The routes of issue 18: `POST /api/events` (JSON events), `POST /v1/logs` (OTLP/HTTP logs) and
-    /// `GET /metrics` (Prometheus text exposition). Behind the same token rule as every route.
-    static func addInteropRoutes(to router: Router<BasicRequestContext>, _ api: APIContext) {
+/// The routes of issue 18: `POST /api/events` (JSON events) and `POST /v1/logs` (OTLP/HTTP logs), both
+/// HTTPIngest.swift, and `GET /metrics` (Prometheus text exposition). Behind the same token rule as every route.
+enum InteropRoutes {
+    static func addRoutes(to router: Router<BasicRequestContext>, api: APIContext) {
         HTTPIngest.addRoutes(to: router, api)
         router.get("/metrics") { _, _ in
             guard let render = api.metricsText else {
