@@ -243,7 +243,8 @@ let package = Package(
         .testTarget(name: "CrashStateTests", dependencies: ["StoreFixtures", "EventStore"]),
         .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
         .testTarget(name: "GridControlTests", dependencies: ["GridControl", "GridEvents"]),
-        // The emitter's delivery decisions over every combination of states, without processes.
+        // The emitter's parts without processes: the queue, the delivery decisions over every state, the window, and
+        // the queue policy and the threads' end with no daemon.
         .testTarget(name: "EventEmitterTests", dependencies: ["EventEmitter"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridFixtures", "GridEvents", "EventStore", "EventRecords", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),

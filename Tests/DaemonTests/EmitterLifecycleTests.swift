@@ -5,8 +5,8 @@ import GridEvents
 import GridFixtures
 import Testing
 
-/// The emitter as a library: freed when dropped, honest counts, a spool that checks its fdatasync and resyncs
-/// after damage without a system call per byte.
+/// The emitter as a library: honest counts, a spool that checks its fdatasync and resyncs after damage without a
+/// system call per byte. (That a dropped emitter is freed and its threads end: Tests/EventEmitterTests.)
 @Suite("Emitter lifecycle, counts and spool", .serialized, .timeLimit(.minutes(3)))
 struct EmitterLifecycleTests {
     func options(_ name: String, spool: String?, notices: NoticeLog? = nil) -> EmitterOptions {
@@ -26,21 +26,6 @@ struct EmitterLifecycleTests {
             usleep(10_000)
         }
         return condition()
-    }
-
-    @Test func anEmitterDroppedWithoutCloseIsFreed() throws {
-        let dir = TempDir("free")
-        weak var weakEmitter: EventEmitter?
-        do {
-            let emitter = EventEmitter(storage: dir.file("absent.sock"), options: options("freed", spool: dir.file("spool")))
-            weakEmitter = emitter
-            emitter.emit(heartbeat(1))
-        }
-        #expect(weakEmitter == nil, "the worker thread keeps an emitter nobody holds")
-        // Freed, it stopped its worker, kept what it held in its spool and released the spool's lock: a reader of
-        // the same name gets the same file and finds the event.
-        let contents = SpoolFuzzing.read(directory: dir.file("spool"), name: "freed")
-        #expect(contents?.records.count == 1)
     }
 
     @Test func aFailedSpoolFdatasyncIsNotCountedAsSpooled() throws {
