@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 import GridBase
 import GridEvents
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import EmitterSpool
 import EventWire
 import GridBase
 import GridEvents

@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 import EventWire
 import GridBase
 import GridEvents

@@ -1,3 +1,4 @@
+import EmitterSpool
 import Foundation
 import GridBase
 import GridEvents

@@ -1,3 +1,4 @@
+import EmitterSpool
 @testable import EventEmitter
 import Foundation
 import Testing
