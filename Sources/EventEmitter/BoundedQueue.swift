@@ -16,26 +16,28 @@ struct BoundedQueue<Element> {
 
     var capacity: Int { ring.count }
     var isEmpty: Bool { count == 0 }
-    var isFull: Bool { count == ring.count }
+    var isFull: Bool {
+        @inline(__always) get { count == ring.count }
+    }
 
     /// The oldest element.
     var first: Element? { count > 0 ? ring[head] : nil }
 
-    /// Appends `element` as the newest; false (and nothing changes) when the queue is full.
-    @discardableResult
-    mutating func append(_ element: Element) -> Bool {
-        guard count < ring.count else { return false }
+    /// Appends `element` as the newest. The queue must not be full (the caller checks `isFull` first and applies
+    /// its policy); appending to a full queue traps. (No path that drops `element`, so it is moved into the ring,
+    /// not copied: this is on `emit`'s path.)
+    @inline(__always)
+    mutating func append(_ element: consuming Element) {
+        precondition(count < ring.count, "append to a full BoundedQueue")
         ring[(head + count) % ring.count] = element
         count += 1
-        return true
     }
 
     /// Removes and returns the oldest element.
     @discardableResult
     mutating func removeFirst() -> Element? {
         guard count > 0 else { return nil }
-        let e = ring[head]
-        ring[head] = nil
+        let e = ring[head].take()
         head = (head + 1) % ring.count
         count -= 1
         return e
@@ -46,8 +48,17 @@ struct BoundedQueue<Element> {
     mutating func removeFirst(max: Int, while accept: (Element) -> Bool = { _ in true }) -> [Element] {
         var out: [Element] = []
         out.reserveCapacity(Swift.min(max, count))
-        while count > 0, out.count < max, accept(ring[head]!) {
-            out.append(removeFirst()!)
+        // Each element is moved out of the ring (and back if refused), never copied: this runs under the
+        // emitter's lock for every event sent.
+        while count > 0, out.count < max {
+            let e = ring[head].take()!
+            guard accept(e) else {
+                ring[head] = consume e
+                break
+            }
+            out.append(e)
+            head = (head + 1) % ring.count
+            count -= 1
         }
         return out
     }
@@ -84,14 +95,16 @@ enum QueueSignals {
     ///   - workerWaiting: the worker is waiting for a batch to build up, or idle.
     ///   - spilling: the spool writer is already spilling.
     ///   - spillsAboveHighWater: events go to the spool above the high-water mark (see
-    ///     `EmitterCore.spillsAboveHighWater`).
+    ///     `EmitterCore.spillsAboveHighWater`); asked only at the high-water mark, since `emit` pays for this call.
+    @inline(__always)
     static func afterAppend(
-        queued: Int, maxBatchEvents: Int, highWaterMark: Int, workerWaiting: Bool, spilling: Bool, spillsAboveHighWater: Bool
+        queued: Int, maxBatchEvents: Int, highWaterMark: Int, workerWaiting: Bool, spilling: Bool,
+        spillsAboveHighWater: @autoclosure () -> Bool
     ) -> AfterAppend {
         // A waiting worker is woken once a full batch is there (or the queue reached its high-water mark); short
         // of that it sends what it has when its batch delay ends.
         var wake = workerWaiting && (queued >= maxBatchEvents || queued >= highWaterMark)
-        let startSpilling = queued >= highWaterMark && !spilling && spillsAboveHighWater
+        let startSpilling = queued >= highWaterMark && !spilling && spillsAboveHighWater()
         if startSpilling { wake = true }
         return AfterAppend(wake: wake, startSpilling: startSpilling)
     }
