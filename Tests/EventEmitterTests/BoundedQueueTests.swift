@@ -4,14 +4,6 @@ import Testing
 /// The emitter's queue on its own: never more than its capacity, first in first out, events put back in front in
 /// their order with the newest kept, and the rule for waking the threads after an append.
 @Suite struct BoundedQueueTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next(_ n: Int) -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int((state >> 33) % UInt64(n))
-        }
-    }
-
     /// Appends `element` unless the queue is full, as `EmitterCore.enqueue` does; whether it was appended.
     func offer(_ q: inout BoundedQueue<Int>, _ element: Int) -> Bool {
         if q.isFull { return false }
