@@ -130,7 +130,7 @@ bench: release
 
 # Builds the libFuzzer targets (Fuzz/, one per decoder) with libFuzzer and AddressSanitizer.
 fuzz-build: deps
-	@dir=$$(Tools/fuzz-mirror.sh) && cd "$$dir" && $(SWIFT) build $(FUZZ_BUILD_FLAGS)
+	@dir=$$(Tools/fuzz-mirror.sh) && cd "$$dir" && GRID_FUZZ_BUILD=1 $(SWIFT) build $(FUZZ_BUILD_FLAGS)
 
 # Runs every fuzz target FUZZ_SECONDS (default 60) seconds; FUZZ_TARGETS="a b" picks some. Crash inputs land in
 # Fuzz/Regressions/<target>/ (which swift test replays) and fail the run. Table in .build/fuzz-work/summary.txt.

@@ -5,6 +5,12 @@ import PackageDescription
 /// the tests use, and in the release build `make chaos` makes with `-DGRID_FAULT_INJECTION`; never in a release.
 let faultInjection = SwiftSetting.define("GRID_FAULT_INJECTION", .when(configuration: .debug))
 
+/// The decoders' fuzz harnesses (target `FuzzTargets`) are a product only for Fuzz/Package.swift, which `make
+/// fuzz-build` builds with GRID_FUZZ_BUILD=1 set; otherwise they are a target for Tests/FuzzRegressionTests alone,
+/// and a package that depends on this one sees no fuzz or test code among its products.
+let fuzzProducts: [Product] =
+    Context.environment["GRID_FUZZ_BUILD"] == "1" ? [.library(name: "FuzzTargets", targets: ["FuzzTargets"])] : []
+
 let package = Package(
     name: "SutraGridEvents",
     // Linux only: the system calls go through Glibc (no Darwin branches), so no Apple platform is declared.
@@ -27,8 +33,6 @@ let package = Package(
         // events (SampleGrid) and self-checking synthetic store batches (SyntheticEvents).
         .library(name: "GridFixtures", targets: ["GridFixtures"]),
         .library(name: "StoreFixtures", targets: ["StoreFixtures"]),
-        // The decoders' fuzz harnesses, shared by Fuzz/ (libFuzzer) and Tests/FuzzRegressionTests.
-        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
         .executable(name: "grid-eventd", targets: ["grid-eventd"]),
         .executable(name: "grid-cli", targets: ["grid-cli"]),
         .executable(name: "grid-master", targets: ["grid-master"]),
@@ -37,7 +41,7 @@ let package = Package(
         .executable(name: "store-stress", targets: ["store-stress"]),
         .executable(name: "emit-load", targets: ["emit-load"]),
         .executable(name: "grid-chaos", targets: ["grid-chaos"]),
-    ],
+    ] + fuzzProducts,
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -51,7 +55,7 @@ let package = Package(
     ],
     targets: [
         // The module graph, bottom up (docs/ARCHITECTURE.md draws it):
-        //   CXXHashInline -> GridBase -> GridEvents -> EventWire -> EventEmitter   (what a producer links)
+        //   CXXHashInline -> GridBase -> GridEvents -> EventWire, EmitterSpool -> EventEmitter   (what a producer links)
         //   GridBase, CLZ4 -> EventStore; GridEvents + EventStore -> EventRecords -> EventQuery -> EventDaemon
         // liblz4 is the only C library linked (by EventStore); xxHash is compiled in from its header.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -70,10 +74,13 @@ let package = Package(
         .target(name: "GridVersion"),
         // sd_notify readiness for the daemons (Type=notify units).
         .target(name: "SystemdNotify"),
+        // The emitter's spool file (docs/FORMAT.md, "Emitter spool"): its one reader and writer, with a public API
+        // for the emitter and the spool's fuzz target.
+        .target(name: "EmitterSpool", dependencies: ["GridBase", "GridEvents"]),
         // What every grid process and any outside Swift service links: no engine, no liblz4, no libxxhash.
         .target(
             name: "EventEmitter",
-            dependencies: ["EventWire", "GridEvents", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["EventWire", "GridEvents", "EmitterSpool", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "EventQuery", dependencies: ["EventStore", "GridEvents", "EventRecords"]),
         // Test, tool and benchmark fixtures: no production module depends on them.
@@ -109,7 +116,7 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "EventStore", "GridEvents", "EventRecords", "EventWire", "EventEmitter", "EventQuery", "NATSProtocol", "GridFixtures",
+                "EventStore", "GridEvents", "EventRecords", "EventWire", "EmitterSpool", "EventQuery", "NATSProtocol", "GridFixtures",
             ]
         ),
         // Replication through NATS JetStream: the host-side replicator and the aggregator (cluster view).
@@ -243,8 +250,9 @@ let package = Package(
         .testTarget(name: "CrashStateTests", dependencies: ["StoreFixtures", "EventStore"]),
         .testTarget(name: "GridBaseTests", dependencies: ["GridBase"]),
         .testTarget(name: "GridControlTests", dependencies: ["GridControl", "GridEvents"]),
-        // The emitter's delivery decisions over every combination of states, without processes.
-        .testTarget(name: "EventEmitterTests", dependencies: ["EventEmitter"]),
+        // The emitter's parts without processes: the queue, the delivery decisions over every state, the window, and
+        // the queue policy and the threads' end with no daemon.
+        .testTarget(name: "EventEmitterTests", dependencies: ["EventEmitter", "EmitterSpool"]),
         .testTarget(name: "GridEventsTests", dependencies: ["GridFixtures", "GridEvents", "EventStore", "EventRecords", "EventWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "EventStore", "GridEvents", "EventRecords"]),
         // The query oracle (random worlds and plain-scan answers) shared by the query and HTTP tests.
@@ -254,7 +262,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "GridFixtures",
-                "EventDaemon", "EventQuery", "EventEmitter", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
+                "EventDaemon", "EventQuery", "EventEmitter", "EmitterSpool", "EventWire", "GridEvents", "EventStore", "EventRecords", "GridControl", "GridMaster", "GridAgent",
                 "EventReplication", "NATSClient", "NATSTestSupport", "GridVersion",
             ]
         ),

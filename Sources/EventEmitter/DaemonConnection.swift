@@ -1,5 +1,6 @@
 import EventWire
 import GridBase
+import GridEvents
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,6 +51,23 @@ final class DaemonConnection {
     }
 
     deinit { close(fd) }
+
+    /// Sends one batch frame (docs/FORMAT.md, "Socket protocol"): the events of `producer` numbered from
+    /// `firstSequence` on, each written into the body by `encode`.
+    func sendBatch<Events: Collection>(
+        producer: String, firstSequence: UInt64, _ events: Events, encode: (Events.Element, inout [UInt8]) -> Void
+    ) throws {
+        var body: [UInt8] = []
+        body.reserveCapacity(64 + events.count * 128)
+        EventEncoder.string(producer, &body)
+        EventEncoder.u64(firstSequence, &body)
+        EventEncoder.varint(UInt64(events.count), &body)
+        for e in events { encode(e, &body) }
+        try send(WireCodec.frame(type: DaemonConnection.batchFrameType, body: body))
+    }
+
+    /// The batch frame's type code.
+    static let batchFrameType: UInt8 = 3
 
     func send(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { b in

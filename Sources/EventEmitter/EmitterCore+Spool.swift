@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 import GridBase
 import GridEvents
 #if canImport(Glibc)
@@ -13,20 +14,14 @@ extension EmitterCore {
     /// could be taken (no usable spool, spool full, empty queue).
     @discardableResult
     func spillChunk(max: Int) -> Bool {
-        guard let spool, spoolUsable, !spillFailing, count > 0 else { return false }
+        guard let spool, spoolUsable, !spillFailing, !queue.isEmpty else { return false }
         let room = spool.limit - spoolFileBytes - spoolReserved
-        var taken: [Pending] = []
-        taken.reserveCapacity(Swift.min(max, count))
         var bound = 0
-        while count > 0, taken.count < max {
-            let p = ring[head]!
+        let taken = queue.removeFirst(max: max) { p in
             let b = Spool.recordBound(producer: producerId, kind: p.kind, id: p.id, producerTag: producerTag)
-            if bound + b > room { break }
+            if bound + b > room { return false }
             bound += b
-            taken.append(p)
-            ring[head] = nil
-            head = (head + 1) % ring.count
-            count -= 1
+            return true
         }
         guard !taken.isEmpty else {
             if !spoolFullNoticeGiven {
@@ -62,7 +57,7 @@ extension EmitterCore {
 
     /// Spills the whole queue (or what the spool has room for). Lock held.
     func spillAll() {
-        while count > 0, spillChunk(max: 8192) {}
+        while !queue.isEmpty, spillChunk(max: 8192) {}
     }
 
     /// The spool writer thread: writes chunks in ticket order, several at once up to 8 MiB, and spills above the
@@ -123,7 +118,7 @@ extension EmitterCore {
                 continue
             }
             // Above the high-water mark, spill until the queue is down to half of it.
-            if spillDraining || count >= highWaterMark, count > highWaterMark / 2, spillsAboveHighWater,
+            if spillDraining || queue.count >= highWaterMark, queue.count > highWaterMark / 2, spillsAboveHighWater,
                 unwrittenBytes < EmitterCore.maxUnwrittenBytes
             {
                 spillDraining = true

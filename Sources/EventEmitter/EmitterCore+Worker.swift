@@ -1,3 +1,4 @@
+import EmitterSpool
 import EventWire
 import GridBase
 import GridEvents
@@ -31,7 +32,7 @@ extension EmitterCore {
             case .backOffRefused:
                 storeRefused = false
                 counters.storeRefusals += 1
-                let spilled = count > 0 && spoolUsable
+                let spilled = !queue.isEmpty && spoolUsable
                 spillAll()
                 lock.unlock()
                 let first = refusalBackoff == 0
@@ -46,7 +47,7 @@ extension EmitterCore {
                 if connection == nil {
                     // Unreachable: keep memory bounded by spilling everything queued, then wait and retry.
                     let spilled = lock.withLock { () -> Bool in
-                        let had = count > 0 && spoolUsable
+                        let had = !queue.isEmpty && spoolUsable
                         spillAll()
                         return had
                     }
@@ -91,7 +92,7 @@ extension EmitterCore {
                 workerWaiting = true
                 lock.wait(seconds: options.batchDelaySeconds)
                 workerWaiting = false
-                if inTransit > 0 || count == 0 {
+                if inTransit > 0 || queue.isEmpty {
                     lock.unlock()
                     continue
                 }
@@ -120,7 +121,7 @@ extension EmitterCore {
         DeliveryPlan.DeliveryState(
             connected: connected, closing: closing, closingDrained: closingDrained, storeRefused: storeRefused,
             inFlightBatches: delivery.inFlight.count, retryBatches: delivery.retry.count, cautious: delivery.cautious, ownSpoolPending: !spoolEmpty,
-            adoptedSpools: adopted.count, queued: count, highWaterMark: highWaterMark, maxBatchEvents: options.maxBatchEvents,
+            adoptedSpools: adopted.count, queued: queue.count, highWaterMark: highWaterMark, maxBatchEvents: options.maxBatchEvents,
             batchDelay: options.batchDelaySeconds > 0, inTransit: inTransit > 0, droppedUnreported: droppedUnreported > 0,
             orphanScanDue: spool != nil && monotonicNanos() - lastAdoptionScan > 30_000_000_000)
     }
@@ -180,24 +181,15 @@ extension EmitterCore {
         delivery.sent(kept)
         lock.unlock()
         if invalid > 0 { options.notice("dropped \(invalid) invalid event(s)") }
-        var body: [UInt8] = []
-        body.reserveCapacity(64 + kept.count * 128)
-        EventEncoder.string(producerId, &body)
-        EventEncoder.u64(kept[0].sequence, &body)
-        EventEncoder.varint(UInt64(kept.count), &body)
-        for p in kept {
-            EventEncoder.append(kind: p.kind, timestamp: p.timestamp, id: p.id, producerTag: producerTag, sequence: p.sequence, to: &body)
-        }
         do {
-            try conn.send(WireCodec.frame(type: EmitterCore.batchFrameType, body: body))
+            try conn.sendBatch(producer: producerId, firstSequence: kept[0].sequence, kept) { p, body in
+                EventEncoder.append(kind: p.kind, timestamp: p.timestamp, id: p.id, producerTag: producerTag, sequence: p.sequence, to: &body)
+            }
         } catch {
             connection = nil
             lostConnection("\(error)")
         }
     }
-
-    /// The batch frame's type code (docs/FORMAT.md, "Socket protocol").
-    static let batchFrameType: UInt8 = 3
 
     /// Waits for the next ack of the window's batches and retires what it covers.
     func awaitWindowAck(_ conn: DaemonConnection, _ connection: inout DaemonConnection?) {
@@ -267,16 +259,10 @@ extension EmitterCore {
             var j = i + 1
             while j < records.count, records[j].producer == records[i].producer, records[j].sequence == records[j - 1].sequence + 1 { j += 1 }
             let run = records[i..<j]
-            var body: [UInt8] = []
-            body.reserveCapacity(64 + run.count * 128)
-            EventEncoder.string(run.first!.producer, &body)
-            EventEncoder.u64(run.first!.sequence, &body)
-            EventEncoder.varint(UInt64(run.count), &body)
-            for r in run {
-                EventEncoder.append(kind: r.event.kind, timestamp: r.event.timestamp, id: r.event.id, producerTag: "", sequence: 0, to: &body)
-            }
             do {
-                try connection.send(WireCodec.frame(type: EmitterCore.batchFrameType, body: body))
+                try connection.sendBatch(producer: run.first!.producer, firstSequence: run.first!.sequence, run) { r, body in
+                    EventEncoder.append(kind: r.event.kind, timestamp: r.event.timestamp, id: r.event.id, producerTag: "", sequence: 0, to: &body)
+                }
                 _ = try connection.awaitAck(producer: run.first!.producer, through: run.last!.sequence, timeout: options.ackTimeoutSeconds)
                 refusalBackoff = 0
                 lock.withLock {

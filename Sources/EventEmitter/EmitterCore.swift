@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 import EventWire
 import GridBase
 import GridEvents
@@ -37,10 +38,8 @@ final class EmitterCore: @unchecked Sendable {
     let producerId: String
 
     let lock = ConditionLock()
-    // Ring buffer of pending events.
-    var ring: [Pending?]
-    var head = 0
-    var count = 0
+    /// Events emitted and not yet taken for a batch or the spool (bounded; `whenFull` says what happens when full).
+    var queue: BoundedQueue<Pending>
     var nextSequence: UInt64 = 1
     var counters = EmitterStats()
     var droppedUnreported = 0
@@ -101,7 +100,7 @@ final class EmitterCore: @unchecked Sendable {
         self.options = options
         self.producerTag = producerTag
         self.producerId = producerId
-        ring = Array(repeating: nil, count: max(1, options.queueCapacity))
+        queue = BoundedQueue(capacity: options.queueCapacity)
         if let dir = options.spoolDirectory {
             spool = Spool(
                 directory: dir, name: options.producerName, limit: options.spoolLimitBytes, faults: options.spoolFaults,
@@ -146,7 +145,7 @@ final class EmitterCore: @unchecked Sendable {
     func enqueue(_ kind: GridEventKind, timestamp: Int64?, id: String?, isReport: Bool = false, validated: Bool = false) -> UInt64 {
         let ts = timestamp ?? GridClock.nowMicros()
         lock.lock()
-        if count == ring.count {
+        if queue.isFull {
             guard !isReport, makeRoom() else {
                 lock.unlock()
                 return 0
@@ -154,14 +153,13 @@ final class EmitterCore: @unchecked Sendable {
         }
         let seq = nextSequence
         nextSequence += 1
-        ring[(head + count) % ring.count] = Pending(sequence: seq, timestamp: ts, kind: kind, id: id, isReport: isReport, validated: validated)
-        count += 1
+        queue.append(Pending(sequence: seq, timestamp: ts, kind: kind, id: id, isReport: isReport, validated: validated))
         counters.emitted += isReport ? 0 : 1
-        var wake = workerWaiting && (count >= options.maxBatchEvents || count >= highWaterMark)
-        if count >= highWaterMark, !spillDraining, spillsAboveHighWater {
-            spillDraining = true
-            wake = true
-        }
+        let signal = QueueSignals.afterAppend(
+            queued: queue.count, maxBatchEvents: options.maxBatchEvents, highWaterMark: highWaterMark, workerWaiting: workerWaiting,
+            spilling: spillDraining, spillsAboveHighWater: spillsAboveHighWater)
+        if signal.startSpilling { spillDraining = true }
+        let wake = signal.wake
         lock.unlock()
         if wake { lock.withLock { lock.broadcast() } }
         return seq
@@ -172,19 +170,17 @@ final class EmitterCore: @unchecked Sendable {
     private func makeRoom() -> Bool {
         switch options.whenFull {
         case .dropOldest:
-            while count == ring.count {
+            while queue.isFull {
                 if unwrittenBytes < EmitterCore.maxUnwrittenBytes, spillChunk(max: EmitterCore.assistChunk) { continue }
                 // Queue and spool full (or the disk is behind): drop the oldest.
-                ring[head] = nil
-                head = (head + 1) % ring.count
-                count -= 1
+                queue.removeFirst()
                 counters.dropped += 1
                 droppedUnreported += 1
             }
             return true
         case .wait(let seconds):
             let deadline = monotonicNanos() + UInt64(max(0, seconds) * 1e9)
-            while count == ring.count {
+            while queue.isFull {
                 let now = monotonicNanos()
                 if closing || now >= deadline {
                     counters.timedOut += 1
@@ -206,40 +202,27 @@ final class EmitterCore: @unchecked Sendable {
         return !counters.connected
     }
 
+    /// Takes the oldest queued events for a batch: at most `max`, and at most `maxBytes` encoded (an upper bound
+    /// of the encoded size, so a batch never exceeds the daemon's frame limit; the first is always taken). Lock
+    /// held.
     func takeFromQueue(max: Int, maxBytes: Int = Int.max) -> [Pending] {
-        var out: [Pending] = []
-        out.reserveCapacity(Swift.min(max, count))
         var bytes = 0
-        while count > 0, out.count < max {
-            if maxBytes != Int.max {
-                // An upper bound of the encoded size, so a batch never exceeds the daemon's frame limit.
-                let p = ring[head]!
-                let size = EventEncoder.sizeBound(kind: p.kind, id: p.id, producerTag: producerTag)
-                if !out.isEmpty, bytes + size > maxBytes { break }
-                bytes += size
-            }
-            out.append(ring[head]!)
-            ring[head] = nil
-            head = (head + 1) % ring.count
-            count -= 1
+        let out = queue.removeFirst(max: max) { p in
+            guard maxBytes != Int.max else { return true }
+            let size = EventEncoder.sizeBound(kind: p.kind, id: p.id, producerTag: producerTag)
+            if bytes > 0, bytes + size > maxBytes { return false }
+            bytes += size
+            return true
         }
         if waitingEmitters > 0, !out.isEmpty { lock.broadcast() }
         return out
     }
 
-    /// Puts events back at the front of the queue (dropping the oldest if they no longer fit).
+    /// Puts events back at the front of the queue (dropping the oldest of them if they no longer fit). Lock held.
     func requeueFront(_ pending: [Pending]) {
-        for p in pending.reversed() {
-            if count == ring.count {
-                // Full: the newest are kept, so this (older) one is the one dropped.
-                counters.dropped += 1
-                droppedUnreported += 1
-                continue
-            }
-            head = (head - 1 + ring.count) % ring.count
-            ring[head] = p
-            count += 1
-        }
+        let dropped = queue.prepend(contentsOf: pending)
+        counters.dropped += dropped
+        droppedUnreported += dropped
     }
 
     // MARK: Flush, stats, close
@@ -247,7 +230,7 @@ final class EmitterCore: @unchecked Sendable {
     /// Whether anything is still to be delivered: queued, in flight, on its way to the spool, in a spool.
     var hasPending: Bool {
         lock.withLock {
-            count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0
+            queue.count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0
         }
     }
 
@@ -257,7 +240,7 @@ final class EmitterCore: @unchecked Sendable {
         defer { lock.unlock() }
         lock.broadcast()
         var done = true
-        while count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0 {
+        while queue.count > 0 || delivery.inFlightEvents > 0 || inTransit > 0 || !delivery.retry.isEmpty || !spoolEmpty || !adopted.isEmpty || droppedUnreported > 0 {
             let now = monotonicNanos()
             if now >= deadline {
                 done = false
@@ -273,7 +256,7 @@ final class EmitterCore: @unchecked Sendable {
     var stats: EmitterStats {
         lock.withLock {
             var s = counters
-            s.queued = count + delivery.inFlightEvents + inTransit + delivery.retryEvents
+            s.queued = queue.count + delivery.inFlightEvents + inTransit + delivery.retryEvents
             return s
         }
     }

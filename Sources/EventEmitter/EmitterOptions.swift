@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import EmitterSpool
 import Foundation
 import GridBase
 import GridEvents
@@ -29,7 +30,7 @@ public final class EventEmitter: @unchecked Sendable {
     /// `<producer name>-<tag>`, as sent in hello and batches.
     public let producerId: String
     /// The threads hold the core, never this object, so dropping the last reference to it ends them.
-    private let core: EmitterCore?
+    let core: EmitterCore?
 
     /// An emitter sending to `storage`: a socket path or `unix:///path`. By default from `EVENT_STORAGE`;
     /// unset or empty gives a disabled emitter that says so once and costs nothing per emit.

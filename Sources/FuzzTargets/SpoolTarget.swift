@@ -1,4 +1,4 @@
-@_spi(Testing) import EventEmitter
+import EmitterSpool
 import EventStore
 import GridEvents
 import GridFixtures
@@ -15,7 +15,7 @@ extension FuzzTargets {
         if flags & 1 == 1 { repairSpoolChecksums(&file) }
         let dir = Scratch.fresh("spool-file")
         Scratch.write(file, to: dir + "/fuzz.spool")
-        guard let contents = SpoolFuzzing.read(directory: dir, name: "fuzz") else { fatalError("spool did not open") }
+        guard let contents = readSpool(directory: dir, name: "fuzz") else { fatalError("spool did not open") }
         var last: UInt64 = 16
         for r in contents.records {
             check(r.end > last && r.end <= contents.writeOffset, "record end \(r.end) out of order (after \(last))")
@@ -25,10 +25,36 @@ extension FuzzTargets {
         check(contents.end <= contents.writeOffset, "read past the spool's end")
         if file.count >= 16, Array(file.prefix(8)) == Array("SGSPOOL1".utf8) {
             check(contents.end == contents.writeOffset, "a complete read stops at \(contents.end) of \(contents.writeOffset)")
-            guard let again = SpoolFuzzing.read(directory: dir, name: "fuzz") else { fatalError("spool did not reopen") }
+            guard let again = readSpool(directory: dir, name: "fuzz") else { fatalError("spool did not reopen") }
             check(again.records == contents.records, "a second read of the same spool differs")
         }
     }, seeds: { spoolSeeds() })
+
+    /// What reading a whole spool found.
+    struct SpoolContents {
+        var records: [SpoolRecord]
+        /// Where reading stopped (the spool's write offset unless a limit was hit).
+        var end: UInt64
+        /// The spool's size when opened (its write offset).
+        var writeOffset: UInt64
+    }
+
+    /// Opens the spool `name` in `directory` as an emitter does at start (`EmitterSpool`'s public API) and reads
+    /// every record from its read offset; nil when it cannot be opened. The file is closed (its lock released)
+    /// before this returns.
+    static func readSpool(directory: String, name: String) -> SpoolContents? {
+        guard let spool = Spool(directory: directory, name: name, limit: Int.max, notice: { _ in }) else { return nil }
+        defer { spool.closeFile() }
+        let (records, end) = spool.read(maxEvents: 100_000, maxBytes: 1 << 26)
+        return SpoolContents(records: records, end: end, writeOffset: spool.writeOffset)
+    }
+
+    /// Appends `records` to the spool `name` in `directory`, creating it (seed spools from real encodings).
+    static func writeSpool(directory: String, name: String, _ records: [(String, UInt64, GridEvent)]) {
+        guard let spool = Spool(directory: directory, name: name, limit: 1 << 30, notice: { _ in }) else { return }
+        defer { spool.closeFile() }
+        spool.append(records.map { SpoolRecord(producer: $0.0, sequence: $0.1, event: $0.2) })
+    }
 
     static let spoolHeader: [UInt8] = Array("SGSPOOL1".utf8) + [1, 0, 0, 0, 0, 0, 0, 0]
 
@@ -48,9 +74,9 @@ extension FuzzTargets {
         let dir = Scratch.fresh("spool-seed")
         defer { Scratch.removeTree(dir) }
         let events = SampleGrid.oneOfEach()
-        SpoolFuzzing.write(directory: dir, name: "seed", events.prefix(3).enumerated().map { ("grid-master", UInt64($0 + 1), $1) })
+        writeSpool(directory: dir, name: "seed", events.prefix(3).enumerated().map { ("grid-master", UInt64($0 + 1), $1) })
         let three = Scratch.read(dir + "/seed.spool")
-        SpoolFuzzing.write(directory: dir, name: "seed", [("grid-agent-7", 99, events.last!)])
+        writeSpool(directory: dir, name: "seed", [("grid-agent-7", 99, events.last!)])
         let four = Scratch.read(dir + "/seed.spool")
         return [[0] + three, [1] + four, [3] + Array(three.dropFirst(16)), [0] + spoolHeader, [0]]
     }

@@ -1,3 +1,4 @@
+@_spi(Testing) import EmitterSpool
 @_spi(Testing) import EventEmitter
 import EventStore
 import Foundation
@@ -5,8 +6,8 @@ import GridEvents
 import GridFixtures
 import Testing
 
-/// The emitter as a library: freed when dropped, honest counts, a spool that checks its fdatasync and resyncs
-/// after damage without a system call per byte.
+/// The emitter as a library: honest counts, a spool that checks its fdatasync and resyncs after damage without a
+/// system call per byte. (That a dropped emitter is freed and its threads end: Tests/EventEmitterTests.)
 @Suite("Emitter lifecycle, counts and spool", .serialized, .timeLimit(.minutes(3)))
 struct EmitterLifecycleTests {
     func options(_ name: String, spool: String?, notices: NoticeLog? = nil) -> EmitterOptions {
@@ -14,6 +15,13 @@ struct EmitterLifecycleTests {
         o.spoolDirectory = spool
         o.notice = { m in notices?.add(m) }
         return o
+    }
+
+    /// Appends `records` to the spool `name` in `directory` (creating it) and closes it.
+    func writeSpool(_ directory: String, _ name: String, _ records: [SpoolRecord]) {
+        let spool = Spool(directory: directory, name: name, limit: 1 << 30, notice: { _ in })
+        #expect(spool?.append(records) == records.count)
+        spool?.closeFile()
     }
 
     func heartbeat(_ i: Int) -> GridEventKind { .agentHeartbeat(agentId: "agent-\(i % 100)", storageNodeCount: i % 32) }
@@ -26,21 +34,6 @@ struct EmitterLifecycleTests {
             usleep(10_000)
         }
         return condition()
-    }
-
-    @Test func anEmitterDroppedWithoutCloseIsFreed() throws {
-        let dir = TempDir("free")
-        weak var weakEmitter: EventEmitter?
-        do {
-            let emitter = EventEmitter(storage: dir.file("absent.sock"), options: options("freed", spool: dir.file("spool")))
-            weakEmitter = emitter
-            emitter.emit(heartbeat(1))
-        }
-        #expect(weakEmitter == nil, "the worker thread keeps an emitter nobody holds")
-        // Freed, it stopped its worker, kept what it held in its spool and released the spool's lock: a reader of
-        // the same name gets the same file and finds the event.
-        let contents = SpoolFuzzing.read(directory: dir.file("spool"), name: "freed")
-        #expect(contents?.records.count == 1)
     }
 
     @Test func aFailedSpoolFdatasyncIsNotCountedAsSpooled() throws {
@@ -70,7 +63,7 @@ struct EmitterLifecycleTests {
     @Test func resyncAfterDamageReadsInLargeChunks() throws {
         let dir = TempDir("resync")
         let events = SampleGrid(seed: 5).eventsArray(200)
-        SpoolFuzzing.write(directory: dir.path, name: "r", events.prefix(100).enumerated().map { ("p-1", UInt64($0 + 1), $1) })
+        writeSpool(dir.path, "r", events.prefix(100).enumerated().map { SpoolRecord(producer: "p-1", sequence: UInt64($0 + 1), event: $1) })
         // 100 KiB of damage between the two halves.
         var rng = SystemRandomNumberGenerator()
         let garbage = (0..<(100 << 10)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -78,13 +71,14 @@ struct EmitterLifecycleTests {
         handle.seekToEndOfFile()
         handle.write(Data(garbage))
         try handle.close()
-        SpoolFuzzing.write(directory: dir.path, name: "r", events.suffix(100).enumerated().map { ("p-1", UInt64($0 + 101), $1) })
+        writeSpool(dir.path, "r", events.suffix(100).enumerated().map { SpoolRecord(producer: "p-1", sequence: UInt64($0 + 101), event: $1) })
         let faults = SpoolFaults()
-        let contents = try #require(SpoolFuzzing.read(directory: dir.path, name: "r", faults: faults))
-        #expect(contents.records.count == 200)
-        #expect(contents.records.map(\.sequence) == Array(1...200))
-        #expect(contents.corruptions.count == 1)
-        #expect(contents.corruptions.first?.bytes == UInt64(100 << 10))
+        let spool = try #require(Spool(directory: dir.path, name: "r", limit: Int.max, faults: faults, notice: { _ in }))
+        let records = spool.read(maxEvents: 100_000, maxBytes: 1 << 26).records
+        #expect(records.count == 200)
+        #expect(records.map(\.sequence) == Array(1...200))
+        #expect(spool.corruptions.count == 1)
+        #expect(spool.corruptions.first?.bytes == UInt64(100 << 10))
         #expect(faults.preads < 100, "\(faults.preads) preads to read a 130 KiB spool")
     }
 

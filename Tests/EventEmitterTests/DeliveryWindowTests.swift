@@ -5,14 +5,6 @@ import Testing
 /// through `DeliveryPlan` as the worker runs them. What was acknowledged must be exactly the batches sent, each
 /// once, in the order they were first sent, except those rejected (dropped and counted); nothing is lost.
 @Suite struct DeliveryWindowTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next(_ n: Int) -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int((state >> 33) % UInt64(n))
-        }
-    }
-
     @Test(arguments: 0..<200)
     func randomLivesDeliverEverythingOnceInOrder(seed: Int) {
         var rng = Rng(state: UInt64(seed) &+ 1)

@@ -4,50 +4,50 @@ import GridEvents
 import Glibc
 #endif
 
-/// One spooled event: who produced it, its sequence number and the event.
-struct SpoolRecord {
-    var producer: String
-    var sequence: UInt64
-    var event: GridEvent
-    /// Spool offset just past this record (set by `read`).
-    var end: UInt64 = 0
-}
-
 /// The emitter's on-disk spool: an append-only file of checksummed records, read in order from a persisted read
 /// offset. It survives the emitting process's restart (the next process with the same producer name replays
-/// it, and a spool whose process died is adopted by a live one). Format in docs/FORMAT.md ("Emitter spool").
+/// it, and a spool whose process died is adopted by a live one). Format in docs/FORMAT.md ("Emitter spool"); this
+/// type is the one reader and writer of that format, used by `EventEmitter` and by the spool's fuzz target.
 ///
 /// One thread appends (the emitter's spool writer) while another reads and commits (the emitter's worker); a
 /// lock orders an append against the truncation a commit makes once everything is delivered. Appends are
 /// large sequential writes, each followed by one checked fdatasync.
-final class Spool {
-    static let magic = Array("SGSPOOL1".utf8)
-    static let headerSize: UInt64 = 16
-    static let recordHeader = 12
-    static let maxRecord = 1 << 20
+public final class Spool {
+    public static let magic = Array("SGSPOOL1".utf8)
+    public static let headerSize: UInt64 = 16
+    public static let recordHeader = 12
+    public static let maxRecord = 1 << 20
     /// Bytes read from the file at once when replaying (and when searching past damage).
     static let readChunk = 4 << 20
 
-    let path: String
-    let positionPath: String
+    public let path: String
+    /// `<path>.pos`: the read offset, saved as records are delivered.
+    public let positionPath: String
     /// `<name>-<pid>.spool`: removed once delivered, when its process ends or adopts it.
-    let isPidSuffixed: Bool
+    public let isPidSuffixed: Bool
     private let fd: Int32
     private let io: SpoolIO
-    let limit: Int
+    /// Largest size the emitter lets the file grow to, bytes (an adopted spool's: its size when adopted).
+    public let limit: Int
     private let lock = ConditionLock()
     private var _writeOffset: UInt64
-    private(set) var readOffset: UInt64
+    public private(set) var readOffset: UInt64
     /// Bytes skipped because they failed their checksum, and where.
-    private(set) var corruptions: [(offset: UInt64, bytes: UInt64)] = []
+    public private(set) var corruptions: [(offset: UInt64, bytes: UInt64)] = []
     private var window: [UInt8] = []
     private var windowStart: UInt64 = 0
 
-    var writeOffset: UInt64 { lock.withLock { _writeOffset } }
+    /// The file's size: where the next append goes.
+    public var writeOffset: UInt64 { lock.withLock { _writeOffset } }
 
     /// Opens (creating) the spool for `name` in `directory`; nil when it cannot (the reason goes to `notice`).
     /// When another live process holds `<name>.spool`, uses `<name>-<pid>.spool`.
-    init?(directory: String, name: String, limit: Int, faults: SpoolFaults? = nil, notice: (String) -> Void) {
+    public convenience init?(directory: String, name: String, limit: Int, notice: (String) -> Void) {
+        self.init(directory: directory, name: name, limit: limit, faults: nil, notice: notice)
+    }
+
+    /// As `init(directory:name:limit:notice:)`, with failures injected into its system calls (tests).
+    @_spi(Testing) public init?(directory: String, name: String, limit: Int, faults: SpoolFaults?, notice: (String) -> Void) {
         _ = directory.withCString { mkdir($0, 0o700) }
         let main = directory + "/" + name + ".spool"
         var opened = Spool.openLocked(main, create: true)
@@ -86,7 +86,12 @@ final class Spool {
     /// exists, or it has no valid header. The adopter holds its lock until it closes it, so no two processes
     /// replay the same file at once; the read position is saved as records are delivered, so an adopter that
     /// dies midway leaves the rest to the next.
-    init?(adopting path: String, faults: SpoolFaults?) {
+    public convenience init?(adopting path: String) {
+        self.init(adopting: path, faults: nil)
+    }
+
+    /// As `init(adopting:)`, with failures injected into its system calls (tests).
+    @_spi(Testing) public init?(adopting path: String, faults: SpoolFaults?) {
         guard let fd = Spool.openLocked(path, create: false) else { return nil }
         let io = SpoolIO(faults: faults)
         let size = Spool.fileSize(fd)
@@ -112,7 +117,7 @@ final class Spool {
 
     /// Closes the file, releasing its lock (for the next process with this producer name). Nothing is read or
     /// written after this.
-    func closeFile() {
+    public func closeFile() {
         lock.withLock {
             if !closed { close(fd) }
             closed = true
@@ -162,8 +167,9 @@ final class Spool {
         return n == Int(headerSize) && Array(header[0..<8]) == magic
     }
 
-    var pendingBytes: Int { lock.withLock { Int(_writeOffset - readOffset) } }
-    var isEmpty: Bool { lock.withLock { readOffset >= _writeOffset } }
+    /// Bytes not yet delivered (from the read offset to the end).
+    public var pendingBytes: Int { lock.withLock { Int(_writeOffset - readOffset) } }
+    public var isEmpty: Bool { lock.withLock { readOffset >= _writeOffset } }
 
     private static func loadPosition(_ path: String) -> UInt64? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -189,35 +195,10 @@ final class Spool {
 
     // MARK: Writing
 
-    /// Appends one spool record (header, then body: producer, sequence, the event's binary form) to `out`.
-    static func appendRecord(
-        producer: String, sequence: UInt64, kind: GridEventKind, timestamp: Int64, id: String?, producerTag: String,
-        to out: inout [UInt8]
-    ) {
-        let start = out.count
-        out.append(contentsOf: zeroHeader)
-        EventEncoder.string(producer, &out)
-        EventEncoder.u64(sequence, &out)
-        EventEncoder.append(kind: kind, timestamp: timestamp, id: id, producerTag: producerTag, sequence: sequence, to: &out)
-        let length = out.count - start - recordHeader
-        let sum = out.withUnsafeBytes { Hash.bytes(UnsafeRawBufferPointer(rebasing: $0[(start + recordHeader)...])) }
-        out.withUnsafeMutableBytes { b in
-            b.storeBytes(of: UInt32(length).littleEndian, toByteOffset: start, as: UInt32.self)
-            b.storeBytes(of: sum.littleEndian, toByteOffset: start + 4, as: UInt64.self)
-        }
-    }
-
-    private static let zeroHeader = [UInt8](repeating: 0, count: recordHeader)
-
-    /// An upper bound of a record's size, for reserving room before encoding it.
-    static func recordBound(producer: String, kind: GridEventKind, id: String?, producerTag: String) -> Int {
-        recordHeader + 5 + producer.utf8.count + 8 + EventEncoder.sizeBound(kind: kind, id: id, producerTag: producerTag)
-    }
-
     /// Appends encoded records (whole records, from `appendRecord`) with one write and one fdatasync. Returns 0,
     /// or the errno of a failed write or fdatasync: then the file is cut back to where it was and nothing of
     /// `bytes` counts as spooled (after a failed fdatasync the kernel may have dropped the pages).
-    func append(encoded bytes: [UInt8]) -> Int32 {
+    public func append(encoded bytes: [UInt8]) -> Int32 {
         guard !bytes.isEmpty else { return 0 }
         return lock.withLock {
             let err = bytes.withUnsafeBytes { io.pwriteAll(fd, $0, at: _writeOffset) }
@@ -233,7 +214,8 @@ final class Spool {
 
     /// Appends records in order until the size limit; returns how many were written (0 when the write or its
     /// fdatasync failed). One write, one fdatasync.
-    func append(_ records: [SpoolRecord]) -> Int {
+    @discardableResult
+    public func append(_ records: [SpoolRecord]) -> Int {
         var out: [UInt8] = []
         var written = 0
         let room = limit - Int(writeOffset)
@@ -274,7 +256,7 @@ final class Spool {
     /// Reads records from the read offset: up to `maxEvents`, about `maxBytes`. Returns them with the offset
     /// just past the last one. Records that fail their checksum are skipped and remembered in `corruptions`.
     /// Reads the file `readChunk` bytes at a time, also while searching past damage.
-    func read(maxEvents: Int, maxBytes: Int) -> (records: [SpoolRecord], end: UInt64) {
+    public func read(maxEvents: Int, maxBytes: Int) -> (records: [SpoolRecord], end: UInt64) {
         let end = writeOffset
         var records: [SpoolRecord] = []
         var offset = readOffset
@@ -342,7 +324,7 @@ final class Spool {
     /// Marks everything before `offset` delivered. When the spool is empty it is truncated back to its header;
     /// returns the bytes that freed.
     @discardableResult
-    func commit(through offset: UInt64) -> Int {
+    public func commit(through offset: UInt64) -> Int {
         lock.withLock {
             readOffset = max(readOffset, min(offset, _writeOffset))
             var freed = 0
@@ -360,13 +342,13 @@ final class Spool {
     }
 
     /// Deletes the file and its position file (call while holding the lock, that is before this object goes).
-    func removeFiles() {
+    public func removeFiles() {
         unlink(path)
         unlink(positionPath)
     }
 
     /// The spool files in `directory` that belong to producer `name` (`<name>.spool`, `<name>-<pid>.spool`).
-    static func siblings(directory: String, name: String) -> [String] {
+    public static func siblings(directory: String, name: String) -> [String] {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }
         var out: [String] = []
