@@ -151,13 +151,8 @@ final class DaemonReplication: @unchecked Sendable {
 
     /// The `replication` and `aggregation` members of `/api/stats` (JSON), or nil when neither runs.
     func stats() -> (replication: RawJSON?, aggregation: RawJSON?) {
-        // Foundation's encoder with sorted keys: `hosts` is a dictionary, which JSONStreamEncoder would write in
-        // hash order.
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        func json(_ value: some Encodable) -> RawJSON? {
-            (try? e.encode(value)).map { RawJSON(String(decoding: $0, as: UTF8.self)) }
-        }
+        // The one encoder of the HTTP answers (the aggregator's `hosts` is written with its keys sorted).
+        func json(_ value: some Encodable) -> RawJSON? { (try? JSONStreamEncoder().encode(value)).map(RawJSON.init) }
         return (replicator.flatMap { json($0.stats) }, aggregator.flatMap { json($0.stats) })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GridEvents
 
 /// A message the aggregator refused.
 public struct Rejection: Sendable, Codable, Equatable {
@@ -29,6 +30,8 @@ public struct HostReplicationStats: Sendable, Codable, Equatable {
     public var frames = 0
     public var events = 0
 
+    public init() {}
+
     enum CodingKeys: String, CodingKey {
         case lastSequence = "last_replicated_sequence", headSequence = "host_head_sequence", lagFrames = "lag_frames"
         case lagEvents = "lag_events", lagSeconds = "lag_seconds", lastDelaySeconds = "last_delay_seconds"
@@ -51,13 +54,15 @@ public struct AggregatorStats: Sendable, Codable {
     /// Gaps given up on after waiting (frames that never arrived).
     public var gapsAccepted = 0
     public var rejections: [Rejection] = []
-    public var hosts: [String: HostReplicationStats] = [:]
+    @SortedKeys public var hosts: [String: HostReplicationStats] = [:]
     public var lastError: String?
     /// The consumer's and the stream's state, as last read (every 2 s while nothing arrives).
     public var consumerState: ConsumerState?
     /// Times this run made its consumer again because it stopped delivering (`StreamProgress`), and why last.
     public var consumerRemade = 0
     public var lastConsumerRemade: String?
+
+    public init() {}
 
     enum CodingKeys: String, CodingKey {
         case stream, consumer, connected, ready, server, messages, events, rejected, rejections, hosts
@@ -82,6 +87,24 @@ public struct ConsumerState: Sendable, Codable, Equatable {
     /// Seconds since a pull last brought a message.
     public var idleSeconds: Double
     public var at: Int64
+
+    public init(
+        exists: Bool, deliveredStreamSequence: UInt64?, ackFloorStreamSequence: UInt64?, numPending: UInt64?,
+        numAckPending: Int?, numRedelivered: Int?, streamFirstSequence: UInt64?, streamLastSequence: UInt64?,
+        processedFloor: UInt64, idleSeconds: Double, at: Int64
+    ) {
+        self.exists = exists
+        self.deliveredStreamSequence = deliveredStreamSequence
+        self.ackFloorStreamSequence = ackFloorStreamSequence
+        self.numPending = numPending
+        self.numAckPending = numAckPending
+        self.numRedelivered = numRedelivered
+        self.streamFirstSequence = streamFirstSequence
+        self.streamLastSequence = streamLastSequence
+        self.processedFloor = processedFloor
+        self.idleSeconds = idleSeconds
+        self.at = at
+    }
 
     enum CodingKeys: String, CodingKey {
         case exists, deliveredStreamSequence = "delivered_stream_sequence", ackFloorStreamSequence = "ack_floor_stream_sequence"

@@ -61,6 +61,24 @@ public struct Nullable<Value: Encodable>: Encodable {
 
 extension Nullable: Sendable where Value: Sendable {}
 
+/// A dictionary property encoded as an object with its keys sorted (a dictionary's own order changes from run to
+/// run); decoded as a plain dictionary.
+@propertyWrapper
+public struct SortedKeys<Value: Codable>: Codable {
+    public var wrappedValue: [String: Value]
+
+    public init(wrappedValue: [String: Value]) { self.wrappedValue = wrappedValue }
+
+    public func encode(to encoder: any Encoder) throws {
+        try JSONObject(wrappedValue.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }).encode(to: encoder)
+    }
+
+    public init(from decoder: any Decoder) throws { wrappedValue = try [String: Value](from: decoder) }
+}
+
+extension SortedKeys: Sendable where Value: Sendable {}
+extension SortedKeys: Equatable where Value: Equatable {}
+
 /// A JSON object whose keys are data (event type names, ...), written in the order of `members`.
 public struct JSONObject<Value: Encodable>: Encodable {
     public var members: [(key: String, value: Value)]

@@ -150,7 +150,7 @@ struct ReplicationMetricsTests {
         let host = #"{"last_replicated_sequence":40,"host_head_sequence":52,"lag_frames":12,"lag_events":480,"lag_seconds":2.5,"last_delay_seconds":0.1,"frames":40,"events":1600}"#
         let aggregator = try JSONDecoder().decode(AggregatorStats.self, from: Data("""
             {"stream":"GRID_EVENTS","consumer":"aggregator-v","connected":true,"ready":true,"messages":40,"events":1600,"rejected":1,
-             "held_back":0,"gaps_accepted":0,"rejections":[],"hosts":{"web-7":\(host)}}
+             "held_back":0,"gaps_accepted":0,"consumer_remade":0,"rejections":[],"hosts":{"web-7":\(host)}}
             """.utf8))
         let replicator = try JSONDecoder().decode(ReplicatorStats.self, from: Data("""
             {"host_id":"web-7","stream":"GRID_EVENTS","subject":"grid.events.web-7","connected":true,"stream_ready":true,"cursor":40,

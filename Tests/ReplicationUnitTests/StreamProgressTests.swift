@@ -1,4 +1,5 @@
 import EventReplication
+import GridEvents
 import Foundation
 import Testing
 
@@ -120,5 +121,29 @@ import Testing
         #expect(remade == 1)
         #expect(p.floor == 200)
         #expect(seen == Set(stream))
+    }
+}
+
+/// The aggregator's counters as `/api/stats` writes them (the HTTP answers' one encoder): hosts in key order, every
+/// run the same bytes, and read back by a plain decoder.
+@Suite struct AggregatorStatsEncodingTests {
+    @Test func hostsAreWrittenInKeyOrderAndReadBack() throws {
+        var s = AggregatorStats()
+        s.stream = "GRID_EVENTS"
+        for h in ["h3", "h10", "a", "h1", "zz", "h2"] {
+            var stats = HostReplicationStats()
+            stats.lastSequence = UInt64(h.count)
+            s.hosts[h] = stats
+        }
+        s.consumerState = ConsumerState(
+            exists: true, deliveredStreamSequence: 9, ackFloorStreamSequence: 7, numPending: 0, numAckPending: 2,
+            numRedelivered: 0, streamFirstSequence: 1, streamLastSequence: 9, processedFloor: 7, idleSeconds: 2.5, at: 1)
+        let text = try JSONStreamEncoder().encode(s)
+        let positions = ["a", "h1", "h10", "h2", "h3", "zz"].map { try! #require(text.range(of: "\"\($0)\":{")).lowerBound }
+        #expect(positions == positions.sorted(), "hosts in key order: \(text)")
+        #expect(try JSONStreamEncoder().encode(s) == text)
+        let back = try JSONDecoder().decode(AggregatorStats.self, from: Data(text.utf8))
+        #expect(back.hosts == s.hosts)
+        #expect(back.consumerState == s.consumerState)
     }
 }
