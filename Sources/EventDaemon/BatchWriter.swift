@@ -84,7 +84,8 @@ final class BatchWriter: @unchecked Sendable {
         case .replicated(let batch):
             let stored = store.contains(ids: batch.map(\.event.id), timestamps: batch.map(\.event.timestamp))
             var fresh: [(event: GridEvent, records: [Record])] = []
-            var seen = Set<String>()
+            fresh.reserveCapacity(batch.count)
+            var seen = Set<String>(minimumCapacity: batch.count)
             for (b, isStored) in zip(batch, stored) where !isStored && seen.insert(b.event.id).inserted { fresh.append(b) }
             var records: [Record] = []
             var count = 0
@@ -265,8 +266,10 @@ final class BatchWriter: @unchecked Sendable {
     /// event repeated inside the group (the same batch resent on another connection) is left out after its first
     /// copy, as the store will ignore it.
     private func gridEventsToFold(_ jobs: [Job]) -> [GridEvent] {
-        var seen = Set<String>()
+        let count = jobs.reduce(0) { $0 + $1.newEvents.count }
+        var seen = Set<String>(minimumCapacity: count)
         var out: [GridEvent] = []
+        out.reserveCapacity(count)
         for job in jobs {
             for e in job.newEvents where GridFold.folds(e.type) && seen.insert(e.id).inserted { out.append(e) }
         }

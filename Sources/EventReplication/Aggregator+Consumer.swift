@@ -34,8 +34,7 @@ extension Aggregator {
                     // This run's progress starts at the lower of what the positions file says was processed and
                     // what the server says was acknowledged (a consumer made again past messages never processed
                     // here shows a higher ack floor).
-                    let server = existing?.ackFloor.streamSeq
-                    progress = StreamProgress(floor: min(savedFloor ?? server ?? 0, server ?? savedFloor ?? 0))
+                    progress = StreamProgress(floor: [savedFloor, existing?.ackFloor.streamSeq].compactMap { $0 }.min() ?? 0)
                 }
                 let start = startSequence(stream)
                 var cc = consumerConfig(startingAt: existing == nil ? start : nil)
