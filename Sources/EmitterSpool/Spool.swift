@@ -13,10 +13,10 @@ import Glibc
 /// lock orders an append against the truncation a commit makes once everything is delivered. Appends are
 /// large sequential writes, each followed by one checked fdatasync.
 public final class Spool {
-    public static let magic = Array("SGSPOOL1".utf8)
-    public static let headerSize: UInt64 = 16
-    public static let recordHeader = 12
-    public static let maxRecord = 1 << 20
+    static let magic = Array("SGSPOOL1".utf8)
+    static let headerSize: UInt64 = 16
+    static let recordHeader = 12
+    static let maxRecord = 1 << 20
     /// Bytes read from the file at once when replaying (and when searching past damage).
     static let readChunk = 4 << 20
 

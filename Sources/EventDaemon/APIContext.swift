@@ -65,6 +65,6 @@ public struct APIContext: Sendable {
     /// The answer `body` builds, encoded as a JSON response: both on `pool` (a large answer takes milliseconds
     /// to encode, kept off the event loops as the store reads are).
     func answer<T: Encodable>(_ body: @escaping @Sendable () throws -> T) async throws -> Response {
-        HTTPAPI.json(try await blocking { try HTTPAPI.encoded(body()) })
+        HTTPAPI.json(bytes: try await blocking { try HTTPAPI.encoded(body()) })
     }
 }

@@ -122,6 +122,7 @@ final class DaemonReplication: @unchecked Sendable {
     func stop(within seconds: Double = 10) async {
         let r = replicator
         let a = aggregator
+        var timer: Task<Void, Never>?
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let once = ResumeOnce(c)
             Task {
@@ -129,11 +130,12 @@ final class DaemonReplication: @unchecked Sendable {
                 await r?.stop()
                 once.resume()
             }
-            Task {
+            timer = Task {
                 try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
                 once.resume()
             }
         }
+        timer?.cancel()
     }
 
     /// Resumes a continuation the first time `resume()` is called.

@@ -54,8 +54,13 @@ public enum HTTPAPI {
 
     /// `text`, already JSON, as a response (a `String` passed here is not encoded again).
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        json(bytes: ByteBuffer(string: text), status: status)
+    }
+
+    /// JSON bytes as a response.
+    static func json(bytes: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+                 body: ResponseBody(byteBuffer: bytes))
     }
 
     /// The router; mount it in an `Application`. Each group of routes is its own type (docs/ARCHITECTURE.md,
@@ -80,16 +85,19 @@ public enum HTTPAPI {
 
     // MARK: Answers
 
-    /// `value`'s JSON (`JSONStreamEncoder`, the one encoder of every answer).
-    static func encoded(_ value: some Encodable) throws -> String {
-        try JSONStreamEncoder().encode(value)
+    /// `value`'s JSON (`JSONStreamEncoder`, the one encoder of every answer), as the bytes the response sends
+    /// (no round trip through a `String`).
+    static func encoded(_ value: some Encodable) throws -> ByteBuffer {
+        var w = JSONWriter()
+        try JSONStreamEncoder().encode(value, into: &w)
+        return ByteBuffer(bytes: w.bytes)
     }
 
     /// `value` as a JSON response, encoded where it is called (small answers; large ones: `APIContext.answer`).
     /// The answer types throw nothing of their own; should one, the answer is the `internal` error (500).
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         do {
-            return json(try encoded(value), status: status)
+            return json(bytes: try encoded(value), status: status)
         } catch {
             return json(#"{"error":{"code":"internal","message":"the answer could not be encoded"}}"#, status: .internalServerError)
         }

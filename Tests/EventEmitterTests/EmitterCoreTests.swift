@@ -81,8 +81,9 @@ struct EmitterCoreTests {
         emitter.close(timeout: 0)
     }
 
-    /// Dropped without `close()`, the emitter is freed at once, and so is its core: the core is only freed once
-    /// both of its threads (worker and spool writer) have returned and released it. A thread that held the
+    /// Dropped without `close()`, the emitter is freed at once (its `deinit` closes it without waiting), and so is
+    /// its core: the core is only freed once both of its threads (worker and spool writer) have returned and
+    /// released it. A thread that held the
     /// emitter, or that did not end, keeps one of the two alive and fails this.
     @Test func anEmitterDroppedWithoutCloseIsFreedAndItsThreadsEnd() {
         let dir = Scratch("free")
